@@ -1,0 +1,252 @@
+"""On-disk stores: content-addressed tarballs and last-known packuments, both size-capped.
+
+Every file is written to a temporary file in its final directory, checked, then renamed into
+place with `os.replace`, so a reader never sees a half-written file and a crash leaves only a
+`.tmp` file that the next start removes. Least recently used files are evicted past the cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+import orjson
+from cachetools import LRUCache
+
+from proxy.errors import UpstreamBadResponse
+from proxy.npm.integrity import Digest, Hasher
+
+log = logging.getLogger(__name__)
+
+TMP_SUFFIX = ".tmp"
+MEMORY_ITEM_MAX = 1024 * 1024  # bytes: tarballs up to this size are also kept in memory when hot
+
+Sink = Callable[[bytes], object]
+
+
+class FileIndex:
+    """Sizes of the files under a directory in least-recently-used order, with a byte cap.
+
+    Thread-safe: files are written from worker threads and read from the event loop.
+    """
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root = root
+        self.max_bytes = max_bytes
+        self._files: OrderedDict[Path, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def scan(self) -> None:
+        """Index what is on disk (oldest first) and delete temp files left by a crash."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[float, Path, int]] = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = Path(dirpath) / name
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                if name.endswith(TMP_SUFFIX):
+                    log.info("removing unfinished cache file %s", path)
+                    path.unlink(missing_ok=True)
+                    continue
+                found.append((st.st_mtime, path, st.st_size))
+        found.sort()
+        with self._lock:
+            self._files = OrderedDict((p, size) for _, p, size in found)
+            self.total = sum(self._files.values())
+            self._evict(None)
+
+    def touch(self, path: Path) -> bool:
+        """Mark `path` used; False when it is not indexed."""
+        with self._lock:
+            if path in self._files:
+                self._files.move_to_end(path)
+                return True
+            return False
+
+    def add(self, path: Path, size: int) -> None:
+        """Index a new file, then evict the least recently used past the cap (never `path`)."""
+        with self._lock:
+            self.total += size - self._files.pop(path, 0)
+            self._files[path] = size
+            self._evict(path)
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self.total -= self._files.pop(path, 0)
+
+    def _evict(self, keep: Path | None) -> None:
+        while self.total > self.max_bytes and self._files:
+            path, size = next(iter(self._files.items()))
+            if path == keep:
+                break
+            self.total -= self._files.pop(path)
+            path.unlink(missing_ok=True)
+            log.debug("evicted %s (%d bytes) from the disk cache", path, size)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+def write_atomically(final: Path, fill: Callable[[Sink], None]) -> int:
+    """Write a file through a temp file in the same directory; return its size."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".", suffix=TMP_SUFFIX)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f.write)
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
+        os.replace(tmp, final)
+        return size
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sync_and_close(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedTarball:
+    """A cached tarball: in memory when small and hot, else a file to stream."""
+
+    size: int
+    data: bytes | None = None
+    path: Path | None = None
+
+
+class TarballStore:
+    """Tarballs stored by content digest, verified before they are renamed into place."""
+
+    def __init__(self, root: Path, max_bytes: int, memory_bytes: int):
+        self.index = FileIndex(root, max_bytes)
+        self._memory: LRUCache[str, bytes] | None = (
+            LRUCache(maxsize=memory_bytes, getsizeof=len) if memory_bytes > 0 else None
+        )
+
+    def path_for(self, key: str) -> Path:
+        algorithm, _, digest = key.partition("-")
+        return self.index.root / algorithm / digest[:2] / digest
+
+    def get(self, key: str) -> CachedTarball | None:
+        """The cached tarball for `key`, or None."""
+        if self._memory is not None:
+            data = self._memory.get(key)
+            if data is not None:
+                return CachedTarball(len(data), data=data)
+        path = self.path_for(key)
+        if not self.index.touch(path):
+            return None
+        try:
+            size = path.stat().st_size
+            if self._memory is not None and size <= MEMORY_ITEM_MAX:
+                data = path.read_bytes()
+                self._memory[key] = data
+                return CachedTarball(size, data=data)
+        except OSError:  # deleted behind our back
+            self.index.forget(path)
+            return None
+        return CachedTarball(size, path=path)
+
+    async def fill(
+        self, key: str, expected: Digest | None, download: Callable[[Sink], Awaitable[int]], what: str
+    ) -> CachedTarball:
+        """Download into a temp file, verify against `expected`, then rename into place.
+
+        Raises UpstreamBadResponse on an integrity mismatch (nothing is kept), and whatever
+        `download` raises; the temp file is removed in every case.
+        """
+        final = self.path_for(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".", suffix=TMP_SUFFIX)
+        tmp = Path(tmp_name)
+        hasher = Hasher(expected)
+        small: list[bytes] | None = [] if self._memory is not None else None
+        try:
+            with os.fdopen(fd, "wb") as f:
+
+                def sink(chunk: bytes) -> None:
+                    nonlocal small
+                    hasher.update(chunk)
+                    f.write(chunk)
+                    if small is not None:
+                        small = small if hasher.size <= MEMORY_ITEM_MAX else None
+                        if small is not None:
+                            small.append(chunk)
+
+                await download(sink)
+                if not hasher.matches():
+                    assert expected is not None
+                    raise UpstreamBadResponse(
+                        f"{what} failed its integrity check: expected {expected.sri}, "
+                        f"got {hasher.sha512.sri} ({hasher.size} bytes); not cached"
+                    )
+                await anyio.to_thread.run_sync(_sync_and_close, f)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.index.add(final, hasher.size)
+        if small is not None and self._memory is not None:
+            data = b"".join(small)
+            self._memory[key] = data
+            return CachedTarball(len(data), data=data)
+        return CachedTarball(hasher.size, path=final)
+
+
+class PackumentStore:
+    """The last packument bytes (and ETag) seen per package, for warm restarts and outages."""
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.index = FileIndex(root, max_bytes)
+
+    def path_for(self, name: str) -> Path:
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        return self.index.root / digest[:2] / f"{digest}.json"
+
+    def save(self, name: str, raw: bytes, etag: str | None) -> None:
+        """Write `raw` atomically with a one-line header (blocking: call from a thread)."""
+        header = orjson.dumps({"name": name, "etag": etag, "saved": time.time()}) + b"\n"
+
+        def fill(write: Sink) -> None:
+            write(header)
+            write(raw)
+
+        path = self.path_for(name)
+        self.index.add(path, write_atomically(path, fill))
+
+    def load(self, name: str) -> tuple[bytes, str | None] | None:
+        """The saved bytes and ETag for `name`, or None (blocking: call from a thread)."""
+        path = self.path_for(name)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        header, sep, raw = data.partition(b"\n")
+        try:
+            meta = orjson.loads(header)
+        except orjson.JSONDecodeError:
+            meta = None
+        if not sep or not isinstance(meta, dict) or meta.get("name") != name:
+            log.warning("ignoring unreadable saved packument %s", path)
+            return None
+        self.index.touch(path)
+        etag = meta.get("etag")
+        return raw, etag if isinstance(etag, str) else None

@@ -1,0 +1,151 @@
+"""The `floodgate` command line: one entry point, subcommands, one settings model.
+
+Every subcommand takes the settings flags that concern it; flags beat `FLOODGATE_*` environment
+variables, which beat the config file (`--config`), which beats the defaults. This module only
+parses arguments and hands over; the work happens in `proxy.app` and the packages below it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proxy import __version__
+from proxy.errors import FloodgateError
+from proxy.log import setup_logging
+from proxy.settings import FIELD_HELP, Settings, load_settings, resolve_upstream
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+
+# Settings every command that talks to a registry understands.
+COMMON_SETTINGS = (
+    "upstream",
+    "cache_dir",
+    "log_level",
+    "connect_timeout",
+    "read_timeout",
+    "upstream_deadline",
+    "upstream_token",
+    "max_packument_mb",
+    "max_tarball_mb",
+    "allow_tarball_hosts",
+)
+SERVE_SETTINGS = (
+    "host",
+    "port",
+    "public_url",
+    "packument_memory_mb",
+    "packument_ttl",
+    "tarball_cache_mb",
+    "tarball_memory_mb",
+    "forward_auth",
+    "render_workers",
+    "access_log",
+)
+_METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    group = parser.add_argument_group(
+        "settings", "each also reads FLOODGATE_<NAME> from the environment and <name> from --config"
+    )
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        default_kind = str(Settings.__dataclass_fields__[name].type)
+        if default_kind == "bool":
+            group.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=FIELD_HELP[name],
+            )
+        else:
+            group.add_argument(
+                flag,
+                dest=name,
+                default=argparse.SUPPRESS,
+                metavar=_METAVARS.get(name, name.split("_")[-1].upper()),
+                help=FIELD_HELP[name],
+            )
+
+
+def _settings_from(args: argparse.Namespace, names: Sequence[str]) -> Settings:
+    given: dict[str, Any] = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    return load_settings(given, config_file=args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="floodgate",
+        description="An npm registry proxy that keeps token-farming spam and known-malicious "
+        "packages out of installs.",
+        epilog="Point npm at it with: npm config set registry http://127.0.0.1:4873/",
+    )
+    parser.add_argument("--version", action="version", version=f"floodgate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the proxy",
+        description="Run the registry proxy. Without --upstream it proxies the registry that "
+        "`npm config get registry` names.",
+    )
+    serve.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(serve, COMMON_SETTINGS + SERVE_SETTINGS)
+    serve.set_defaults(handler=cmd_serve, settings_names=COMMON_SETTINGS + SERVE_SETTINGS)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from proxy.app import create_app
+
+    settings = resolve_upstream(_settings_from(args, args.settings_names))
+    setup_logging(settings.log_level)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise FloodgateError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    port = sock.getsockname()[1]
+    from dataclasses import replace
+
+    settings = replace(settings, port=port)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    display_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
+    log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)
+    server.run(sockets=[sock])
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except FloodgateError as exc:
+        print(f"floodgate: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR

@@ -1,0 +1,1 @@
+"""The detector: facts about a package in, a verdict with evidence out. Pure, no network."""

@@ -1,0 +1,122 @@
+"""What the detector says: findings with evidence, and a verdict that combines them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Label(StrEnum):
+    """The detector's conclusion about one package version, from best to worst."""
+
+    CLEAN = "clean"
+    SUSPICIOUS = "suspicious"
+    SPAM = "spam"
+    MALICIOUS = "malicious"
+
+    @property
+    def flagged(self) -> bool:
+        """Spam and malicious are "flagged": what the evaluation counts as a detection."""
+        return self in (Label.SPAM, Label.MALICIOUS)
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Confidence(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """A signal's identity: stable id (used in policies), title, severity and confidence."""
+
+    id: str
+    title: str
+    severity: Severity
+    confidence: Confidence
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One signal that fired: a one-sentence reason and the evidence behind it (JSON-able)."""
+
+    signal_id: str
+    severity: Severity
+    confidence: Confidence
+    reason: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal_id,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "reason": self.reason,
+            "evidence": dict(self.evidence),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(
+            str(data["signal"]),
+            Severity(data["severity"]),
+            Confidence(data["confidence"]),
+            str(data["reason"]),
+            dict(data.get("evidence") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The detector's verdict on `name@version`: score 0-100, label, and the findings behind it."""
+
+    name: str
+    version: str
+    score: int
+    label: Label
+    findings: tuple[Finding, ...]
+    detector_version: str
+    osv_ids: tuple[str, ...] = ()
+    tarball_scanned: bool = False
+
+    @property
+    def signal_ids(self) -> frozenset[str]:
+        return frozenset(f.signal_id for f in self.findings)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(f.reason for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "score": self.score,
+            "label": self.label.value,
+            "findings": [f.to_json() for f in self.findings],
+            "detector_version": self.detector_version,
+            "osv_ids": list(self.osv_ids),
+            "tarball_scanned": self.tarball_scanned,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(
+            str(data["name"]),
+            str(data["version"]),
+            int(data["score"]),
+            Label(data["label"]),
+            tuple(Finding.from_json(f) for f in data.get("findings") or ()),
+            str(data["detector_version"]),
+            tuple(str(i) for i in data.get("osv_ids") or ()),
+            bool(data.get("tarball_scanned", False)),
+        )

@@ -1,0 +1,68 @@
+"""The exception tree shared by every layer of Floodgate.
+
+    FloodgateError
+     ├── SettingsError             bad flag, environment variable or config file
+     ├── InvalidPackageName        a request path that is not a valid npm package name
+     ├── NotFound                  the package, version or file does not exist (upstream 404 included)
+     ├── UpstreamError             the upstream failed us
+     │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
+     │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
+     │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
+     ├── TarballRejected           a tarball the safe reader refuses to look into
+     ├── PolicyError               a malformed policy file
+     ├── ReadOnly                  a write request (publish, login, dist-tag change) to a read-only proxy
+     └── RequestTooLarge           a client request body over the limit
+
+Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
+as one of these with `raise ... from exc`; `proxy.app` is the one place that maps them to HTTP.
+"""
+
+from __future__ import annotations
+
+
+class FloodgateError(Exception):
+    """Base of every error Floodgate raises on purpose."""
+
+
+class SettingsError(FloodgateError):
+    """Raised when a setting is missing, unknown or has a value of the wrong type."""
+
+
+class InvalidPackageName(FloodgateError):
+    """Raised when a name or request path is not a valid npm package name."""
+
+
+class NotFound(FloodgateError):
+    """Raised when a package, version, dist-tag or tarball does not exist."""
+
+
+class UpstreamError(FloodgateError):
+    """Raised when the upstream registry could not give a usable answer."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Raised on timeouts, refused or dropped connections and 5xx answers from the upstream."""
+
+
+class UpstreamBadResponse(UpstreamError):
+    """Raised when the upstream answered with something unusable: bad JSON, too big, bad integrity."""
+
+
+class ForbiddenOrigin(UpstreamError):
+    """Raised when a URL points outside the configured upstream origin and the allow-list."""
+
+
+class TarballRejected(FloodgateError):
+    """Raised when a tarball cannot be read safely (not gzip, not tar, over a cap)."""
+
+
+class PolicyError(FloodgateError):
+    """Raised when a policy file is malformed; the message names the file, line and key path."""
+
+
+class ReadOnly(FloodgateError):
+    """Raised for write requests: Floodgate is a read-only proxy."""
+
+
+class RequestTooLarge(FloodgateError):
+    """Raised when a client sends a request body over the passthrough limit."""

@@ -1,0 +1,18 @@
+"""Logging setup: one format, to stderr, with the libraries' chatter turned down."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+
+def setup_logging(level: str = "info") -> None:
+    """Log to stderr as `time level logger: message`; quiet down the libraries' chatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

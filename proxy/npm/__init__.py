@@ -1,0 +1,1 @@
+"""The npm registry protocol model: names, packuments, integrity. Pure, no I/O."""

@@ -1,0 +1,367 @@
+"""Packuments: parse, summarize, abbreviate, filter and rewrite, then render to served bytes.
+
+Everything here is pure and works on a freshly parsed document that the caller owns; the
+functions return new containers for what they change and never mutate their input, so one parse
+can feed several renders. `render` is the single entry point the proxy uses, and it is picklable
+so that large documents can be rendered in a worker process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import orjson
+
+from proxy.errors import UpstreamBadResponse
+from proxy.npm.names import PackageName
+from proxy.npm.semver import Version
+
+ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
+FULL_MEDIA_TYPE = "application/json"
+GZIP_LEVEL = 6  # rendered once per cache fill, served many times: worth a tighter level
+INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+
+# Per-version fields of the abbreviated ("corgi") form: the registry's documented list plus the
+# install-time fields npm records in lockfiles (os, cpu, libc, license, funding).
+ABBREVIATED_VERSION_FIELDS = frozenset(
+    {
+        "name",
+        "version",
+        "deprecated",
+        "dependencies",
+        "optionalDependencies",
+        "devDependencies",
+        "bundleDependencies",
+        "bundledDependencies",
+        "peerDependencies",
+        "peerDependenciesMeta",
+        "acceptDependencies",
+        "bin",
+        "directories",
+        "dist",
+        "engines",
+        "os",
+        "cpu",
+        "libc",
+        "license",
+        "funding",
+        "_hasShrinkwrap",
+        "hasInstallScript",
+    }
+)
+
+Doc = dict[str, Any]
+RenderKeyT = tuple[str, str, str, str]  # (variant, base URL, edits digest, gate salt)
+
+
+class Variant(StrEnum):
+    """The two packument representations a client can ask for."""
+
+    FULL = "full"
+    ABBREVIATED = "abbreviated"
+
+    @property
+    def media_type(self) -> str:
+        return ABBREVIATED_MEDIA_TYPE if self is Variant.ABBREVIATED else FULL_MEDIA_TYPE
+
+
+def negotiate(accept: str | None) -> Variant:
+    """Pick the representation from an `Accept` header; no header means full (pacote)."""
+    if accept and ABBREVIATED_MEDIA_TYPE in accept:
+        return Variant.ABBREVIATED
+    return Variant.FULL
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """Where one version's tarball lives upstream, and how to verify it."""
+
+    version: str
+    tarball: str
+    filename: str
+    integrity: str | None
+    shasum: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the proxy needs from a packument without keeping the parsed document around."""
+
+    name: str
+    dist_tags: Mapping[str, str]
+    versions: Mapping[str, VersionRef]
+    modified: str | None = None
+    by_filename: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, spec: str) -> VersionRef | None:
+        """A version by exact version or by dist-tag; None when neither exists."""
+        ref = self.versions.get(spec)
+        if ref is None and spec in self.dist_tags:
+            ref = self.versions.get(self.dist_tags[spec])
+        return ref
+
+    def for_filename(self, filename: str) -> VersionRef | None:
+        """The version whose tarball has this file name."""
+        version = self.by_filename.get(filename)
+        return None if version is None else self.versions.get(version)
+
+
+@dataclass(frozen=True, slots=True)
+class Edits:
+    """What a policy changes in a packument.
+
+    `hidden` versions disappear; `restricted` versions disappear too and are listed under
+    `policyRestrictions` with `message`, so npm fails with its native E403 "due to policy
+    violations" instead of a misleading ETARGET; `deprecated` maps a version to a message that
+    clients print as a deprecation warning.
+    """
+
+    hidden: frozenset[str] = frozenset()
+    restricted: frozenset[str] = frozenset()
+    message: str = ""
+    deprecated: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def removed(self) -> frozenset[str]:
+        return self.hidden | self.restricted
+
+    def __bool__(self) -> bool:
+        return bool(self.hidden or self.restricted or self.deprecated)
+
+    @property
+    def digest(self) -> str:
+        """A short stable digest of the edits, for cache keys and ETags."""
+        if not self:
+            return "-"
+        blob = orjson.dumps(
+            [sorted(self.hidden), sorted(self.restricted), self.message, sorted(self.deprecated)]
+        )
+        return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+NO_EDITS = Edits()
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Served bytes of one representation, plain and gzipped, with their ETag."""
+
+    body: bytes
+    gzip: bytes
+    etag: str
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzip)
+
+
+def parse(raw: bytes, expected_name: str) -> Doc:
+    """Parse an upstream packument; raise UpstreamBadResponse when it is not one."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponse(
+            f"upstream packument for {expected_name!r} is not valid JSON: {exc}"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise UpstreamBadResponse(f"upstream packument for {expected_name!r} is not a JSON object")
+    if doc.get("name") not in (None, expected_name):
+        raise UpstreamBadResponse(
+            f"upstream packument for {expected_name!r} names another package: {doc.get('name')!r}"
+        )
+    if not isinstance(doc.get("versions", {}), dict):
+        raise UpstreamBadResponse(f"upstream packument for {expected_name!r}: versions is not a map")
+    if not isinstance(doc.get("dist-tags", {}), dict):
+        raise UpstreamBadResponse(f"upstream packument for {expected_name!r}: dist-tags is not a map")
+    return doc
+
+
+def _versions(doc: Doc) -> dict[str, Doc]:
+    """The well-formed version entries; malformed ones (not objects) are dropped."""
+    versions = doc.get("versions") or {}
+    return {v: m for v, m in versions.items() if isinstance(m, dict)}
+
+
+def tarball_filename(url: str, package: PackageName, version: str) -> str:
+    """The file name of a tarball URL, or the registry's default name when it has none."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else ""
+    if not name.endswith(".tgz") or name.startswith("."):
+        return package.default_tarball_filename(version)
+    return name
+
+
+def summarize(doc: Doc, package: PackageName) -> Summary:
+    """The tarball map, dist-tags and modification time of a parsed packument."""
+    refs: dict[str, VersionRef] = {}
+    by_filename: dict[str, str] = {}
+    for version, manifest in _versions(doc).items():
+        dist = manifest.get("dist")
+        dist = dist if isinstance(dist, dict) else {}
+        url = dist.get("tarball") if isinstance(dist.get("tarball"), str) else ""
+        filename = tarball_filename(url, package, version)
+        integrity, shasum = dist.get("integrity"), dist.get("shasum")
+        refs[version] = VersionRef(
+            version,
+            url,
+            filename,
+            integrity if isinstance(integrity, str) else None,
+            shasum if isinstance(shasum, str) else None,
+        )
+        by_filename[filename] = version
+    tags = {
+        t: v for t, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str) and v in refs
+    }
+    return Summary(package.name, tags, refs, _modified(doc), by_filename)
+
+
+def _modified(doc: Doc) -> str | None:
+    time = doc.get("time")
+    if isinstance(time, dict) and isinstance(time.get("modified"), str):
+        return str(time["modified"])
+    modified = doc.get("modified")
+    return modified if isinstance(modified, str) else None
+
+
+def abbreviate_manifest(manifest: Doc) -> Doc:
+    """The abbreviated form of one version manifest (adds `hasInstallScript` as npmjs does)."""
+    out = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
+    scripts = manifest.get("scripts")
+    if "hasInstallScript" not in out and isinstance(scripts, dict):
+        if any(s in scripts for s in INSTALL_SCRIPTS):
+            out["hasInstallScript"] = True
+    return out
+
+
+def abbreviate(doc: Doc) -> Doc:
+    """The abbreviated packument, with `time` kept (yarn and pnpm need it; see npm-protocol 3.2)."""
+    out: Doc = {"name": doc.get("name"), "dist-tags": doc.get("dist-tags") or {}}
+    modified = _modified(doc)
+    if modified is not None:
+        out["modified"] = modified
+    out["versions"] = {v: abbreviate_manifest(m) for v, m in _versions(doc).items()}
+    if isinstance(doc.get("time"), dict):
+        out["time"] = doc["time"]
+    if "policyRestrictions" in doc:
+        out["policyRestrictions"] = doc["policyRestrictions"]
+    return out
+
+
+def repair_dist_tags(tags: Mapping[str, str], kept: Collection[str]) -> dict[str, str]:
+    """Re-point tags whose version was removed to the highest kept version not above it.
+
+    A tag never moves from a stable version to a prerelease (pnpm #9979); a tag with nowhere to go
+    is dropped (as pnpr does), except that `latest` may move above its old target when nothing
+    below it is left.
+    """
+    parsed = sorted((pv, v) for v in kept if (pv := Version.try_parse(v)) is not None)
+    kept_set = set(kept)
+    out: dict[str, str] = {}
+    for tag, target in tags.items():
+        if target in kept_set:
+            out[tag] = target
+            continue
+        old = Version.try_parse(target)
+        if old is None:
+            continue
+        eligible = [(pv, v) for pv, v in parsed if old.is_prerelease or not pv.is_prerelease]
+        below = [(pv, v) for pv, v in eligible if pv <= old]
+        if below:
+            out[tag] = below[-1][1]
+        elif tag == "latest" and eligible:
+            out[tag] = eligible[-1][1]
+    return out
+
+
+def apply_edits(doc: Doc, edits: Edits) -> Doc:
+    """Remove hidden and restricted versions, mark deprecations, add `policyRestrictions`."""
+    if not edits:
+        return doc
+    versions = _versions(doc)
+    removed = edits.removed
+    kept = {v: m for v, m in versions.items() if v not in removed}
+    for version, message in edits.deprecated:
+        if version in kept:
+            kept[version] = {**kept[version], "deprecated": message}
+    out = {**doc, "versions": kept}
+    out["dist-tags"] = repair_dist_tags(doc.get("dist-tags") or {}, kept)
+    time = doc.get("time")
+    if isinstance(time, dict):
+        out["time"] = {k: t for k, t in time.items() if k not in removed}
+    restricted = {v: abbreviate_manifest(versions[v]) for v in edits.restricted if v in versions}
+    if restricted:
+        out["policyRestrictions"] = {"message": edits.message, "versions": restricted}
+    return out
+
+
+def proxy_tarball_url(base_url: str, package: PackageName, filename: str) -> str:
+    """The URL under which the proxy serves a tarball."""
+    return f"{base_url}/{package.path}/-/{quote(filename, safe='-._~!*()+')}"
+
+
+def rewrite_manifest(manifest: Doc, base_url: str, package: PackageName) -> Doc:
+    """One version manifest with `dist.tarball` pointing at the proxy; nothing else changes."""
+    dist = manifest.get("dist")
+    if not isinstance(dist, dict):
+        return manifest
+    url = dist.get("tarball") if isinstance(dist.get("tarball"), str) else ""
+    version = str(manifest.get("version", ""))
+    filename = tarball_filename(url, package, version)
+    return {**manifest, "dist": {**dist, "tarball": proxy_tarball_url(base_url, package, filename)}}
+
+
+def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName) -> Doc:
+    """The packument with every `dist.tarball` pointing at the proxy (bytes and hashes untouched)."""
+    versions = {v: rewrite_manifest(m, base_url, package) for v, m in _versions(doc).items()}
+    return {**doc, "versions": versions}
+
+
+def etag_for(body: bytes, variant: Variant, salt: str) -> str:
+    """A weak ETag over the served body, its representation and the policy salt."""
+    h = hashlib.blake2b(body, digest_size=12)
+    h.update(f"\0{variant}\0{salt}".encode())
+    return f'W/"{h.hexdigest()}"'
+
+
+def encode(doc: Doc, variant: Variant, salt: str) -> Rendered:
+    """Serialize and gzip one representation."""
+    body = orjson.dumps(doc)
+    return Rendered(body, gzip.compress(body, GZIP_LEVEL, mtime=0), etag_for(body, variant, salt))
+
+
+def render(
+    raw: bytes,
+    package: PackageName,
+    variant: Variant,
+    base_url: str,
+    edits: Edits = NO_EDITS,
+    salt: str = "",
+) -> Rendered:
+    """Upstream bytes to served bytes: parse, apply edits, abbreviate if asked, rewrite tarballs."""
+    doc = rewrite_tarballs(apply_edits(parse(raw, package.name), edits), base_url, package)
+    if variant is Variant.ABBREVIATED:
+        doc = abbreviate(doc)
+    return encode(doc, variant, salt)
+
+
+def render_version(
+    raw: bytes, package: PackageName, version: str, base_url: str, edits: Edits = NO_EDITS
+) -> bytes | None:
+    """The served manifest of one version (by exact version or dist-tag), or None."""
+    doc = apply_edits(parse(raw, package.name), edits)
+    tags = doc.get("dist-tags") or {}
+    versions = _versions(doc)
+    manifest = versions.get(version) or versions.get(tags.get(version, ""))
+    if manifest is None:
+        return None
+    return orjson.dumps(rewrite_manifest(manifest, base_url, package))
+
+
+def inspect(raw: bytes, package: PackageName) -> Summary:
+    """Parse and summarize in one call (the worker-process entry point)."""
+    return summarize(parse(raw, package.name), package)

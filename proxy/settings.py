@@ -1,0 +1,303 @@
+"""One settings object for every command, built with one precedence.
+
+    command-line flags  >  FLOODGATE_* environment  >  YAML config file  >  defaults
+
+`load_settings` is the only place that reads the environment or a config file; everything else
+receives a frozen `Settings`. The upstream registry is never written in code: it comes from
+`--upstream` (or its env/config equivalents) or from what the local npm is configured with
+(`npm config get registry`), found by `resolve_upstream`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from proxy.errors import SettingsError
+
+ENV_PREFIX = "FLOODGATE_"
+NPM_CONFIG_TIMEOUT = 20.0  # seconds for `npm config get registry`
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "floodgate"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of Floodgate; see `FIELD_HELP` for what each one means."""
+
+    upstream: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 4873
+    public_url: str | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    packument_memory_mb: int = 256
+    packument_ttl: float = 300.0
+    tarball_cache_mb: int = 4096
+    tarball_memory_mb: int = 128
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    upstream_deadline: float = 120.0
+    max_packument_mb: int = 100
+    max_tarball_mb: int = 512
+    allow_tarball_hosts: tuple[str, ...] = ()
+    upstream_token: str | None = field(default=None, repr=False)
+    forward_auth: bool = False
+    render_workers: int = 1
+    log_level: str = "info"
+    access_log: bool = True
+
+    @property
+    def upstream_url(self) -> str:
+        """The upstream base URL; raise SettingsError when none was resolved."""
+        if not self.upstream:
+            raise SettingsError(
+                "no upstream registry: pass --upstream URL, set FLOODGATE_UPSTREAM, "
+                "or configure npm (npm config set registry URL)"
+            )
+        return self.upstream
+
+
+FIELD_HELP: dict[str, str] = {
+    "upstream": "registry to proxy (default: the output of `npm config get registry`)",
+    "host": "address to listen on",
+    "port": "port to listen on (0 picks a free one)",
+    "public_url": "base URL clients reach Floodgate at, for tarball links behind a reverse "
+    "proxy (default: taken from each request's Host header)",
+    "cache_dir": "directory for cached tarballs, packuments and databases",
+    "packument_memory_mb": "memory for cached packuments, in MB",
+    "packument_ttl": "seconds a cached packument is served before it is revalidated upstream",
+    "tarball_cache_mb": "disk space for cached tarballs, in MB (least recently used go first)",
+    "tarball_memory_mb": "memory for hot small tarballs, in MB",
+    "connect_timeout": "seconds to wait for a connection to the upstream",
+    "read_timeout": "seconds to wait for each read from the upstream",
+    "upstream_deadline": "seconds one upstream download may take in total",
+    "max_packument_mb": "largest packument accepted from the upstream, in MB",
+    "max_tarball_mb": "largest tarball accepted from the upstream, in MB",
+    "allow_tarball_hosts": "other hosts that tarball URLs may point at (comma-separated)",
+    "upstream_token": "bearer token Floodgate sends to the upstream (never logged)",
+    "forward_auth": "forward clients' Authorization header to the upstream for whoami, "
+    "search and audit",
+    "render_workers": "worker processes that parse and render large packuments",
+    "log_level": "log level: " + ", ".join(LOG_LEVELS),
+    "access_log": "log one line per request",
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, value: Any, origin: str) -> Any:
+    """Turn a raw value from env (str) or YAML (any) into the field's type."""
+    kind = str(_FIELDS[name].type)
+
+    def bad(expected: str) -> SettingsError:
+        return SettingsError(
+            f"setting {name!r} from {origin} has value {value!r}: expected {expected}"
+        )
+
+    if kind in ("str", "str | None"):
+        if value is None and "None" in kind:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise bad("a string")
+        return str(value)
+    if kind == "int":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+    if kind == "float":
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise bad("true or false")
+    if kind == "Path":
+        if not isinstance(value, str | Path) or not str(value):
+            raise bad("a path")
+        return Path(value).expanduser()
+    if kind == "tuple[str, ...]":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise bad("a list of strings")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    raise AssertionError(f"no converter for {name}: {kind}")  # pragma: no cover
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    for name in _FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            out[name] = _convert(name, env[key], f"environment variable {key}")
+    return out
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"config file {path}{where} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must be a mapping of setting: value")
+    out = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise SettingsError(f"config file {path}: unknown setting {raw_key!r} (known: {known})")
+        out[key] = _convert(key, value, f"config file {path}")
+    return out
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from flags, environment and config file, in that order of precedence.
+
+    `cli` holds only the flags the user gave (already typed by argparse). The config file is
+    `config_file`, else `FLOODGATE_CONFIG` from `env`, else none. Raises SettingsError naming
+    the source, key and value of anything invalid.
+    """
+    env = os.environ if env is None else env
+    cli = dict(cli or {})
+    if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(env[ENV_PREFIX + "CONFIG"]).expanduser()
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_from_file(config_file))
+    values.update(_from_env(env))
+    unknown = set(cli) - set(_FIELDS)
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values.update({k: _convert(k, v, "the command line") for k, v in cli.items()})
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if not 0 <= s.port <= 65535:
+        raise SettingsError(f"setting 'port' has value {s.port}: expected 0-65535")
+    if s.log_level not in LOG_LEVELS:
+        raise SettingsError(f"setting 'log_level' has value {s.log_level!r}: expected one of "
+                            + ", ".join(LOG_LEVELS))
+    for name in ("packument_ttl", "connect_timeout", "read_timeout", "upstream_deadline"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be positive")
+    for name in ("packument_memory_mb", "tarball_cache_mb", "max_packument_mb", "max_tarball_mb"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 1")
+    if s.tarball_memory_mb < 0 or s.render_workers < 0:
+        raise SettingsError("settings 'tarball_memory_mb' and 'render_workers' must be >= 0")
+    if s.upstream is not None:
+        _check_http_url("upstream", s.upstream)
+    if s.public_url is not None:
+        _check_http_url("public_url", s.public_url)
+
+
+def _check_http_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"setting {name!r} has value {url!r}: expected an http(s) URL")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"setting {name!r} has value {url!r}: no query or fragment allowed")
+
+
+def npm_configured_registry() -> str | None:
+    """The registry the local npm is configured with, or None when npm is absent or says none."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    try:
+        done = subprocess.run(
+            [npm, "config", "get", "registry"],
+            capture_output=True,
+            text=True,
+            timeout=NPM_CONFIG_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    url = done.stdout.strip()
+    return url if done.returncode == 0 and url and url != "undefined" else None
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"})
+
+
+def _is_local(host: str) -> bool:
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_upstream(
+    settings: Settings, discover: Callable[[], str | None] = npm_configured_registry
+) -> Settings:
+    """Settings with the upstream filled in and checked.
+
+    Uses the configured upstream, else asks `discover` (npm's configuration). Raises SettingsError
+    when there is none or when it points back at this Floodgate (a request loop).
+    """
+    upstream = settings.upstream or discover()
+    if not upstream:
+        settings.upstream_url  # noqa: B018 (raises the helpful "no upstream" error)
+    assert upstream is not None
+    _check_http_url("upstream", upstream)
+    upstream = upstream.rstrip("/")
+    parts = urlsplit(upstream)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    same_host = host == settings.host or (_is_local(host) and _is_local(settings.host))
+    if settings.port and port == settings.port and same_host:
+        raise SettingsError(
+            f"the upstream {upstream} is this Floodgate itself ({settings.host}:{settings.port}); "
+            "pass --upstream with the real registry's URL"
+        )
+    if settings.public_url:
+        pub = urlsplit(settings.public_url)
+        if (pub.hostname, pub.port) == (parts.hostname, parts.port):
+            raise SettingsError(
+                f"the upstream {upstream} is this Floodgate's public URL; "
+                "pass --upstream with the real registry's URL"
+            )
+    return dataclasses.replace(settings, upstream=upstream)

@@ -1,0 +1,1 @@
+"""The upstream registry: the only place Floodgate talks to the network."""

@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, responses and the access log."""

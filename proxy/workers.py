@@ -1,0 +1,69 @@
+"""`RenderPool`: runs CPU-heavy pure functions over packument bytes without stalling the server.
+
+orjson holds the GIL while it parses, so a 30 MB packument parsed on the event loop's thread (or
+in a thread beside it) would stall every other request for tens of milliseconds. Documents over
+`process_threshold` bytes therefore go to worker processes; medium ones to a thread (zlib drops
+the GIL while compressing); small ones run inline, where a thread hop would cost more than the
+work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+import anyio
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+INLINE_MAX = 64 * 1024  # bytes
+PROCESS_THRESHOLD = 1024 * 1024  # bytes
+
+
+def _warm() -> None:
+    import proxy.npm.packument  # noqa: F401 (pays the import once, before the first request)
+
+
+class RenderPool:
+    """Dispatch `fn(raw, *args)` inline, to a thread, or to a worker process by input size."""
+
+    def __init__(self, processes: int, process_threshold: int = PROCESS_THRESHOLD):
+        self.processes = processes
+        self.process_threshold = process_threshold
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self.processes > 0 and self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["proxy.npm.packument"])
+            self._pool = concurrent.futures.ProcessPoolExecutor(self.processes, mp_context=context)
+            for _ in range(self.processes):
+                self._pool.submit(_warm)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def run(self, fn: Callable[..., T], raw: bytes, *args: Any) -> T:
+        """`fn(raw, *args)`, off the event loop when `raw` is large. `fn` must be picklable."""
+        if len(raw) <= INLINE_MAX:
+            return fn(raw, *args)
+        if self._pool is None or len(raw) < self.process_threshold:
+            return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, raw, *args))
+        except BrokenProcessPool:
+            log.error("a render worker process died; restarting the pool and using a thread")
+            self.shutdown()
+            self.start()
+            return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
