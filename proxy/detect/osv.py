@@ -285,7 +285,7 @@ class OsvFeed:
             try:
                 path = self._download() if self.is_url else Path(self.source).expanduser()
                 index = load_index(path)
-            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+            except Exception as exc:  # any failure (fetch, disk, zip) keeps the old index
                 log.warning(
                     "OSV refresh from %s failed, keeping the old index: %s", self.source, exc
                 )
