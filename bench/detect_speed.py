@@ -30,7 +30,21 @@ from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.npm.tarball import TarballFacts, read_tarball
 
-WORDS = "alpha beta gamma delta parse render stream buffer token value state cache item".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "parse",
+    "render",
+    "stream",
+    "buffer",
+    "token",
+    "value",
+    "state",
+    "cache",
+    "item",
+]
 
 
 def _js(rng: random.Random, size: int) -> bytes:
@@ -55,7 +69,7 @@ def realistic(seed: int, target: int = 50_000) -> bytes:
                 "main": "lib/index.js",
                 "dependencies": {"path-browserify": "^1.0.0"},
             }
-        ).encode(),  # fmt: skip
+        ).encode(),
         "package/README.md": (f"# {name}\n\n" + "Some documentation. " * 200).encode(),
         "package/LICENSE": b"MIT License\n" + b"Permission is hereby granted... " * 30,
     }
