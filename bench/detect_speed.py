@@ -30,21 +30,7 @@ from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.npm.tarball import TarballFacts, read_tarball
 
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "parse",
-    "render",
-    "stream",
-    "buffer",
-    "token",
-    "value",
-    "state",
-    "cache",
-    "item",
-]
+WORDS = ("alpha", "beta", "gamma", "parse", "render", "stream", "buffer", "token", "state")
 
 
 def _js(rng: random.Random, size: int) -> bytes:
