@@ -63,8 +63,12 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "?")
-    log.exception("unexpected error on %s %s (request id %s)", request.method, request.url.path, request_id)
-    return error_response(500, f"internal error in Floodgate (request id {request_id}); see its log")
+    log.exception(
+        "unexpected error on %s %s (request id %s)", request.method, request.url.path, request_id
+    )
+    return error_response(
+        500, f"internal error in Floodgate (request id {request_id}); see its log"
+    )
 
 
 def build_service(settings: Settings, gate: Gate | None = None) -> Service:

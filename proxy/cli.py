@@ -133,7 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         sock.bind((settings.host, settings.port))
     except OSError as exc:
-        raise FloodgateError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+        raise FloodgateError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from exc
     port = sock.getsockname()[1]
     from dataclasses import replace
 

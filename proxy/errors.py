@@ -3,14 +3,14 @@
     FloodgateError
      ├── SettingsError             bad flag, environment variable or config file
      ├── InvalidPackageName        a request path that is not a valid npm package name
-     ├── NotFound                  the package, version or file does not exist (upstream 404 included)
+     ├── NotFound                  no such package, version or file (upstream 404 included)
      ├── UpstreamError             the upstream failed us
      │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
      │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
      ├── TarballRejected           a tarball the safe reader refuses to look into
      ├── PolicyError               a malformed policy file
-     ├── ReadOnly                  a write request (publish, login, dist-tag change) to a read-only proxy
+     ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      └── RequestTooLarge           a client request body over the limit
 
 Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
@@ -45,7 +45,7 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamBadResponse(UpstreamError):
-    """Raised when the upstream answered with something unusable: bad JSON, too big, bad integrity."""
+    """Raised when the upstream answered something unusable: bad JSON, too big, bad integrity."""
 
 
 class ForbiddenOrigin(UpstreamError):

@@ -6,7 +6,6 @@ import logging
 import sys
 
 
-
 def setup_logging(level: str = "info") -> None:
     """Log to stderr as `time level logger: message`; quiet down the libraries' chatter."""
     handler = logging.StreamHandler(sys.stderr)

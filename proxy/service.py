@@ -115,6 +115,9 @@ class Service:
             entry = await self._load_saved(package)
         try:
             got = await self.upstream.get_packument(package, entry.upstream_etag if entry else None)
+            summary = None
+            if isinstance(got, Fetched):
+                summary = await self.pool.run(pk.inspect, got.body, package)
         except NotFound:
             self.packuments.drop(package.name)
             raise
@@ -126,12 +129,13 @@ class Service:
             self.packuments.put(package.name, entry)
             return entry, CacheState.STALE
         now = time.monotonic()
-        if not isinstance(got, Fetched):
+        if summary is None:
             assert entry is not None
+            assert not isinstance(got, Fetched)
             entry = entry.confirmed(now, got.etag)
             self.packuments.put(package.name, entry)
             return entry, CacheState.REVALIDATED
-        summary = await self.pool.run(pk.inspect, got.body, package)
+        assert isinstance(got, Fetched)
         entry = PackumentEntry(got.body, summary, got.etag, now)
         self.packuments.put(package.name, entry)
         log.debug(
@@ -173,7 +177,9 @@ class Service:
         if rendered is None:
             rendered = await self._renders.run(
                 (package.name, key),
-                lambda: self.pool.run(pk.render, entry.raw, package, variant, base_url, edits, salt),
+                lambda: self.pool.run(
+                    pk.render, entry.raw, package, variant, base_url, edits, salt
+                ),
             )
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
@@ -208,7 +214,9 @@ class Service:
         digest = expected_digest(ref.integrity, ref.shasum)
         url = ref.tarball or f"{self.upstream.base}/{package.path}/-/{filename}"
         if digest is None:
-            log.warning("%s@%s has no integrity or shasum: caching unverified", package, ref.version)
+            log.warning(
+                "%s@%s has no integrity or shasum: caching unverified", package, ref.version
+            )
             key = "url-" + hashlib.sha256(url.encode()).hexdigest()
         else:
             key = digest.key

@@ -215,8 +215,10 @@ def _validate(s: Settings) -> None:
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"setting 'port' has value {s.port}: expected 0-65535")
     if s.log_level not in LOG_LEVELS:
-        raise SettingsError(f"setting 'log_level' has value {s.log_level!r}: expected one of "
-                            + ", ".join(LOG_LEVELS))
+        raise SettingsError(
+            f"setting 'log_level' has value {s.log_level!r}: expected one of "
+            + ", ".join(LOG_LEVELS)
+        )
     for name in ("packument_ttl", "connect_timeout", "read_timeout", "upstream_deadline"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be positive")
@@ -258,7 +260,7 @@ def npm_configured_registry() -> str | None:
     return url if done.returncode == 0 and url and url != "undefined" else None
 
 
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"})
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"})  # noqa: S104
 
 
 def _is_local(host: str) -> bool:

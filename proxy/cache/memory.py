@@ -82,7 +82,9 @@ class PackumentCache:
     """Packument entries keyed by package name, least recently used evicted past `max_bytes`."""
 
     def __init__(self, max_bytes: int):
-        self._lru: LRUCache[str, PackumentEntry] = LRUCache(maxsize=max_bytes, getsizeof=_entry_size)
+        self._lru: LRUCache[str, PackumentEntry] = LRUCache(
+            maxsize=max_bytes, getsizeof=_entry_size
+        )
 
     def get(self, name: str) -> PackumentEntry | None:
         return self._lru.get(name)

@@ -167,7 +167,11 @@ class TarballStore:
         return CachedTarball(size, path=path)
 
     async def fill(
-        self, key: str, expected: Digest | None, download: Callable[[Sink], Awaitable[int]], what: str
+        self,
+        key: str,
+        expected: Digest | None,
+        download: Callable[[Sink], Awaitable[int]],
+        what: str,
     ) -> CachedTarball:
         """Download into a temp file, verify against `expected`, then rename into place.
 
@@ -202,7 +206,7 @@ class TarballStore:
                 await anyio.to_thread.run_sync(_sync_and_close, f)
             os.replace(tmp, final)
         finally:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)  # noqa: ASYNC240 (a no-op after the rename)
         self.index.add(final, hasher.size)
         if small is not None and self._memory is not None:
             data = b"".join(small)

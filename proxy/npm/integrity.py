@@ -1,4 +1,4 @@
-"""`dist.integrity` (Subresource Integrity) and `dist.shasum`: parse, hash while streaming, verify."""
+"""`dist.integrity` (Subresource Integrity) and `dist.shasum`: parse, hash while streaming."""
 
 from __future__ import annotations
 

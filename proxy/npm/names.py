@@ -120,7 +120,9 @@ def parse_package_path(raw_path: str) -> PackagePath:
     first = segments.pop(0)
     if first.startswith("@") and "/" not in first:
         if not segments:
-            raise InvalidPackageName(f"invalid package name {first!r}: a scoped name is @scope/name")
+            raise InvalidPackageName(
+                f"invalid package name {first!r}: a scoped name is @scope/name"
+            )
         first = f"{first}/{segments.pop(0)}"
     package = PackageName.parse(first)
     if not segments:

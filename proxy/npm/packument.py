@@ -176,9 +176,13 @@ def parse(raw: bytes, expected_name: str) -> Doc:
             f"upstream packument for {expected_name!r} names another package: {doc.get('name')!r}"
         )
     if not isinstance(doc.get("versions", {}), dict):
-        raise UpstreamBadResponse(f"upstream packument for {expected_name!r}: versions is not a map")
+        raise UpstreamBadResponse(
+            f"upstream packument for {expected_name!r}: versions is not a map"
+        )
     if not isinstance(doc.get("dist-tags", {}), dict):
-        raise UpstreamBadResponse(f"upstream packument for {expected_name!r}: dist-tags is not a map")
+        raise UpstreamBadResponse(
+            f"upstream packument for {expected_name!r}: dist-tags is not a map"
+        )
     return doc
 
 
@@ -186,6 +190,10 @@ def _versions(doc: Doc) -> dict[str, Doc]:
     """The well-formed version entries; malformed ones (not objects) are dropped."""
     versions = doc.get("versions") or {}
     return {v: m for v, m in versions.items() if isinstance(m, dict)}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def tarball_filename(url: str, package: PackageName, version: str) -> str:
@@ -203,7 +211,7 @@ def summarize(doc: Doc, package: PackageName) -> Summary:
     for version, manifest in _versions(doc).items():
         dist = manifest.get("dist")
         dist = dist if isinstance(dist, dict) else {}
-        url = dist.get("tarball") if isinstance(dist.get("tarball"), str) else ""
+        url = _str(dist.get("tarball"))
         filename = tarball_filename(url, package, version)
         integrity, shasum = dist.get("integrity"), dist.get("shasum")
         refs[version] = VersionRef(
@@ -232,9 +240,9 @@ def abbreviate_manifest(manifest: Doc) -> Doc:
     """The abbreviated form of one version manifest (adds `hasInstallScript` as npmjs does)."""
     out = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
     scripts = manifest.get("scripts")
-    if "hasInstallScript" not in out and isinstance(scripts, dict):
-        if any(s in scripts for s in INSTALL_SCRIPTS):
-            out["hasInstallScript"] = True
+    has_install = isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)
+    if has_install and "hasInstallScript" not in out:
+        out["hasInstallScript"] = True
     return out
 
 
@@ -309,14 +317,14 @@ def rewrite_manifest(manifest: Doc, base_url: str, package: PackageName) -> Doc:
     dist = manifest.get("dist")
     if not isinstance(dist, dict):
         return manifest
-    url = dist.get("tarball") if isinstance(dist.get("tarball"), str) else ""
+    url = _str(dist.get("tarball"))
     version = str(manifest.get("version", ""))
     filename = tarball_filename(url, package, version)
     return {**manifest, "dist": {**dist, "tarball": proxy_tarball_url(base_url, package, filename)}}
 
 
 def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName) -> Doc:
-    """The packument with every `dist.tarball` pointing at the proxy (bytes and hashes untouched)."""
+    """The packument with every `dist.tarball` pointing at the proxy (hashes untouched)."""
     versions = {v: rewrite_manifest(m, base_url, package) for v, m in _versions(doc).items()}
     return {**doc, "versions": versions}
 

@@ -7,9 +7,10 @@ to Floodgate's own `UpstreamError` tree here, so no other module sees httpx.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
@@ -146,8 +147,11 @@ class UpstreamClient:
 
     async def _read_capped(self, response: httpx.Response, limit: int, what: str) -> bytes:
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit and not response.headers.get(
-            "content-encoding"
+        if (
+            declared
+            and declared.isdigit()
+            and int(declared) > limit
+            and not response.headers.get("content-encoding")
         ):
             raise UpstreamBadResponse(f"{what} is {declared} bytes, over the {limit} byte limit")
         chunks: list[bytes] = []
@@ -159,7 +163,9 @@ class UpstreamClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def get_packument(self, package: PackageName, etag: str | None = None) -> Fetched | NotModified:
+    async def get_packument(
+        self, package: PackageName, etag: str | None = None
+    ) -> Fetched | NotModified:
         """The full packument of `package` (the abbreviated form is derived by the proxy).
 
         Raises NotFound on 404, UpstreamUnavailable on timeouts, connection errors and 5xx,
@@ -222,14 +228,17 @@ class UpstreamClient:
         sent = {
             k: v
             for k, v in (headers or {}).items()
-            if k.lower() not in _HOP_HEADERS and k.lower() not in ("cookie", "accept-encoding")
+            if k.lower() not in _HOP_HEADERS
+            and k.lower() not in ("cookie", "accept-encoding")
             and (self._forward_auth or k.lower() != "authorization")
         }
         what = f"{method} {url}"
         with _mapped_errors(what), anyio.fail_after(self._deadline):
             request = self._client.build_request(method, url, content=body, headers=sent)
-            response = await self._send(request) if method == "GET" else await self._client.send(
-                request, stream=True
+            response = (
+                await self._send(request)
+                if method == "GET"
+                else await self._client.send(request, stream=True)
             )
             try:
                 data = await self._read_capped(response, MAX_FORWARD_BYTES, what)
@@ -250,24 +259,18 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
     raise UpstreamBadResponse(f"{what}: upstream answered {status}")
 
 
-class _mapped_errors:  # noqa: N801 (used as a context manager, reads like one)
+@contextlib.contextmanager
+def _mapped_errors(what: str) -> Iterator[None]:
     """Translate httpx and timeout errors into UpstreamError subclasses naming `what`."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, UpstreamError | NotFound):
-            return False
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            raise UpstreamUnavailable(f"{self.what}: upstream timed out") from exc
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            raise UpstreamUnavailable(f"{self.what}: connection dropped ({exc})") from exc
-        if isinstance(exc, httpx.TransportError):
-            raise UpstreamUnavailable(f"{self.what}: {type(exc).__name__}: {exc}") from exc
-        if isinstance(exc, httpx.DecodingError):
-            raise UpstreamBadResponse(f"{self.what}: undecodable body ({exc})") from exc
-        return False
+    try:
+        yield
+    except (UpstreamError, NotFound):
+        raise
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise UpstreamUnavailable(f"{what}: upstream timed out") from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        raise UpstreamUnavailable(f"{what}: upstream connection dropped ({exc})") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except httpx.DecodingError as exc:
+        raise UpstreamBadResponse(f"{what}: undecodable body ({exc})") from exc

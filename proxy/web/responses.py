@@ -24,7 +24,9 @@ def json_response(
     return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
 
 
-def error_response(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
     """An error as npm prints it: `{"error": message}` (npm-registry-fetch appends `error`)."""
     return json_response({"error": message}, status_code, headers)
 

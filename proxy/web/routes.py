@@ -95,7 +95,9 @@ async def forward(request: Request) -> Response:
     body = await _bounded_body(request) if request.method == "POST" else None
     path = raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
     got = await service_of(request).forward(request.method, path, body, request.headers)
-    keep = {k: v for k, v in got.headers.items() if k.lower() in ("content-type", "etag", "npm-notice")}
+    keep = {
+        k: v for k, v in got.headers.items() if k.lower() in ("content-type", "etag", "npm-notice")
+    }
     return Response(got.body, got.status, keep)
 
 
@@ -120,7 +122,9 @@ async def search(request: Request) -> Response:
     if response is None or response.status_code in (404, 405, 501):
         return json_response(
             {"objects": [], "total": 0, "time": ""},
-            headers={"npm-notice": "the upstream registry offers no search; Floodgate returned none"},
+            headers={
+                "npm-notice": "the upstream registry offers no search; Floodgate returned none"
+            },
         )
     return response
 

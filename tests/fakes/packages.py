@@ -1,0 +1,71 @@
+"""Build real npm package tarballs and packument entries for tests, in memory."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def make_tarball(files: dict[str, bytes], prefix: str = "package/") -> bytes:
+    """A gzipped tar with `files` under `prefix`, deterministic (fixed mtimes, sorted)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        for path in sorted(files):
+            data = files[path]
+            info = tarfile.TarInfo(prefix + path)
+            info.size = len(data)
+            info.mtime = 499162500  # npm's fixed tarball mtime (1985-10-26)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def integrity_of(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+@dataclass
+class FakeVersion:
+    """One published version: its manifest fields and files (package.json is generated)."""
+
+    version: str
+    dependencies: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    published: str = "2024-01-01T00:00:00.000Z"
+
+
+def build_version(name: str, fv: FakeVersion) -> tuple[dict[str, Any], bytes]:
+    """The packument version entry (without dist.tarball) and the tarball bytes."""
+    manifest: dict[str, Any] = {
+        "name": name,
+        "version": fv.version,
+        "description": f"test package {name}",
+        "main": "index.js",
+        "license": "MIT",
+        **fv.extra,
+    }
+    if fv.dependencies:
+        manifest["dependencies"] = dict(fv.dependencies)
+    files = {
+        "package.json": json.dumps(manifest, indent=2).encode(),
+        "index.js": f"module.exports = {json.dumps(name + '@' + fv.version)};\n".encode(),
+        **fv.files,
+    }
+    tgz = make_tarball(files)
+    entry = {
+        **manifest,
+        "_id": f"{name}@{fv.version}",
+        "dist": {
+            "integrity": integrity_of(tgz),
+            "shasum": hashlib.sha1(tgz).hexdigest(),
+            "fileCount": len(files),
+            "unpackedSize": sum(len(b) for b in files.values()),
+        },
+    }
+    return entry, tgz

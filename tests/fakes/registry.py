@@ -1,0 +1,207 @@
+"""A fake upstream registry: a real HTTP server on 127.0.0.1 serving packuments and tarballs the
+tests build, with failure modes addressable per package or tarball path.
+
+Fault modes (`registry.faults[name_or_path] = mode`):
+    "slow"        sleep `slow_seconds` before answering
+    "500"         answer 500
+    "malformed"   answer 200 with a body that is not JSON
+    "drop"        promise a body, send part of it, then drop the connection
+    "integrity"   serve tarball bytes that do not match dist.integrity
+    "404"         answer 404
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from tests.fakes.packages import FakeVersion, build_version
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class UvicornThread:
+    """A real uvicorn server for `app` on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", loop="asyncio"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@dataclass
+class FakeRegistry:
+    """Packuments and tarballs by URL, plus faults and a log of every request received."""
+
+    url: str = ""
+    packuments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tarballs: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, str] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    slow_seconds: float = 5.0
+    mirror: bool = False  # behave like a trimmed mirror: no ETag, no gzip, Accept ignored
+    tarball_host: str | None = None  # write tarball URLs with this host instead of 127.0.0.1
+
+    # -- building ----------------------------------------------------------------------------
+
+    def add(
+        self, name: str, *versions: FakeVersion, tags: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Publish `versions` of `name` (merging with what exists); return the packument."""
+        doc = self.packuments.setdefault(
+            name,
+            {
+                "_id": name,
+                "name": name,
+                "dist-tags": {},
+                "versions": {},
+                "time": {"created": "2024-01-01T00:00:00.000Z"},
+            },
+        )
+        bare = name.rsplit("/", 1)[-1]
+        for fv in versions:
+            entry, tgz = build_version(name, fv)
+            path = f"/{name}/-/{bare}-{fv.version}.tgz"
+            base = (
+                self.url
+                if self.tarball_host is None
+                else self.url.replace("127.0.0.1", self.tarball_host)
+            )
+            entry["dist"]["tarball"] = base + path
+            doc["versions"][fv.version] = entry
+            doc["time"][fv.version] = fv.published
+            doc["time"]["modified"] = fv.published
+            self.tarballs[path] = tgz
+        doc["dist-tags"].setdefault("latest", versions[-1].version)
+        doc["dist-tags"].update(tags or {})
+        return doc
+
+    def tarball_path(self, name: str, version: str) -> str:
+        return f"/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+    def requests_for(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path]
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
+
+    async def _handle(self, request: Request) -> Response:
+        raw = request.scope.get("raw_path", b"").decode()
+        path = raw.split("?", 1)[0]
+        self.seen.append(Seen(request.method, path, dict(request.headers)))
+        name = path[1:].replace("%2f", "/").replace("%2F", "/")
+        fault = self.faults.get(path) or self.faults.get(name)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        elif fault == "500":
+            return Response(b'{"error":"boom"}', 500)
+        elif fault == "404":
+            return Response(b'{"error":"Not found"}', 404)
+        elif fault == "malformed":
+            return Response(b'{"name": "broken", "versions": {', 200, media_type="application/json")
+        elif fault == "drop":
+            return _DroppedResponse()
+        if path in self.tarballs:
+            data = self.tarballs[path]
+            if fault == "integrity":
+                data = data[:-8] + b"\x00" * 8
+            return Response(data, media_type="application/octet-stream")
+        if name in self.packuments:
+            return self._packument(request, name)
+        return Response(b'{"error":"Not found"}', 404, media_type="application/json")
+
+    def _packument(self, request: Request, name: str) -> Response:
+        body = orjson.dumps(self.packuments[name])
+        if self.mirror:
+            return Response(body, media_type="application/json")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"etag": etag})
+        headers = {"etag": etag}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = gzip.compress(body)
+            headers["content-encoding"] = "gzip"
+        return Response(body, headers=headers, media_type="application/json")
+
+
+class _DroppedResponse(Response):
+    """Headers promising 100000 bytes, 100 bytes of body, then the connection goes away."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"100000"), (b"content-type", b"application/json")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b'{"name": "x", "versions": {' + b" " * 73,
+                "more_body": True,
+            }
+        )
+        raise ConnectionAbortedError("fake registry drops the connection on purpose")
+
+
+@contextmanager
+def running_registry(
+    registry: FakeRegistry | None = None,
+) -> Iterator[tuple[FakeRegistry, UvicornThread]]:
+    registry = registry or FakeRegistry()
+    server = UvicornThread(registry.app())
+    registry.url = server.url
+    server.start()
+    try:
+        yield registry, server
+    finally:
+        server.stop()
