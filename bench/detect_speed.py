@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = {
+    result: dict[str, Any] = {
         "realistic": bench_realistic(args.runs),
         "hostile": [
             bench_hostile("100k entries", many_entries()),

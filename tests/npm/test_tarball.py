@@ -28,7 +28,10 @@ MANIFEST = {
     "bin": "cli.js",
 }
 INDEX = "const _ = require('lodash');\nmodule.exports = (s, n) => _.padStart(s, n);\n"
-TEA = "# https://tea.xyz/what-is-this-file\n---\nversion: 1.0.0\ncodeOwners:\n  - '0x723332A6f259f8457e71a346566466036a5Eb3C8'\nquorum: 1\n"
+TEA = (
+    "# https://tea.xyz/what-is-this-file\n---\nversion: 1.0.0\n"
+    "codeOwners:\n  - '0x723332A6f259f8457e71a346566466036a5Eb3C8'\nquorum: 1\n"
+)
 
 
 def kinds(data: bytes, limits: TarballLimits | None = None) -> set[ProblemKind]:
@@ -41,7 +44,8 @@ def test_reads_a_packed_package() -> None:
         {"lib/index.js": INDEX, "README.md": "# left-padder\n", "tea.yaml": TEA}, MANIFEST
     )
     facts = read_tarball(data)
-    assert facts.complete and not facts.problems
+    assert facts.complete
+    assert not facts.problems
     assert [e.path for e in facts.entries] == [
         "package/package.json",
         "package/lib/index.js",
@@ -51,7 +55,8 @@ def test_reads_a_packed_package() -> None:
     index = facts.entries[1]
     assert index.sha256 == hashlib.sha256(INDEX.encode()).hexdigest()
     assert index.size == len(INDEX)
-    assert facts.package_json is not None and facts.package_json["name"] == "left-padder"
+    assert facts.package_json is not None
+    assert facts.package_json["name"] == "left-padder"
     assert facts.entry_point == "package/lib/index.js"  # `main` without its .js
     assert facts.sources["package/lib/index.js"] == INDEX
     assert facts.sources_complete
@@ -60,7 +65,8 @@ def test_reads_a_packed_package() -> None:
     assert facts.bins == {"left-padder": "cli.js"}
     (tea,) = facts.tea_files
     assert tea.wallets == ("0x723332a6f259f8457e71a346566466036a5eb3c8",)
-    assert tea.quorum == 1 and tea.layout == "codeOwners"
+    assert tea.quorum == 1
+    assert tea.layout == "codeOwners"
     assert facts.compressed_size == len(data)
 
 
@@ -82,7 +88,8 @@ def test_long_names_pax_and_gnu() -> None:
 
 def test_other_root_folder() -> None:
     facts = read_tarball(package({"index.js": INDEX}, MANIFEST, root="node"))
-    assert facts.root == "node" and facts.package_json_path == "node/package.json"
+    assert facts.root == "node"
+    assert facts.package_json_path == "node/package.json"
     assert facts.relative("node/index.js") == "index.js"
 
 
@@ -112,7 +119,8 @@ def test_hostile_members_are_recorded_not_followed(
     assert facts.package_json == {"name": "x", "version": "1.0.0"}
     if expected is ProblemKind.LINK:
         link = facts.entries[0]
-        assert link.kind in (EntryKind.SYMLINK, EntryKind.HARDLINK) and link.target
+        assert link.kind in (EntryKind.SYMLINK, EntryKind.HARDLINK)
+        assert link.target
 
 
 def test_clean_package_has_no_problem_rows() -> None:
@@ -151,7 +159,8 @@ def test_entry_cap() -> None:
     members = [member(f"package/f{i}.js", b"") for i in range(50)]
     facts = read_tarball(build(members), TarballLimits(max_entries=10))
     assert {p.kind for p in facts.problems} == {ProblemKind.TOO_MANY_ENTRIES}
-    assert len(facts.entries) == 10 and not facts.complete
+    assert len(facts.entries) == 10
+    assert not facts.complete
 
 
 def test_hundred_thousand_entries_are_bounded() -> None:
@@ -196,4 +205,5 @@ def test_large_sources_are_not_kept_and_mark_sources_incomplete() -> None:
 def test_malformed_package_json_is_unknown() -> None:
     data = build([member("package/package.json", b"{not json"), member("package/a.js", b"1")])
     facts = read_tarball(data)
-    assert facts.package_json is None and not facts.problems
+    assert facts.package_json is None
+    assert not facts.problems
