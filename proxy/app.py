@@ -28,7 +28,7 @@ from proxy.errors import (
 from proxy.service import Gate, Service
 from proxy.settings import Settings
 from proxy.upstream.client import UpstreamClient
-from proxy.web.access import AccessLog
+from proxy.web.access import AccessLog, AccessLogWriter
 from proxy.web.responses import error_response
 from proxy.web.routes import routes
 from proxy.workers import RenderPool
@@ -110,17 +110,25 @@ async def open_service(service: Service) -> AsyncIterator[Service]:
 def create_app(settings: Settings, gate: Gate | None = None) -> Starlette:
     """The proxy as an ASGI app; `settings.upstream` must be resolved already."""
     service = build_service(settings, gate)
+    writer = (
+        AccessLogWriter()
+        if settings.access_log and settings.log_level in ("debug", "info")
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(service):
+        async with open_service(service), anyio.create_task_group() as tasks:
             app.state.service = service
+            if writer is not None:
+                tasks.start_soon(writer.run)
             log.info("proxying %s", settings.upstream)
             yield
+            tasks.cancel_scope.cancel()
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(AccessLog, enabled=settings.access_log)],
+        middleware=[Middleware(AccessLog, writer=writer)],
         exception_handlers={FloodgateError: floodgate_error, Exception: internal_error},
         lifespan=lifespan,
     )

@@ -11,7 +11,6 @@ and when the upstream fails a cached copy is served "stale" (and the failure is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -24,7 +23,6 @@ from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, Singl
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
 from proxy.errors import NotFound, UpstreamError
 from proxy.npm import packument as pk
-from proxy.npm.integrity import expected_digest
 from proxy.npm.names import PackageName
 from proxy.settings import Settings
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
@@ -211,18 +209,16 @@ class Service:
             ref = entry.summary.for_filename(filename)
         if ref is None:
             raise NotFound(f"{package.name}: no version has a tarball named {filename!r}")
-        digest = expected_digest(ref.integrity, ref.shasum)
+        key = ref.store_key
+        cached = self.tarballs.get(key)
+        if cached is not None:
+            return ServedTarball(cached, CacheState.HIT, key)
         url = ref.tarball or f"{self.upstream.base}/{package.path}/-/{filename}"
+        digest = ref.digest
         if digest is None:
             log.warning(
                 "%s@%s has no integrity or shasum: caching unverified", package, ref.version
             )
-            key = "url-" + hashlib.sha256(url.encode()).hexdigest()
-        else:
-            key = digest.key
-        cached = self.tarballs.get(key)
-        if cached is not None:
-            return ServedTarball(cached, CacheState.HIT, key)
         what = f"tarball of {package.name}@{ref.version}"
         self.upstream.check_url(url)
         fresh = await self._downloads.run(

@@ -38,8 +38,9 @@ class RunningProxy:
         return self.server.url
 
     def stop(self) -> None:
-        self.client.close()
-        self.server.stop()
+        if self.server.thread.is_alive():
+            self.client.close()
+            self.server.stop()
 
 
 ProxyFactory = Callable[..., RunningProxy]

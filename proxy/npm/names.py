@@ -8,6 +8,7 @@ and a scoped name is `@scope/name` with both parts following those rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -105,6 +106,7 @@ class PackagePath:
     arg: str = ""
 
 
+@functools.lru_cache(maxsize=16384)  # hot paths repeat; parsing is pure
 def parse_package_path(raw_path: str) -> PackagePath:
     """Parse a request path as sent on the wire (percent-encoding intact).
 

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 import orjson
 
 from proxy.errors import UpstreamBadResponse
+from proxy.npm.integrity import Digest, expected_digest
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
 
@@ -87,6 +88,14 @@ class VersionRef:
     filename: str
     integrity: str | None
     shasum: str | None
+    digest: Digest | None  # the strongest of integrity and shasum, parsed once
+
+    @property
+    def store_key(self) -> str:
+        """The content-addressed cache key; URL-derived when the registry gave no hash."""
+        if self.digest is not None:
+            return self.digest.key
+        return "url-" + hashlib.sha256(self.tarball.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +222,10 @@ def summarize(doc: Doc, package: PackageName) -> Summary:
         dist = dist if isinstance(dist, dict) else {}
         url = _str(dist.get("tarball"))
         filename = tarball_filename(url, package, version)
-        integrity, shasum = dist.get("integrity"), dist.get("shasum")
-        refs[version] = VersionRef(
-            version,
-            url,
-            filename,
-            integrity if isinstance(integrity, str) else None,
-            shasum if isinstance(shasum, str) else None,
-        )
+        integrity = _str(dist.get("integrity")) or None
+        shasum = _str(dist.get("shasum")) or None
+        digest = expected_digest(integrity, shasum)
+        refs[version] = VersionRef(version, url, filename, integrity, shasum, digest)
         by_filename[filename] = version
     tags = {
         t: v for t, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str) and v in refs

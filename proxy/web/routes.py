@@ -12,13 +12,20 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from proxy.errors import FloodgateError, NotFound, ReadOnly, RequestTooLarge
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import negotiate
 from proxy.service import Service
-from proxy.web.responses import error_response, json_response, packument_response, tarball_response
+from proxy.web.responses import (
+    ClientHeaders,
+    error_response,
+    json_response,
+    packument_response,
+    tarball_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,39 +42,66 @@ def service_of(request: Request) -> Service:
     return service
 
 
-def base_url(request: Request) -> str:
-    """Where clients reach us: the configured public URL, else this request's scheme and Host."""
-    service = service_of(request)
-    if service.settings.public_url:
-        return service.settings.public_url.rstrip("/")
-    host = request.headers.get("host", "")
-    if not host or any(c in host for c in "/\\@ \"'<>"):
-        host = f"{service.settings.host}:{service.settings.port}"
-    return f"{request.url.scheme}://{host}"
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+_bases: dict[tuple[str, str], str] = {}  # (scheme, Host) -> base URL, for hosts seen so far
+MAX_BASES = 64
 
 
-def raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
+def base_url(service: Service, scheme: str, host: str) -> str:
+    """Where clients reach us: the configured public URL, else this request's scheme and Host.
+
+    A Host header that is not a plain host[:port] falls back to the listen address, so a forged
+    header cannot inject text into the tarball URLs.
+    """
+    settings = service.settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    base = _bases.get((scheme, host))
+    if base is None:
+        checked = host
+        if not host or not _HOST_CHARS.issuperset(host) or len(host) > 255:
+            checked = f"{settings.host}:{settings.port}"
+        base = f"{scheme}://{checked}"
+        if len(_bases) < MAX_BASES:
+            _bases[(scheme, host)] = base
+    return base
+
+
+def raw_path(scope: Scope) -> str:
+    raw = scope.get("raw_path")
     if raw:
         return str(raw.decode("latin-1").split("?", 1)[0])
-    return quote(request.scope["path"])
+    return quote(scope["path"])
 
 
 # -- packages ---------------------------------------------------------------------------------
 
 
-async def package(request: Request) -> Response:
-    """`/{name}`, `/{name}/{version-or-tag}`, `/{name}/-/{file}.tgz`."""
-    parsed: PackagePath = parse_package_path(raw_path(request))
-    service = service_of(request)
-    if parsed.target is Target.PACKUMENT:
-        variant = negotiate(request.headers.get("accept"))
-        served = await service.packument(parsed.package, variant, base_url(request))
-        return packument_response(request, served)
-    if parsed.target is Target.TARBALL:
-        return tarball_response(request, await service.tarball(parsed.package, parsed.arg))
-    body = await service.version(parsed.package, parsed.arg, base_url(request))
-    return Response(body, media_type="application/json")
+class PackageEndpoint:
+    """`/{name}`, `/{name}/{version-or-tag}`, `/{name}/-/{file}.tgz`.
+
+    A plain ASGI app rather than a request handler: this is the hot path, and it skips
+    Starlette's per-route request wrapper (errors still reach the app's exception handlers).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parsed: PackagePath = parse_package_path(raw_path(scope))
+        service: Service = scope["app"].state.service
+        client = ClientHeaders.of(scope)
+        response: Response
+        if parsed.target is Target.PACKUMENT:
+            variant = negotiate(client.accept)
+            base = base_url(service, scope["scheme"], client.host)
+            served = await service.packument(parsed.package, variant, base)
+            response = packument_response(scope, client, served)
+        elif parsed.target is Target.TARBALL:
+            served_tarball = await service.tarball(parsed.package, parsed.arg)
+            response = tarball_response(scope, client, served_tarball)
+        else:
+            base = base_url(service, scope["scheme"], client.host)
+            body = await service.version(parsed.package, parsed.arg, base)
+            response = Response(body, media_type="application/json")
+        await response(scope, receive, send)
 
 
 async def read_only(request: Request) -> Response:
@@ -93,7 +127,7 @@ async def ping(request: Request) -> Response:
 async def forward(request: Request) -> Response:
     """Pass a request through to the upstream unchanged (keys, attestations, search, audit)."""
     body = await _bounded_body(request) if request.method == "POST" else None
-    path = raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
+    path = raw_path(request.scope) + (f"?{request.url.query}" if request.url.query else "")
     got = await service_of(request).forward(request.method, path, body, request.headers)
     keep = {
         k: v for k, v in got.headers.items() if k.lower() in ("content-type", "etag", "npm-notice")
@@ -153,21 +187,25 @@ async def _bounded_body(request: Request) -> bytes:
 
 
 def routes() -> list[BaseRoute]:
-    """The route table: `/-/` system endpoints first, then packages (npm-protocol notes)."""
+    """The route table: `/-/` system endpoints (one mount, so that package requests, the hot
+    path, are not tested against each of them), then packages (npm-protocol notes)."""
+    system = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/whoami", whoami, methods=["GET"]),
+        Route("/v1/search", search, methods=["GET"]),
+        Route("/npm/v1/security/advisories/bulk", advisories_bulk, methods=["POST"]),
+        Route("/npm/v1/security/audits/quick", forward, methods=["POST"]),
+        Route("/npm/v1/security/audits", forward, methods=["POST"]),
+        Route("/npm/v1/keys", forward, methods=["GET"]),
+        Route("/npm/v1/attestations/{spec:path}", forward, methods=["GET"]),
+        Route("/package/{name:path}/dist-tags", dist_tags, methods=["GET"]),
+        Route("/package/{name:path}/dist-tags", read_only, methods=WRITE_METHODS),
+        Route("/package/{name:path}/dist-tags/{tag}", read_only, methods=WRITE_METHODS),
+        Route("/{rest:path}", unknown_endpoint, methods=["GET"]),
+        Route("/{rest:path}", read_only, methods=WRITE_METHODS),
+    ]
     return [
-        Route("/-/ping", ping, methods=["GET"]),
-        Route("/-/whoami", whoami, methods=["GET"]),
-        Route("/-/v1/search", search, methods=["GET"]),
-        Route("/-/npm/v1/security/advisories/bulk", advisories_bulk, methods=["POST"]),
-        Route("/-/npm/v1/security/audits/quick", forward, methods=["POST"]),
-        Route("/-/npm/v1/security/audits", forward, methods=["POST"]),
-        Route("/-/npm/v1/keys", forward, methods=["GET"]),
-        Route("/-/npm/v1/attestations/{spec:path}", forward, methods=["GET"]),
-        Route("/-/package/{name:path}/dist-tags", dist_tags, methods=["GET"]),
-        Route("/-/package/{name:path}/dist-tags", read_only, methods=WRITE_METHODS),
-        Route("/-/package/{name:path}/dist-tags/{tag}", read_only, methods=WRITE_METHODS),
-        Route("/-/{rest:path}", unknown_endpoint, methods=["GET"]),
-        Route("/-/{rest:path}", read_only, methods=WRITE_METHODS),
-        Route("/{path:path}", package, methods=["GET"]),
+        Mount("/-", routes=system),
+        Route("/{path:path}", PackageEndpoint(), methods=["GET"]),
         Route("/{path:path}", read_only, methods=WRITE_METHODS),
     ]

@@ -435,11 +435,14 @@ def test_search_and_audit_degrade_when_upstream_lacks_them(proxy: RunningProxy) 
 
 
 def test_access_log_line_has_status_cache_state_and_time(
-    basics: FakeRegistry, proxy: RunningProxy, caplog: pytest.LogCaptureFixture
+    basics: FakeRegistry, proxy: RunningProxy, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level("INFO", logger="floodgate.access")
     proxy.client.get("/fg-alpha")
     proxy.client.get("/fg-alpha")
-    lines = [r.getMessage() for r in caplog.records if r.name == "floodgate.access"]
-    assert any(" GET /fg-alpha 200 miss " in line and "ms" in line for line in lines)
-    assert any(" GET /fg-alpha 200 hit " in line for line in lines)
+    proxy.client.get("/fg-nope")
+    proxy.stop()  # flushes the access log
+    lines = capsys.readouterr().err.splitlines()
+    access = [line for line in lines if "floodgate.access:" in line]
+    assert any(" GET /fg-alpha 200 miss " in line and "ms " in line for line in access)
+    assert any(" GET /fg-alpha 200 hit " in line for line in access)
+    assert any(" GET /fg-nope 404 " in line for line in access)

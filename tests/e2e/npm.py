@@ -1,0 +1,114 @@
+"""Drive the real npm client and a real `floodgate serve` process in end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+NPM = shutil.which("npm")
+needs_npm = pytest.mark.skipif(NPM is None, reason="npm is not installed on this machine")
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
+
+
+@dataclass
+class Floodgate:
+    """A `floodgate serve` subprocess; its log goes to a file the tests can read."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def logged(self, text: str, timeout: float = 5.0) -> bool:
+        """True once `text` is in the log (access lines are written in batches)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+@contextmanager
+def floodgate(upstream: str, workdir: Path, *extra: str) -> Iterator[Floodgate]:
+    """Run `python -m proxy serve` on a free port in front of `upstream` until the block ends."""
+    log_path = workdir / "floodgate.log"
+    args = [
+        sys.executable, "-m", "proxy", "serve", "--upstream", upstream, "--port", "0",
+        "--cache-dir", str(workdir / "floodgate-cache"), "--render-workers", "0", *extra,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            match = LISTENING.search(log_path.read_text(errors="replace"))
+            if match and "Application startup complete" in log_path.read_text(errors="replace"):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("floodgate did not start:\n" + log_path.read_text())
+            time.sleep(0.05)
+        yield Floodgate(process, match.group(1), log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def npm(
+    args: Sequence[str], cwd: Path, registry: str, cache: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run npm with an isolated cache and config, against `registry` only."""
+    assert NPM is not None
+    userconfig = cwd / ".test-npmrc"
+    userconfig.touch()
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")}
+    env.update(
+        {
+            "npm_config_registry": registry + "/",
+            "npm_config_cache": str(cache),
+            "npm_config_userconfig": str(userconfig),
+            "npm_config_audit": "false",
+            "npm_config_fund": "false",
+            "npm_config_update_notifier": "false",
+            "npm_config_fetch_retries": "0",
+            "npm_config_progress": "false",
+        }
+    )
+    done = subprocess.run(
+        [NPM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"npm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+def write_project(path: Path, dependencies: dict[str, str]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    manifest = {"name": "fg-e2e-app", "version": "1.0.0", "private": True}
+    (path / "package.json").write_text(json.dumps({**manifest, "dependencies": dependencies}))
+    return path
+
+
+def installed_version(project: Path, name: str) -> str:
+    data = json.loads((project / "node_modules" / name / "package.json").read_text())
+    return str(data["version"])
