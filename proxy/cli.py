@@ -101,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(serve, COMMON_SETTINGS + SERVE_SETTINGS)
     serve.set_defaults(handler=cmd_serve, settings_names=COMMON_SETTINGS + SERVE_SETTINGS)
+
+    scan = commands.add_parser(
+        "scan",
+        help="run the detector on packages or tarballs",
+        description="Assess NAME[@VERSION|@RANGE|@TAG] through the upstream (every version a "
+        "range allows), or local tarballs with --tarball. Exit status: 0 nothing flagged, "
+        "1 something labelled spam or malicious, 2 errors only.",
+    )
+    scan.add_argument("targets", nargs="*", metavar="NAME[@VERSION|@RANGE]")
+    scan.add_argument("--tarball", action="append", type=Path, default=[], metavar="FILE.tgz")
+    scan.add_argument("--json", action="store_true", help="print one JSON object")
+    scan.add_argument("--osv", metavar="PATH|URL", help="OSV records: folder, zip or zip URL")
+    scan.add_argument("--metadata-only", action="store_true", help="do not download tarballs")
+    scan.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(scan, COMMON_SETTINGS)
+    scan.set_defaults(handler=cmd_scan, settings_names=COMMON_SETTINGS)
     return parser
 
 
@@ -138,6 +154,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)
     server.run(sockets=[sock])
     return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    import anyio
+    import orjson
+
+    from proxy.detect import scan
+    from proxy.detect.evaluate import Detector
+    from proxy.detect.osv import OsvFeed
+    from proxy.detect.store import VerdictStore
+    from proxy.upstream.feed import fetch_feed
+
+    if not args.targets and not args.tarball:
+        raise FloodgateError("nothing to scan: give NAME[@VERSION|@RANGE] or --tarball FILE")
+    settings = _settings_from(args, args.settings_names)
+    setup_logging(settings.log_level)
+    feed = OsvFeed(args.osv, fetch=fetch_feed, cache_dir=settings.cache_dir)
+    feed.refresh()
+    detector = Detector.open(settings.cache_dir / "detector", feed)
+    store = VerdictStore(settings.cache_dir / "detector" / "verdicts.sqlite3")
+    targets = [scan.Target.parse(t) for t in args.targets]
+    progress = scan.Progress(sys.stderr, len(targets) + len(args.tarball))
+    outcomes: list[scan.Outcome] = []
+    for path in args.tarball:
+        outcomes.append(scan.scan_file(detector, path))
+        progress.step(str(path))
+
+    async def remote() -> None:
+        from proxy.upstream.client import UpstreamClient
+
+        client = UpstreamClient(resolve_upstream(settings))
+        try:
+            for target in targets:
+                try:
+                    found = await scan.scan_target(
+                        client, detector, target, store, args.metadata_only
+                    )
+                except FloodgateError as exc:
+                    found = [scan.Outcome(str(target), error=str(exc))]
+                outcomes.extend(found)
+                progress.step(str(target))
+        finally:
+            await client.aclose()
+
+    if targets:
+        anyio.run(remote)
+    if args.json:
+        body = {"verdicts": [o.to_json() for o in outcomes], "exit": scan.exit_code(outcomes)}
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print("\n".join(scan.render(o) for o in outcomes))
+    return scan.exit_code(outcomes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

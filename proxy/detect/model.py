@@ -35,6 +35,19 @@ class Confidence(StrEnum):
     HIGH = "high"
 
 
+class Family(StrEnum):
+    """What a finding is evidence of: spam (token farming, SEO), malware, or a plain risk.
+
+    Only spam evidence can make a verdict `spam` and only malware evidence `malicious`; risk
+    findings (install scripts, a tarball not fully read) raise the score but never the label
+    past `suspicious`.
+    """
+
+    SPAM = "spam"
+    MALWARE = "malware"
+    RISK = "risk"
+
+
 @dataclass(frozen=True, slots=True)
 class SignalSpec:
     """A signal's identity: stable id (used in policies), title, severity and confidence."""
@@ -43,6 +56,25 @@ class SignalSpec:
     title: str
     severity: Severity
     confidence: Confidence
+    family: Family = Family.SPAM
+
+    def finding(
+        self,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+        *,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+    ) -> Finding:
+        """A finding of this signal; severity and confidence default to the spec's."""
+        return Finding(
+            self.id,
+            severity or self.severity,
+            confidence or self.confidence,
+            reason,
+            dict(evidence or {}),
+            self.family,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +86,14 @@ class Finding:
     confidence: Confidence
     reason: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    family: Family = Family.SPAM
 
     def to_json(self) -> dict[str, Any]:
         return {
             "signal": self.signal_id,
             "severity": self.severity.value,
             "confidence": self.confidence.value,
+            "family": self.family.value,
             "reason": self.reason,
             "evidence": dict(self.evidence),
         }
@@ -72,6 +106,7 @@ class Finding:
             Confidence(data["confidence"]),
             str(data["reason"]),
             dict(data.get("evidence") or {}),
+            Family(data.get("family", Family.SPAM.value)),
         )
 
 

@@ -1,0 +1,143 @@
+"""Evaluate the detector on a labelled corpus (the `cases.jsonl` format of shared/corpus).
+
+    python bench/detect_eval.py --corpus DIR [--json] [--osv DIR_OR_ZIP]
+
+Every case goes through the same code path as the proxy: facts are built from the case
+(`facts_from_case`) and assessed by a `Detector` with fresh in-memory indexes, cases in file
+order. Only name, version, packument, files and texts are read; label, category, source and id
+are used for scoring alone. The OSV index is loaded from `--osv`, else from DIR/osv when it
+exists (malware records for other names, not the corpus's answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from proxy.detect.evaluate import Detector
+from proxy.detect.facts import facts_from_case
+from proxy.detect.osv import OsvIndex, load_index
+
+SPAM, BENIGN = "spam", "benign"
+
+
+def evaluate(cases_path: Path, osv: OsvIndex) -> dict[str, Any]:
+    detector = Detector.open(None, osv)
+    per: dict[str, dict[str, Any]] = {}
+    false_pos: list[dict[str, Any]] = []
+    false_neg: list[dict[str, Any]] = []
+    fired: dict[str, Counter[str]] = defaultdict(Counter)
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    name_only_flagged: Counter[str] = Counter()
+    started = time.perf_counter()
+    with cases_path.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            case = orjson.loads(line)
+            package, version, tarball = facts_from_case(case)
+            verdict = detector.assess(package, version, tarball)
+            cat, truth = str(case["category"]), str(case["label"])
+            row = per.setdefault(cat, {"label": truth, "cases": 0, "flagged": 0, "with_files": 0,
+                                       "with_files_flagged": 0})  # fmt: skip
+            row["cases"] += 1
+            flagged = verdict.label.flagged
+            row["flagged"] += flagged
+            if tarball is not None:
+                row["with_files"] += 1
+                row["with_files_flagged"] += flagged
+            labels[cat][verdict.label.value] += 1
+            for sid in sorted(verdict.signal_ids):
+                fired[sid][cat] += 1
+            if tarball is None and flagged:
+                name_only_flagged[cat] += 1
+            brief = {
+                "name": case["name"],
+                "version": case.get("version") or "",
+                "category": cat,
+                "label": verdict.label.value,
+                "signals": sorted(verdict.signal_ids),
+            }
+            if flagged and truth == BENIGN:
+                false_pos.append(brief)
+            elif not flagged and truth == SPAM:
+                false_neg.append(brief)
+    return {
+        "categories": per,
+        "false_positives": false_pos,
+        "false_negatives": false_neg,
+        "signals": {k: dict(v) for k, v in sorted(fired.items())},
+        "labels": {k: dict(v) for k, v in labels.items()},
+        "name_only_flagged": dict(name_only_flagged),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.4f}" if b else "n/a"
+
+
+def print_report(r: dict[str, Any]) -> None:
+    cats = r["categories"]
+    tp = sum(c["flagged"] for c in cats.values() if c["label"] == SPAM)
+    fn = sum(c["cases"] - c["flagged"] for c in cats.values() if c["label"] == SPAM)
+    fp = sum(c["flagged"] for c in cats.values() if c["label"] == BENIGN)
+    print(f"overall: precision {_ratio(tp, tp + fp)}  recall {_ratio(tp, tp + fn)}  "
+          f"(tp {tp}, fp {fp}, fn {fn}; {r['seconds']}s)")  # fmt: skip
+    print("\nper category (spam: recall = flagged/cases; benign: false-positive rate;"
+          " precision = share of this category's flagged cases that are right)")  # fmt: skip
+    for name, c in sorted(cats.items()):
+        right = c["flagged"] if c["label"] == SPAM else 0
+        what = "recall" if c["label"] == SPAM else "fp-rate"
+        print(f"  {name:20} {c['label']:6} cases {c['cases']:6}  flagged {c['flagged']:6}  "
+              f"{what} {_ratio(c['flagged'], c['cases'])}  "
+              f"precision {_ratio(right, c['flagged'])}  "
+              f"with files {c['with_files_flagged']}/{c['with_files']}  "
+              f"labels {r['labels'].get(name, {})}")  # fmt: skip
+    print(f"\nflagged with no files (name signals + feed only): {r['name_only_flagged']}")
+    print(f"\nfalse positives ({len(r['false_positives'])}):")
+    for b in r["false_positives"]:
+        print(f"  {b['category']:16} {b['name']}@{b['version']} -> {b['label']} {b['signals']}")
+    print(f"\nfalse negatives ({len(r['false_negatives'])}):")
+    for b in r["false_negatives"]:
+        print(f"  {b['category']:16} {b['name']}@{b['version']} -> {b['label']} {b['signals']}")
+    print("\nsignals fired (by category):")
+    for sid, by_cat in r["signals"].items():
+        print(f"  {sid:18} {sum(by_cat.values()):6}  {by_cat}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="folder holding cases.jsonl")
+    parser.add_argument("--osv", type=Path, help="OSV records (folder or zip); default DIR/osv")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    cases = args.corpus / "cases.jsonl" if args.corpus.is_dir() else args.corpus
+    osv_source = args.osv or (args.corpus / "osv")
+    osv = load_index(osv_source) if osv_source.exists() else OsvIndex()
+    result = evaluate(cases, osv)
+    if args.json:
+        cats = {
+            k: {"label": v["label"], "cases": v["cases"], "flagged": v["flagged"]}
+            for k, v in result["categories"].items()
+        }
+        out = {
+            "categories": cats,
+            "false_positives": result["false_positives"],
+            "false_negatives": result["false_negatives"],
+            "signals": result["signals"],
+        }
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print_report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The detector: look facts up in the indexes, run every signal, combine findings into a verdict.
+
+Scoring (`combine`) is a documented, order-independent sum. Each finding is worth
+`SEVERITY_POINTS[severity] * CONFIDENCE_WEIGHT[confidence]`; the score is the sum, capped at
+100. The label then follows from the evidence, not the score alone:
+
+- `malicious`: a malware-family finding of high or critical severity with high confidence
+  (a malicious-packages feed record, a path-traversal or device member);
+- `spam`: spam-family findings worth at least SPAM_SCORE, corroborated: one of them high
+  severity with high confidence (tea.yaml naming a wallet, an SEO-spam name), or at least two
+  of medium severity and medium confidence or better (trivial + cloned code, say);
+- `suspicious`: a score of at least SUSPICIOUS_SCORE, whatever the family;
+- `clean` otherwise (low findings may still be listed).
+
+Weak evidence alone (a generated-looking name, trivial code, a young package, install
+scripts) therefore never makes a verdict spam.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from proxy.detect.clones import CloneIndex, code_hashes
+from proxy.detect.db import Database
+from proxy.detect.facts import Context, PackageFacts, Subject, VersionFacts
+from proxy.detect.graph import PackageGraph
+from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec, Verdict
+from proxy.detect.osv import OsvFeed, OsvIndex
+from proxy.detect.signals import SIGNALS, Check
+from proxy.detect.wallets import WalletIndex
+from proxy.npm.tarball import TarballFacts
+
+log = logging.getLogger(__name__)
+
+# Bump when signals or scoring change: stored verdicts of other versions are not reused.
+DETECTOR_VERSION = "1"
+
+SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
+CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
+SPAM_SCORE = 50
+SUSPICIOUS_SCORE = 15
+INDEX_FILE = "detector.sqlite3"
+
+_SEV_RANK = {s: i for i, s in enumerate(Severity)}
+_CONF_RANK = {c: i for i, c in enumerate(Confidence)}
+
+
+def points(f: Finding) -> float:
+    return SEVERITY_POINTS[f.severity] * CONFIDENCE_WEIGHT[f.confidence]
+
+
+def _at_least(f: Finding, severity: Severity, confidence: Confidence) -> bool:
+    return (
+        _SEV_RANK[f.severity] >= _SEV_RANK[severity]
+        and _CONF_RANK[f.confidence] >= _CONF_RANK[confidence]
+    )
+
+
+def combine(findings: Iterable[Finding]) -> tuple[int, Label]:
+    """(score 0-100, label) for a set of findings; see the module docstring for the rules."""
+    fs = list(findings)
+    score = min(100, round(sum(points(f) for f in fs)))
+    malware = [f for f in fs if f.family is Family.MALWARE]
+    if any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in malware):
+        return score, Label.MALICIOUS
+    spam = [f for f in fs if f.family is Family.SPAM]
+    spam_score = sum(points(f) for f in spam)
+    strong = any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in spam)
+    medium = sum(1 for f in spam if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
+    if spam_score >= SPAM_SCORE and (strong or medium >= 2):
+        return score, Label.SPAM
+    if score >= SUSPICIOUS_SCORE:
+        return score, Label.SUSPICIOUS
+    return score, Label.CLEAN
+
+
+def run_signals(
+    subject: Subject, signals: Iterable[tuple[SignalSpec, Check]] = SIGNALS
+) -> tuple[Finding, ...]:
+    """Every signal's finding for `subject`, in registry order; a failing signal is logged and
+    skipped so that one bug cannot turn a verdict into an exception."""
+    out: list[Finding] = []
+    for spec, check in signals:
+        try:
+            finding = check(subject)
+        except Exception:
+            log.exception("signal %s failed on %s; skipped", spec.id, subject.name)
+            continue
+        if finding is not None:
+            out.append(finding)
+    return tuple(out)
+
+
+class Detector:
+    """Assesses package versions against the signals and the indexes it keeps.
+
+    `assess` is deterministic for the same facts, index state and clock; after deciding it
+    records what it saw (code-file hashes, wallets, dependency edges, the label) so the indexes
+    grow with every package. Thread-safe: the indexes serialize their own access.
+    """
+
+    def __init__(
+        self,
+        osv: OsvFeed | OsvIndex | None = None,
+        clones: CloneIndex | None = None,
+        wallets: WalletIndex | None = None,
+        graph: PackageGraph | None = None,
+        *,
+        signals: tuple[tuple[SignalSpec, Check], ...] = SIGNALS,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.osv = osv if osv is not None else OsvIndex()
+        self.clones = clones if clones is not None else CloneIndex()
+        self.wallets = wallets if wallets is not None else WalletIndex()
+        self.graph = graph if graph is not None else PackageGraph()
+        self.signals = signals
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None) -> Detector:
+        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory)."""
+        from proxy.detect import clones, graph, wallets
+
+        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA
+        db = Database(directory / INDEX_FILE if directory is not None else None, schema)
+        return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db))
+
+    def context(
+        self, package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
+    ) -> Context:
+        """What the indexes know about this subject (read-only input for the signals)."""
+        name = package.name
+        subject = Subject(package, version, tarball)
+        deps = sorted(subject.dependencies)
+        wallet_names: dict[str, tuple[str, ...]] = {}
+        clone_names: tuple[str, ...] = ()
+        share, total = 0.0, 0
+        if tarball is not None:
+            for tea in tarball.tea_files:
+                for w in tea.wallets:
+                    others = self.wallets.names(w, name)
+                    if others:
+                        wallet_names[w] = others
+            match = self.clones.match(name, code_hashes(tarball))
+            clone_names, share, total = match.names, match.share, match.total
+        return Context(
+            osv=self.osv.lookup(name, version.version if version is not None else ""),
+            wallet_names=wallet_names,
+            clone_names=clone_names,
+            clone_share=share,
+            clone_files=total,
+            flagged_dependencies=self.graph.flagged(d for d in deps if d != name),
+            dependency_cycles=self.graph.cycles(name, deps),
+            now=self.clock(),
+        )
+
+    def assess(
+        self,
+        package: PackageFacts,
+        version: str,
+        tarball: TarballFacts | None = None,
+        *,
+        record: bool = True,
+    ) -> Verdict:
+        """The verdict on `package@version` (`version` may be "" when unknown).
+
+        Without a tarball the verdict rests on metadata alone (the proxy's first look).
+        """
+        vf = package.version(version) if version else None
+        if vf is None and version:
+            vf = VersionFacts(version)
+        ctx = self.context(package, vf, tarball)
+        subject = Subject(package, vf, tarball, ctx)
+        findings = run_signals(subject, self.signals)
+        score, label = combine(findings)
+        osv_ids = tuple(sorted({i for h in ctx.osv for i in (h.id, *h.aliases)}))
+        verdict = Verdict(
+            package.name,
+            vf.version if vf is not None else version,
+            score,
+            label,
+            findings,
+            DETECTOR_VERSION,
+            osv_ids,
+            tarball is not None,
+        )
+        if record:
+            self.record(subject, label)
+        log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
+        return verdict
+
+    def record(self, subject: Subject, label: Label) -> None:
+        """Add what `subject` showed to the indexes."""
+        name = subject.name
+        self.graph.record(name, subject.dependencies, label)
+        t = subject.tarball
+        if t is not None:
+            self.clones.record(name, code_hashes(t))
+            self.wallets.record(name, [w for tea in t.tea_files for w in tea.wallets])

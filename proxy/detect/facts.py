@@ -1,0 +1,266 @@
+"""Facts the detector works on: package metadata from a packument, plus tarball facts.
+
+Everything is immutable and built defensively: a missing or malformed field is "unknown"
+(`None`, or an empty mapping where the doc says so), never a crash. An empty `time` map and an
+empty `maintainers` list are unknown too (abbreviated packuments and the evaluation corpus carry
+them that way), not "published never" or "nobody".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from proxy.npm.packument import INSTALL_SCRIPTS
+from proxy.npm.semver import Version
+from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
+
+__all__ = [
+    "Context",
+    "OsvHit",
+    "PackageFacts",
+    "Subject",
+    "TarballFacts",
+    "VersionFacts",
+    "facts_from_case",
+    "tarball_from_manifest",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, Any]:
+    return _EMPTY
+
+
+def _str_map(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        return _EMPTY
+    return MappingProxyType({str(k): str(v) for k, v in value.items() if isinstance(v, str)})
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp as the registry writes it, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionFacts:
+    """One version's manifest as the packument gives it (full or abbreviated)."""
+
+    version: str
+    dependencies: Mapping[str, str] = field(default_factory=_empty)
+    optional_dependencies: Mapping[str, str] = field(default_factory=_empty)
+    scripts: Mapping[str, str] | None = None  # None: unknown (abbreviated packuments)
+    has_install_script: bool | None = None
+    bin: Mapping[str, str] = field(default_factory=_empty)
+    file_count: int | None = None
+    unpacked_size: int | None = None
+    integrity: str | None = None
+    shasum: str | None = None
+    tarball_url: str | None = None
+    published: datetime | None = None
+    deprecated: bool = False
+    repository: str | None = None
+    description: str | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], published: datetime | None) -> VersionFacts:
+        dist = manifest.get("dist")
+        dist = dist if isinstance(dist, dict) else {}
+        scripts = manifest.get("scripts")
+        repo = manifest.get("repository")
+        if isinstance(repo, dict):
+            repo = repo.get("url")
+        bin_ = manifest.get("bin")
+        if isinstance(bin_, str):
+            bin_ = {str(manifest.get("name") or "").rsplit("/", 1)[-1]: bin_}
+        has_install = manifest.get("hasInstallScript")
+        scripts_map = _str_map(scripts) if isinstance(scripts, dict) else None
+        if scripts_map is not None:
+            has_install = any(s in scripts_map for s in INSTALL_SCRIPTS)
+        desc = manifest.get("description")
+        return cls(
+            version=str(manifest.get("version") or ""),
+            dependencies=_str_map(manifest.get("dependencies")),
+            optional_dependencies=_str_map(manifest.get("optionalDependencies")),
+            scripts=scripts_map,
+            has_install_script=has_install if isinstance(has_install, bool) else None,
+            bin=_str_map(bin_),
+            file_count=_int(dist.get("fileCount")),
+            unpacked_size=_int(dist.get("unpackedSize")),
+            integrity=dist.get("integrity") if isinstance(dist.get("integrity"), str) else None,
+            shasum=dist.get("shasum") if isinstance(dist.get("shasum"), str) else None,
+            tarball_url=dist.get("tarball") if isinstance(dist.get("tarball"), str) else None,
+            published=published,
+            deprecated=bool(manifest.get("deprecated")),
+            repository=repo if isinstance(repo, str) else None,
+            description=desc if isinstance(desc, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFacts:
+    """A package across its versions. `versions` is keyed by version string."""
+
+    name: str
+    dist_tags: Mapping[str, str] = field(default_factory=_empty)
+    versions: Mapping[str, VersionFacts] = field(default_factory=_empty)
+    created: datetime | None = None
+    modified: datetime | None = None
+    maintainers: tuple[str, ...] | None = None  # None: unknown
+
+    @classmethod
+    def from_packument(cls, doc: Mapping[str, Any]) -> PackageFacts:
+        """Facts from a parsed packument (full or abbreviated); never raises on bad fields."""
+        raw_time = doc.get("time")
+        times = raw_time if isinstance(raw_time, dict) else {}
+        raw_versions = doc.get("versions")
+        versions: dict[str, VersionFacts] = {}
+        if isinstance(raw_versions, dict):
+            for v, m in raw_versions.items():
+                if isinstance(m, dict):
+                    vf = VersionFacts.from_manifest({"version": v, **m}, parse_time(times.get(v)))
+                    versions[str(v)] = vf
+        people = doc.get("maintainers")
+        maintainers: tuple[str, ...] | None = None
+        if isinstance(people, list) and people:
+            maintainers = tuple(
+                str(p.get("name") or p.get("email") or "") if isinstance(p, dict) else str(p)
+                for p in people
+            )
+        modified = parse_time(times.get("modified")) or parse_time(doc.get("modified"))
+        return cls(
+            name=str(doc.get("name") or ""),
+            dist_tags=_str_map(doc.get("dist-tags")),
+            versions=MappingProxyType(versions),
+            created=parse_time(times.get("created")),
+            modified=modified,
+            maintainers=maintainers,
+        )
+
+    @classmethod
+    def name_only(cls, name: str, version: str = "") -> PackageFacts:
+        """What is known when only a name (and maybe a version) is."""
+        versions = {version: VersionFacts(version)} if version else {}
+        return cls(name=name, versions=MappingProxyType(versions))
+
+    def version(self, spec: str) -> VersionFacts | None:
+        """A version by exact version or dist-tag."""
+        found = self.versions.get(spec)
+        if found is None and spec in self.dist_tags:
+            found = self.versions.get(self.dist_tags[spec])
+        return found
+
+    @property
+    def publish_times(self) -> tuple[tuple[datetime, str], ...]:
+        """(publish time, version) pairs for the versions whose time is known, oldest first."""
+        return tuple(
+            sorted((v.published, k) for k, v in self.versions.items() if v.published is not None)
+        )
+
+    @property
+    def sorted_versions(self) -> tuple[Version, ...]:
+        return tuple(sorted(p for v in self.versions if (p := Version.try_parse(v)) is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class OsvHit:
+    """One OSV record that names this package version."""
+
+    id: str
+    aliases: tuple[str, ...]
+    summary: str
+    category: str  # "malware", "spam", ... as the feed classes it ("" when it does not)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the detector's indexes say about the subject, looked up before the signals run.
+
+    Read-only: signals never query an index themselves, so they stay pure and testable.
+    """
+
+    osv: tuple[OsvHit, ...] = ()
+    wallet_names: Mapping[str, tuple[str, ...]] = field(
+        default_factory=_empty
+    )  # wallet -> other names seen with it
+    clone_names: tuple[str, ...] = ()  # other names whose code files match this one's
+    clone_share: float = 0.0  # fraction of this package's code files seen under other names
+    clone_files: int = 0  # code files considered
+    flagged_dependencies: Mapping[str, str] = field(
+        default_factory=_empty
+    )  # dependency -> its label
+    dependency_cycles: tuple[tuple[str, ...], ...] = ()  # name -> ... -> name paths
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What each signal's `check` receives: the package, the version assessed, the tarball
+    facts when the tarball was read, and the indexes' answers."""
+
+    package: PackageFacts
+    version: VersionFacts | None
+    tarball: TarballFacts | None = None
+    context: Context = field(default_factory=Context)
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    @property
+    def dependencies(self) -> Mapping[str, str]:
+        """Runtime dependencies: the tarball's package.json when read, else the packument's."""
+        if self.tarball is not None and self.tarball.package_json is not None:
+            deps = self.tarball.package_json.get("dependencies")
+            return _str_map(deps)
+        return self.version.dependencies if self.version is not None else _EMPTY
+
+
+def tarball_from_manifest(files: list[Mapping[str, Any]], texts: Mapping[str, str]) -> TarballFacts:
+    """Tarball facts from a manifest (`path`, `size`, `sha256` per file) and some file texts.
+
+    No source code comes with a manifest, so `sources_complete` is False: signals that need
+    the code treat it as unknown.
+    """
+    entries = tuple(
+        TarEntry(
+            str(f["path"]), EntryKind.FILE, int(f.get("size") or 0), str(f.get("sha256") or "")
+        )
+        for f in files
+    )
+    return facts_from_texts(entries, texts, unpacked_size=sum(e.size for e in entries))
+
+
+def facts_from_case(case: Mapping[str, Any]) -> tuple[PackageFacts, str, TarballFacts | None]:
+    """(package facts, version, tarball facts) from an evaluation-corpus case.
+
+    Reads only what a detector may see: name, version, packument, files and texts.
+    """
+    name = str(case["name"])
+    version = str(case.get("version") or "")
+    doc = case.get("packument")
+    if isinstance(doc, dict):
+        package = PackageFacts.from_packument(doc)
+        if not version:
+            version = package.dist_tags.get("latest", "")
+    else:
+        package = PackageFacts.name_only(name, version)
+    files = case.get("files")
+    tarball = None
+    if isinstance(files, list):
+        tarball = tarball_from_manifest(files, case.get("texts") or {})
+    return package, version, tarball

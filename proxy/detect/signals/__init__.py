@@ -1,0 +1,44 @@
+"""The signal registry: every signal the detector runs, as an explicit tuple of (spec, check).
+
+Each signal lives in its own module, whose docstring is its documentation (`docs/signals.md`
+is generated from this registry by `python -m proxy.detect.docs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from proxy.detect.facts import Subject
+from proxy.detect.model import Finding, SignalSpec
+from proxy.detect.signals import (
+    cloned_code,
+    dependency_ring,
+    generated_name,
+    install_scripts,
+    known_malicious,
+    publish_burst,
+    spam_name,
+    tea_wallet_reuse,
+    tea_yaml,
+    trivial_code,
+    unsafe_tarball,
+    young_package,
+)
+
+Check = Callable[[Subject], Finding | None]
+
+# Order is the order findings are listed in a verdict: feed and tarball safety first.
+SIGNALS: tuple[tuple[SignalSpec, Check], ...] = (
+    (known_malicious.SPEC, known_malicious.check),
+    (unsafe_tarball.SPEC, unsafe_tarball.check),
+    (tea_yaml.SPEC, tea_yaml.check),
+    (tea_wallet_reuse.SPEC, tea_wallet_reuse.check),
+    (spam_name.SPEC, spam_name.check),
+    (trivial_code.SPEC, trivial_code.check),
+    (cloned_code.SPEC, cloned_code.check),
+    (generated_name.SPEC, generated_name.check),
+    (dependency_ring.SPEC, dependency_ring.check),
+    (publish_burst.SPEC, publish_burst.check),
+    (young_package.SPEC, young_package.check),
+    (install_scripts.SPEC, install_scripts.check),
+)

@@ -1,0 +1,74 @@
+"""dependency-ring: dependencies that exist to inflate metrics, not to be used.
+
+What it detects, strongest first:
+- dependencies on packages the detector already labelled spam or malicious;
+- a package that depends on itself;
+- a cycle: this package's dependencies lead back to it through packages already seen;
+- dependencies declared but never imported: the tarball's code was read in full and no file
+  `require`s or `import`s any declared dependency.
+
+Token farms wire their packages into rings so that each one gains dependents and downloads.
+
+Known false positives: real packages in mutual-dependency families (some plugin/core pairs), and
+dependencies used only from scripts, configs or CLIs spawned by name, which the import check
+cannot see (that part is low confidence). Alone it makes a verdict `suspicious` at most.
+"""
+
+from __future__ import annotations
+
+import re
+
+from proxy.detect.facts import Subject
+from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+
+SPEC = SignalSpec("dependency-ring", "dependency ring", Severity.MEDIUM, Confidence.MEDIUM)
+_IMPORT = re.compile(
+    r"""(?:require\s*\(\s*|import\s*\(\s*|from\s+|import\s+|export\s+\*\s+from\s+)['"]([^'"\s]+)['"]"""
+)
+
+
+def imported_packages(sources: dict[str, str] | None) -> set[str]:
+    """Package names imported by the given sources (`pkg`, `@scope/pkg`, subpaths cut)."""
+    out: set[str] = set()
+    for text in (sources or {}).values():
+        for spec in _IMPORT.findall(text):
+            if spec.startswith((".", "/", "node:")):
+                continue
+            parts = spec.split("/")
+            out.add("/".join(parts[:2]) if spec.startswith("@") else parts[0])
+    return out
+
+
+def check(s: Subject) -> Finding | None:
+    deps = s.dependencies
+    c = s.context
+    if c.flagged_dependencies:
+        names = sorted(c.flagged_dependencies)
+        return SPEC.finding(
+            f"it depends on {len(names)} package(s) already flagged: {', '.join(names[:3])}",
+            {"flagged_dependencies": dict(c.flagged_dependencies)},
+            severity=Severity.HIGH,
+        )
+    if s.name in deps:
+        return SPEC.finding(
+            "the package lists itself as a dependency",
+            {"dependency": s.name, "range": deps[s.name]},
+            confidence=Confidence.HIGH,
+        )
+    if c.dependency_cycles:
+        shown = " -> ".join(c.dependency_cycles[0])
+        return SPEC.finding(
+            f"its dependencies lead back to it: {shown}",
+            {"cycles": [list(p) for p in c.dependency_cycles]},
+        )
+    t = s.tarball
+    if t is not None and t.sources_complete and t.sources and deps:
+        used = imported_packages(dict(t.sources))
+        if not used & set(deps):
+            return SPEC.finding(
+                f"none of its {len(deps)} declared dependencies is imported by its code",
+                {"unused": sorted(deps)[:20], "source_files": len(t.sources)},
+                severity=Severity.LOW,
+                confidence=Confidence.LOW,
+            )
+    return None

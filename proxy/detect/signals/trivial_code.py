@@ -1,0 +1,86 @@
+"""trivial-code: the package has no real function: no code, a few bytes of it, or hello-world.
+
+What it detects, from the tarball: no code file at all (only README, package.json, tea.yaml,
+configs); code files adding up to a few hundred bytes; a `main` that points at a file not in
+the package; or an entry point whose text is empty or just logs a greeting. Without the tarball,
+it falls back to the packument's `dist.fileCount`/`dist.unpackedSize` (weaker). Token farms
+publish such shells by the thousand because the name, not the code, is what earns.
+
+Known false positives: deliberate marker packages (`client-only`, `server-only`), packages
+that only re-export or hold a placeholder, platform binaries (`.node`, `.wasm`; counted as
+code here) and type-only packages (`.d.ts`, counted as code). Alone it makes a verdict
+`suspicious` at most.
+"""
+
+from __future__ import annotations
+
+import re
+
+from proxy.detect.facts import Subject
+from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.npm.tarball import EntryKind
+
+SPEC = SignalSpec("trivial-code", "no real code", Severity.MEDIUM, Confidence.MEDIUM)
+CODE_SUFFIXES = (
+    ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts", ".cts", ".vue", ".svelte",
+    ".node", ".wasm", ".sol", ".py", ".rs", ".go", ".c", ".cc", ".cpp", ".coffee",
+)  # fmt: skip
+MIN_CODE_BYTES = 200  # all code files together below this is no real code
+META_MAX_FILES = 2  # packument-only: this few files ...
+META_MAX_BYTES = 1024  # ... this small
+_HELLO = re.compile(
+    r"^\s*(?:(?:'use strict'|\"use strict\");?\s*)?"
+    r"(?:console\.log\(\s*['\"`][^'\"`]{0,80}['\"`]\s*\);?\s*|module\.exports\s*=\s*\{\s*\};?\s*"
+    r"|export\s*\{\s*\};?\s*|//[^\n]*\n?\s*)*$"
+)
+
+
+def check(s: Subject) -> Finding | None:
+    t = s.tarball
+    if t is None:
+        return _from_metadata(s)
+    if not t.complete:
+        return None
+    code = [
+        e for e in t.entries
+        if e.kind is EntryKind.FILE and e.path.lower().endswith(CODE_SUFFIXES)
+        and "/node_modules/" not in e.path
+    ]  # fmt: skip
+    code_bytes = sum(e.size for e in code)
+    evidence = {"files": len(t.files), "code_files": len(code), "code_bytes": code_bytes}
+    if not code:
+        return SPEC.finding(f"the package has {len(t.files)} file(s) and no code at all", evidence)
+    if code_bytes < MIN_CODE_BYTES:
+        return SPEC.finding(f"all {len(code)} code file(s) add up to {code_bytes} bytes", evidence)
+    main = (t.package_json or {}).get("main")
+    entry = t.entry_point
+    if isinstance(main, str) and main.strip() and entry is None and t.package_json_path:
+        return SPEC.finding(
+            f"package.json main {main!r} points at a file the package does not contain",
+            {**evidence, "main": main},
+            confidence=Confidence.LOW,
+        )
+    if (
+        entry is not None
+        and entry in t.sources
+        and len(code) <= 3
+        and _HELLO.match(t.sources[entry])
+    ):
+        return SPEC.finding(
+            f"the entry point {t.relative(entry)} is empty or only prints a greeting",
+            {**evidence, "entry_point": entry, "entry_text": t.sources[entry][:200]},
+        )
+    return None
+
+
+def _from_metadata(s: Subject) -> Finding | None:
+    v = s.version
+    if v is None or v.file_count is None or v.unpacked_size is None:
+        return None
+    if v.file_count <= META_MAX_FILES and v.unpacked_size <= META_MAX_BYTES:
+        return SPEC.finding(
+            f"the published tarball holds {v.file_count} file(s) in {v.unpacked_size} bytes",
+            {"file_count": v.file_count, "unpacked_size": v.unpacked_size},
+            confidence=Confidence.LOW,
+        )
+    return None

@@ -1,0 +1,172 @@
+"""The Detector and its scoring: labels from findings, determinism, index growth, the store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from proxy.detect.evaluate import DETECTOR_VERSION, Detector, combine
+from proxy.detect.facts import PackageFacts, facts_from_case
+from proxy.detect.model import Confidence, Family, Finding, Label, Severity
+from proxy.detect.osv import OsvIndex
+from proxy.detect.store import VerdictStore
+from tests.detect.helpers import case
+
+H, M, L, C = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.CRITICAL
+HC, MC, LC = Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW
+S, W, R = Family.SPAM, Family.MALWARE, Family.RISK
+CLOCK = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Finding:
+    return Finding(sid, sev, conf, "test", {}, fam)
+
+
+@pytest.mark.parametrize(
+    ("findings", "label"),
+    [
+        ([], Label.CLEAN),
+        ([f(L, HC, R)], Label.CLEAN),
+        ([f(M, MC)], Label.SUSPICIOUS),  # weak evidence alone
+        ([f(M, MC), f(M, LC)], Label.SUSPICIOUS),
+        ([f(H, MC), f(L, HC, R)], Label.SUSPICIOUS),
+        ([f(H, HC)], Label.SPAM),  # strong evidence
+        ([f(M, MC), f(M, MC), f(M, MC)], Label.SPAM),  # corroborated medium evidence
+        ([f(H, MC), f(M, MC)], Label.SPAM),
+        ([f(M, HC, R), f(M, HC, R), f(M, HC, R)], Label.SUSPICIOUS),  # risk never makes spam
+        ([f(C, HC, W)], Label.MALICIOUS),
+        ([f(H, HC, W), f(H, HC)], Label.MALICIOUS),
+        ([f(H, MC, W)], Label.SUSPICIOUS),
+    ],
+)
+def test_combine(findings: list[Finding], label: Label) -> None:
+    score, got = combine(findings)
+    assert got is label
+    assert 0 <= score <= 100
+    assert combine(reversed(findings)) == (score, got)  # order-independent
+
+
+def assess_case(detector: Detector, name: str) -> Label:
+    package, version, tarball = facts_from_case(case(name))
+    return detector.assess(package, version, tarball).label
+
+
+def test_corpus_shapes_get_the_expected_labels() -> None:
+    d = Detector(clock=lambda: CLOCK)
+    assert assess_case(d, "uniset") is Label.SPAM
+    assert assess_case(d, "stankpoll") is Label.SPAM  # no-wallet tea.yaml + no code
+    assert assess_case(d, "@babel/code-frame") is Label.CLEAN
+    assert assess_case(d, "client-only") is Label.SUSPICIOUS  # tiny, but weak alone
+
+
+def test_clone_index_grows_and_links_names() -> None:
+    d = Detector(clock=lambda: CLOCK)
+    package, version, tarball = facts_from_case(case("xcho"))
+    first = d.assess(package, version, tarball)
+    assert "cloned-code" not in first.signal_ids
+    clone = PackageFacts("xcho-copy", package.dist_tags, package.versions)
+    second = d.assess(clone, version, tarball)
+    cloned = next(x for x in second.findings if x.signal_id == "cloned-code")
+    assert cloned.evidence["other_names"] == ["xcho"]
+
+
+def test_wallet_reuse_and_flagged_dependency() -> None:
+    d = Detector(clock=lambda: CLOCK)
+    package, version, tarball = facts_from_case(case("uniset"))
+    d.assess(package, version, tarball)
+    other = d.assess(PackageFacts("uniset-2"), "", tarball)
+    assert "tea-wallet-reuse" in other.signal_ids
+    doc = {"name": "ring", "versions": {"1.0.0": {"dependencies": {"uniset": "^1"}}}}
+    ring = d.assess(PackageFacts.from_packument(doc), "1.0.0")
+    assert "dependency-ring" in ring.signal_ids
+    assert not ring.tarball_scanned
+
+
+def test_cycle_through_seen_packages() -> None:
+    d = Detector(clock=lambda: CLOCK)
+    a = {"name": "ring-a", "versions": {"1.0.0": {"dependencies": {"ring-b": "1"}}}}
+    b = {"name": "ring-b", "versions": {"1.0.0": {"dependencies": {"ring-a": "1"}}}}
+    assert "dependency-ring" not in d.assess(PackageFacts.from_packument(a), "1.0.0").signal_ids
+    verdict = d.assess(PackageFacts.from_packument(b), "1.0.0")
+    ring = next(x for x in verdict.findings if x.signal_id == "dependency-ring")
+    assert ring.evidence["cycles"] == [["ring-b", "ring-a", "ring-b"]]
+
+
+def test_deterministic_for_same_input_and_state() -> None:
+    package, version, tarball = facts_from_case(case("kopiliong"))
+    one = Detector(clock=lambda: CLOCK).assess(package, version, tarball)
+    two = Detector(clock=lambda: CLOCK).assess(package, version, tarball)
+    assert one == two
+    assert one.detector_version == DETECTOR_VERSION
+
+
+def test_osv_version_precision() -> None:
+    osv = OsvIndex([{"id": "MAL-1", "affected": [
+        {"package": {"ecosystem": "npm", "name": "react"}, "versions": ["35.0.0"]}]}])  # fmt: skip
+    d = Detector(osv, clock=lambda: CLOCK)
+    bad = d.assess(PackageFacts.name_only("react", "35.0.0"), "35.0.0")
+    assert bad.label is Label.MALICIOUS
+    assert bad.osv_ids == ("MAL-1",)
+    assert d.assess(PackageFacts.name_only("react", "18.2.0"), "18.2.0").label is Label.CLEAN
+
+
+def test_a_failing_signal_is_skipped_not_raised() -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("bug")
+
+    from proxy.detect.signals import SIGNALS
+
+    d = Detector(signals=((SIGNALS[0][0], broken), *SIGNALS[1:]), clock=lambda: CLOCK)
+    package, version, tarball = facts_from_case(case("uniset"))
+    assert d.assess(package, version, tarball).label is Label.SPAM
+
+
+def test_indexes_persist_on_disk(tmp_path: Path) -> None:
+    package, version, tarball = facts_from_case(case("uniset"))
+    Detector.open(tmp_path).assess(package, version, tarball)
+    again = Detector.open(tmp_path).assess(PackageFacts("uniset-3"), "", tarball)
+    assert "tea-wallet-reuse" in again.signal_ids
+
+
+def test_verdict_store_round_trip(tmp_path: Path) -> None:
+    package, _version, tarball = facts_from_case(case("uniset"))
+    verdict = Detector(clock=lambda: CLOCK).assess(package, "1.0.0", tarball)
+    path = tmp_path / "verdicts.sqlite3"
+    store = VerdictStore(path)
+    store.put(verdict, "sha512-abc")
+    store.close()
+    reopened = VerdictStore(path)
+    assert reopened.get(verdict.name, "1.0.0", "sha512-abc") == verdict
+    assert reopened.get(verdict.name, "1.0.0", "sha512-other") is None
+    assert reopened.get(verdict.name, "1.0.0", "sha512-abc", detector_version="0") is None
+    # a metadata-only verdict never replaces one made with the tarball
+    meta = Detector(clock=lambda: CLOCK).assess(package, "1.0.0")
+    reopened.put(meta, "sha512-abc")
+    assert reopened.get(verdict.name, "1.0.0", "sha512-abc") == verdict
+    reopened.put(meta, "sha512-meta")
+    assert reopened.get(verdict.name, "1.0.0", "sha512-meta") == meta
+    assert reopened.get(verdict.name, "1.0.0", "sha512-meta", need_tarball=True) is None
+
+
+def test_store_from_threads(tmp_path: Path) -> None:
+    store = VerdictStore(tmp_path / "v.sqlite3")
+    d = Detector(clock=lambda: CLOCK)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            v = d.assess(PackageFacts.name_only(f"p{i}", "1.0.0"), "1.0.0")
+            store.put(v, f"sha512-{i}")
+            assert store.get(f"p{i}", "1.0.0", f"sha512-{i}") == v
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -1,0 +1,87 @@
+"""Facts from packuments (full, abbreviated, malformed) and from corpus cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from proxy.detect.facts import PackageFacts, facts_from_case
+from tests.detect.helpers import case
+
+FULL: dict[str, Any] = {
+    "name": "demo",
+    "dist-tags": {"latest": "1.1.0"},
+    "versions": {
+        "1.0.0": {"name": "demo", "version": "1.0.0", "scripts": {"postinstall": "node x"},
+                  "dist": {"integrity": "sha512-x", "fileCount": 3, "unpackedSize": 900}},
+        "1.1.0": {"name": "demo", "version": "1.1.0", "dependencies": {"a": "^1"}, "bin": "cli.js",
+                  "repository": {"url": "git+https://example.invalid/demo.git"}},
+    },
+    "time": {"created": "2024-01-01T00:00:00.000Z", "1.0.0": "2024-01-01T00:00:00.000Z",
+             "1.1.0": "2024-01-02T00:00:00Z", "modified": "2024-01-02T00:00:00Z"},
+    "maintainers": [{"name": "alice"}],
+}  # fmt: skip
+
+
+def test_full_packument() -> None:
+    p = PackageFacts.from_packument(FULL)
+    assert p.name == "demo"
+    assert p.maintainers == ("alice",)
+    assert p.created is not None
+    assert p.created.year == 2024
+    v0, v1 = p.versions["1.0.0"], p.versions["1.1.0"]
+    assert v0.has_install_script is True
+    assert v0.file_count == 3
+    assert v0.integrity == "sha512-x"
+    assert v1.dependencies == {"a": "^1"}
+    assert v1.bin == {"demo": "cli.js"}
+    assert v1.repository == "git+https://example.invalid/demo.git"
+    assert p.version("latest") is v1
+    assert [v for _, v in p.publish_times] == ["1.0.0", "1.1.0"]
+
+
+def test_abbreviated_packument_leaves_unknowns_unknown() -> None:
+    doc = {"name": "demo", "versions": {"1.0.0": {"hasInstallScript": True, "dist": {}}}}
+    p = PackageFacts.from_packument(doc)
+    v = p.versions["1.0.0"]
+    assert v.scripts is None
+    assert v.has_install_script is True
+    assert p.maintainers is None
+    assert p.created is None
+    assert p.publish_times == ()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {},
+        {"name": 5, "versions": [], "time": "x", "dist-tags": None, "maintainers": "bob"},
+        {"name": "x", "versions": {"1.0.0": "not a manifest", "2.0.0": {"dist": [], "bin": 3}}},
+        {
+            "name": "x",
+            "time": {"created": "yesterday"},
+            "versions": {"1.0.0": {"dependencies": {"a": 1}}},
+        },
+    ],
+)
+def test_malformed_packuments_do_not_crash(doc: dict[str, Any]) -> None:
+    p = PackageFacts.from_packument(doc)
+    assert isinstance(p.versions, type(p.versions))
+
+
+def test_corpus_case_with_subfolder_package_json() -> None:
+    package, version, tarball = facts_from_case(case("xcho"))
+    assert package.name == "xcho"
+    assert version == "0.1.0"
+    assert tarball is not None
+    assert tarball.package_json_path == "package/xcho/package.json"
+    assert tarball.tea_files[0].path == "package/tea.yaml"
+    assert not tarball.sources_complete  # no source code comes with a case
+    assert package.maintainers is None  # [] in the corpus means unknown
+
+
+def test_corpus_name_only_case() -> None:
+    package, _version, tarball = facts_from_case({"name": "free-robux", "version": "1.0.0"})
+    assert tarball is None
+    assert package.version("1.0.0") is not None

