@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import shutil
 import subprocess
@@ -115,7 +116,7 @@ def _convert(name: str, value: Any, origin: str) -> Any:
             raise bad("a string")
         return str(value)
     if kind == "int":
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise bad("an integer")
         try:
             return int(value)
@@ -125,9 +126,12 @@ def _convert(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool):
             raise bad("a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise bad("a number") from None
+        if not math.isfinite(number):
+            raise bad("a finite number")
+        return number
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -297,7 +301,8 @@ def resolve_upstream(
         )
     if settings.public_url:
         pub = urlsplit(settings.public_url)
-        if (pub.hostname, pub.port) == (parts.hostname, parts.port):
+        pub_port = pub.port or (443 if pub.scheme == "https" else 80)
+        if (pub.hostname, pub_port) == (parts.hostname, port):
             raise SettingsError(
                 f"the upstream {upstream} is this Floodgate's public URL; "
                 "pass --upstream with the real registry's URL"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 from proxy.npm.packument import INSTALL_SCRIPTS
@@ -29,17 +28,18 @@ __all__ = [
     "tarball_from_manifest",
 ]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Facts hold plain dicts typed as read-only `Mapping`s (not MappingProxyType): they must pickle,
+# because large packuments are parsed into facts in a worker process.
 
 
 def _empty() -> Mapping[str, Any]:
-    return _EMPTY
+    return {}
 
 
 def _str_map(value: Any) -> Mapping[str, str]:
     if not isinstance(value, dict):
-        return _EMPTY
-    return MappingProxyType({str(k): str(v) for k, v in value.items() if isinstance(v, str)})
+        return {}
+    return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
 
 
 def _int(value: Any) -> int | None:
@@ -145,7 +145,7 @@ class PackageFacts:
         return cls(
             name=str(doc.get("name") or ""),
             dist_tags=_str_map(doc.get("dist-tags")),
-            versions=MappingProxyType(versions),
+            versions=versions,
             created=parse_time(times.get("created")),
             modified=modified,
             maintainers=maintainers,
@@ -155,7 +155,7 @@ class PackageFacts:
     def name_only(cls, name: str, version: str = "") -> PackageFacts:
         """What is known when only a name (and maybe a version) is."""
         versions = {version: VersionFacts(version)} if version else {}
-        return cls(name=name, versions=MappingProxyType(versions))
+        return cls(name=name, versions=versions)
 
     def version(self, spec: str) -> VersionFacts | None:
         """A version by exact version or dist-tag."""
@@ -227,7 +227,7 @@ class Subject:
         if self.tarball is not None and self.tarball.package_json is not None:
             deps = self.tarball.package_json.get("dependencies")
             return _str_map(deps)
-        return self.version.dependencies if self.version is not None else _EMPTY
+        return self.version.dependencies if self.version is not None else {}
 
 
 def tarball_from_manifest(files: list[Mapping[str, Any]], texts: Mapping[str, str]) -> TarballFacts:

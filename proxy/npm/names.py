@@ -21,10 +21,11 @@ _PART = re.compile(r"[A-Za-z0-9\-_.!~*'()]+")
 _RESERVED = frozenset({"node_modules", "favicon.ico"})
 
 
-def _check_part(part: str, whole: str) -> None:
+def _check_part(part: str, whole: str, leading: str) -> None:
+    """Check one part; `leading` holds the characters it may not start with."""
     if not part:
         raise InvalidPackageName(f"invalid package name {whole!r}: empty name part")
-    if part[0] in "._":
+    if part[0] in leading:
         raise InvalidPackageName(
             f"invalid package name {whole!r}: a name cannot start with {part[0]!r}"
         )
@@ -58,12 +59,14 @@ class PackageName:
                 raise InvalidPackageName(
                     f"invalid package name {text!r}: a scoped name is @scope/name"
                 )
-            _check_part(scope, text)
-            _check_part(bare, text)
+            # validate-npm-package-name tests `_` on the whole name only, so `@scope/_x` and
+            # `@_scope/x` are valid; a leading `.` is refused in either part (no `..` paths).
+            _check_part(scope, text, ".")
+            _check_part(bare, text, ".")
             return cls(scope, bare)
         if text.lower() in _RESERVED:
             raise InvalidPackageName(f"invalid package name {text!r}: the name is reserved")
-        _check_part(text, text)
+        _check_part(text, text, "._")
         return cls(None, text)
 
     @property

@@ -8,6 +8,7 @@ so that large documents can be rendered in a worker process.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from collections.abc import Collection, Mapping
@@ -72,10 +73,22 @@ class Variant(StrEnum):
         return ABBREVIATED_MEDIA_TYPE if self is Variant.ABBREVIATED else FULL_MEDIA_TYPE
 
 
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers
 def negotiate(accept: str | None) -> Variant:
-    """Pick the representation from an `Accept` header; no header means full (pacote)."""
-    if accept and ABBREVIATED_MEDIA_TYPE in accept:
-        return Variant.ABBREVIATED
+    """Pick the representation from an `Accept` header; no header means full (pacote).
+
+    The abbreviated form is chosen when it is listed with a q-value above zero (media types
+    compare case-insensitively); otherwise the full document, the registry's default.
+    """
+    for item in (accept or "").lower().split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        if media != ABBREVIATED_MEDIA_TYPE:
+            continue
+        q = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            return Variant.ABBREVIATED if float(q) > 0 else Variant.FULL
+        except ValueError:
+            return Variant.ABBREVIATED
     return Variant.FULL
 
 

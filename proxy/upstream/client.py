@@ -76,8 +76,12 @@ class Forwarded:
 
 
 def _origin(url: str) -> tuple[str, str, int]:
-    p = urlsplit(url)
-    port = p.port or (443 if p.scheme == "https" else 80)
+    """(scheme, host, port) with default ports filled in; ForbiddenOrigin for a malformed URL."""
+    try:
+        p = urlsplit(url)
+        port = p.port or (443 if p.scheme == "https" else 80)
+    except ValueError as exc:  # a bad port in a URL taken from upstream data
+        raise ForbiddenOrigin(f"refusing to fetch {url!r}: malformed URL ({exc})") from None
     return (p.scheme, (p.hostname or "").lower(), port)
 
 
@@ -93,8 +97,8 @@ class UpstreamClient:
         self._deadline = settings.upstream_deadline
         self._forward_auth = settings.forward_auth
         headers = {"user-agent": f"floodgate/{__version__}", "accept-encoding": "gzip"}
-        if settings.upstream_token:
-            headers["authorization"] = f"Bearer {settings.upstream_token}"
+        # Sent only to the upstream origin itself, never to allow-listed tarball hosts.
+        self._token = f"Bearer {settings.upstream_token}" if settings.upstream_token else None
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(
@@ -128,22 +132,36 @@ class UpstreamClient:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        """Send with streaming, following redirects only inside allowed origins."""
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """Send with streaming; a GET follows redirects, only inside allowed origins.
+
+        The upstream token goes only to the upstream origin (unless the caller sent its own
+        Authorization); each hop gets its own Host header.
+        """
         for _ in range(MAX_REDIRECTS + 1):
-            self.check_url(str(request.url))
+            hop = dict(headers)
+            if self._token and "authorization" not in hop and _origin(url) == self._origin:
+                hop["authorization"] = self._token
+            self.check_url(url)
+            request = self._client.build_request(method, url, headers=hop, content=content)
             response = await self._client.send(request, stream=True)
-            if response.status_code not in (301, 302, 303, 307, 308):
+            if method != "GET" or response.status_code not in (301, 302, 303, 307, 308):
                 return response
             location = response.headers.get("location", "")
             await response.aclose()
-            target = urljoin(str(request.url), location)
+            target = urljoin(url, location)
             self.check_url(target)
-            log.debug("upstream redirected %s to %s", request.url, target)
-            request = self._client.build_request(
-                "GET", target, headers={k: v for k, v in request.headers.items()}
-            )
-        raise UpstreamBadResponse(f"too many redirects from the upstream for {request.url}")
+            log.debug("upstream redirected %s to %s", url, target)
+            if _origin(target) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            url = target
+        raise UpstreamBadResponse(f"too many redirects from the upstream for {url}")
 
     async def _read_capped(self, response: httpx.Response, limit: int, what: str) -> bytes:
         declared = response.headers.get("content-length")
@@ -179,7 +197,7 @@ class UpstreamClient:
         what = f"packument of {package.name!r} from {url}"
         with _mapped_errors(what):
             with anyio.fail_after(self._deadline):
-                response = await self._send(self._client.build_request("GET", url, headers=headers))
+                response = await self._send("GET", url, headers)
                 try:
                     if response.status_code == 304:
                         return NotModified(response.headers.get("etag") or etag)
@@ -198,7 +216,7 @@ class UpstreamClient:
         what = f"tarball {url}"
         total = 0
         with _mapped_errors(what), anyio.fail_after(self._deadline):
-            response = await self._send(self._client.build_request("GET", url))
+            response = await self._send("GET", url, {})
             try:
                 _raise_for_status(response, what)
                 async for chunk in response.aiter_bytes():
@@ -225,21 +243,18 @@ class UpstreamClient:
         The client's Authorization header is dropped unless `forward_auth` is set.
         """
         url = self.base + path_and_query
+        # The body is passed on as it came, so its Content-Encoding goes with it (npm gzips
+        # audit requests); hop-by-hop headers, cookies and (by default) credentials do not.
         sent = {
             k: v
             for k, v in (headers or {}).items()
-            if k.lower() not in _HOP_HEADERS
+            if (k.lower() not in _HOP_HEADERS or k.lower() == "content-encoding")
             and k.lower() not in ("cookie", "accept-encoding")
             and (self._forward_auth or k.lower() != "authorization")
         }
         what = f"{method} {url}"
         with _mapped_errors(what), anyio.fail_after(self._deadline):
-            request = self._client.build_request(method, url, content=body, headers=sent)
-            response = (
-                await self._send(request)
-                if method == "GET"
-                else await self._client.send(request, stream=True)
-            )
+            response = await self._send(method, url, sent, body)
             try:
                 data = await self._read_capped(response, MAX_FORWARD_BYTES, what)
             finally:
@@ -274,3 +289,5 @@ def _mapped_errors(what: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
     except httpx.DecodingError as exc:
         raise UpstreamBadResponse(f"{what}: undecodable body ({exc})") from exc
+    except httpx.InvalidURL as exc:  # a tarball URL from upstream data that httpx refuses
+        raise UpstreamBadResponse(f"{what}: invalid URL ({exc})") from exc
