@@ -8,10 +8,12 @@ them that way), not "published never" or "nobody".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from proxy.npm.packument import INSTALL_SCRIPTS
 from proxy.npm.semver import Version
@@ -121,6 +123,16 @@ class PackageFacts:
     created: datetime | None = None
     modified: datetime | None = None
     maintainers: tuple[str, ...] | None = None  # None: unknown
+    # Package-level analyses that signals compute once and reuse for every version (see `memo`).
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key: str, compute: Callable[[PackageFacts], T]) -> T:
+        """`compute(self)`, computed once per facts object: for package-wide analyses that every
+        version's assessment needs (a packument can have thousands of versions)."""
+        if key not in self._memo:
+            self._memo[key] = compute(self)
+        value: T = self._memo[key]
+        return value
 
     @classmethod
     def from_packument(cls, doc: Mapping[str, Any]) -> PackageFacts:

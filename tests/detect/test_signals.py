@@ -177,7 +177,8 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (dependency_ring, lambda: sources("import B from 'bignumber.js/dist';\n"), None),
     (dependency_ring, lambda: subject("nomind-big-integer"), None),  # sources unknown
     # publish-burst
-    (publish_burst, lambda: timed(minutes(*((f"1.0.{i}", i * 3) for i in range(6)))), (M, MC)),
+    # a burst alone, or random numbering alone, is weak (legitimate release trains do both)
+    (publish_burst, lambda: timed(minutes(*((f"1.0.{i}", i * 3) for i in range(6)))), (L, MC)),
     (
         publish_burst,
         lambda: timed(
@@ -188,7 +189,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (
         publish_burst,
         lambda: timed(minutes(("4.2.7", 0), ("1.2.34", 900), ("9.2.60", 1900), ("5.2.7", 2900))),
-        (M, LC),
+        (L, MC),
     ),
     (publish_burst, lambda: timed(minutes(*((f"1.{i}.0", i * 10_000) for i in range(8)))), None),
     (publish_burst, lambda: subject("@babel/code-frame"), None),  # times unknown

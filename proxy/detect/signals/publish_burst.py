@@ -13,9 +13,10 @@ packages that re-published many old lines at once after a registry migration.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import timedelta
 
-from proxy.detect.facts import Subject
+from proxy.detect.facts import PackageFacts, Subject
 from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
 from proxy.npm.semver import Version
 
@@ -37,8 +38,17 @@ def _normal_step(a: Version, b: Version) -> bool:
     return b.major - a.major <= SMALL_BUMP and b.minor <= SMALL_BUMP and b.patch <= SMALL_BUMP
 
 
-def check(s: Subject) -> Finding | None:
-    times = s.package.publish_times
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    busiest_hour: int
+    with_times: int
+    odd_steps: int
+    steps: int
+
+
+def analyse(package: PackageFacts) -> _Analysis | None:
+    """The package's publishing pattern (None without publish times); computed once per package."""
+    times = package.publish_times
     if len(times) < 2:
         return None
     best = 0
@@ -52,12 +62,20 @@ def check(s: Subject) -> Finding | None:
     ]
     steps = list(itertools.pairwise(releases))
     odd = sum(1 for (_, a), (_, b) in steps if not _normal_step(a, b))
-    random_versions = len(steps) >= MIN_RANDOM_STEPS and odd / len(steps) >= RANDOM_SHARE
+    return _Analysis(best, len(times), odd, len(steps))
+
+
+def check(s: Subject) -> Finding | None:
+    found = s.package.memo("publish-burst", analyse)
+    if found is None:
+        return None
+    best, odd, steps = found.busiest_hour, found.odd_steps, found.steps
+    random_versions = steps >= MIN_RANDOM_STEPS and odd / steps >= RANDOM_SHARE
     evidence = {
         "versions_in_busiest_hour": best,
-        "versions_with_times": len(times),
+        "versions_with_times": found.with_times,
         "abnormal_version_steps": odd,
-        "version_steps": len(steps),
+        "version_steps": steps,
     }
     if best >= BURST_VERSIONS and random_versions:
         return SPEC.finding(
@@ -65,12 +83,18 @@ def check(s: Subject) -> Finding | None:
             evidence,
             confidence=Confidence.HIGH,
         )
+    # Either trait alone is common in legitimate packages (release trains, canary builds,
+    # re-publishing old lines), so alone it is weak evidence that never flags by itself.
     if best >= BURST_VERSIONS:
-        return SPEC.finding(f"{best} versions were published within an hour", evidence)
+        return SPEC.finding(
+            f"{best} versions were published within an hour",
+            evidence,
+            severity=Severity.LOW,
+        )
     if random_versions:
         return SPEC.finding(
-            f"{odd} of {len(steps)} version steps are jumps, not bumps (random-looking numbers)",
+            f"{odd} of {steps} version steps are jumps, not bumps (random-looking numbers)",
             evidence,
-            confidence=Confidence.LOW,
+            severity=Severity.LOW,
         )
     return None
