@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 from proxy.npm.packument import INSTALL_SCRIPTS
 from proxy.npm.semver import Version
 from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
+
+T = TypeVar("T")
 
 __all__ = [
     "Context",
