@@ -3,8 +3,10 @@ place where Floodgate's errors become HTTP status codes and npm-style JSON bodie
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 import anyio
@@ -15,27 +17,36 @@ from starlette.responses import Response
 
 from proxy.cache.memory import PackumentCache
 from proxy.cache.store import PackumentStore, TarballStore
+from proxy.decisions import DecisionLog
+from proxy.detect.evaluate import Detector
+from proxy.detect.osv import OsvFeed
+from proxy.detect.store import VerdictStore
 from proxy.errors import (
     FloodgateError,
     ForbiddenOrigin,
     InvalidPackageName,
     NotFound,
+    PolicyBlocked,
     ReadOnly,
     RequestTooLarge,
     UpstreamBadResponse,
     UpstreamUnavailable,
 )
-from proxy.service import Gate, Service
+from proxy.gate import PolicyGate
+from proxy.policy.holder import PolicyHolder, resolve_policy_path
+from proxy.service import Service
 from proxy.settings import Settings
 from proxy.upstream.client import UpstreamClient
+from proxy.upstream.feed import fetch_feed
 from proxy.web.access import AccessLog, AccessLogWriter
-from proxy.web.responses import error_response
+from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import routes
 from proxy.workers import RenderPool
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+POLICY_POLL = 2.0  # seconds between checks of the policy file
 
 # The one mapping from domain errors to HTTP. Upstream failures are 502/504 (npm retries those);
 # refusals Floodgate makes on purpose are 4xx so that npm prints them and does not retry.
@@ -45,6 +56,7 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (ReadOnly, 405),
     (RequestTooLarge, 413),
     (ForbiddenOrigin, 403),
+    (PolicyBlocked, 403),
     (UpstreamUnavailable, 502),
     (UpstreamBadResponse, 502),
 )
@@ -58,6 +70,9 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
     elif status == 403:
         log.warning("%s %s refused: %s", request.method, request.url.path, exc)
     headers = {"allow": "GET, HEAD"} if status == 405 else None
+    if isinstance(exc, PolicyBlocked):
+        # npm prints npm-notice as `npm notice ...` even on an error response.
+        headers = {"npm-notice": notice_header(str(exc))}
     return error_response(status, str(exc), headers)
 
 
@@ -71,7 +86,34 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_service(settings: Settings, gate: Gate | None = None) -> Service:
+def build_gate(settings: Settings) -> PolicyGate | None:
+    """The decide step: detector, verdict store, policy and decision log (None: --no-enforce).
+
+    Raises PolicyError for a malformed policy: Floodgate refuses to start with one.
+    """
+    if not settings.enforce:
+        return None
+    holder = PolicyHolder(resolve_policy_path(settings.policy))
+    detect_dir = settings.cache_dir / "detector"
+    feed = None
+    if settings.osv_feed:
+        feed = OsvFeed(
+            settings.osv_feed,
+            fetch=fetch_feed,
+            cache_dir=detect_dir,
+            interval=settings.osv_refresh_seconds,
+        )
+    return PolicyGate(
+        holder,
+        Detector.open(detect_dir, feed),
+        VerdictStore(detect_dir / "verdicts.sqlite3"),
+        DecisionLog(settings.cache_dir / "decisions.sqlite3"),
+        osv=feed,
+        scan_timeout=settings.scan_timeout,
+    )
+
+
+def build_service(settings: Settings) -> Service:
     """Everything the proxy needs, built from settings (no I/O yet: see `open_service`)."""
     cache_dir = settings.cache_dir
     return Service(
@@ -83,7 +125,7 @@ def build_service(settings: Settings, gate: Gate | None = None) -> Service:
             cache_dir / "tarballs", settings.tarball_cache_mb * MB, settings.tarball_memory_mb * MB
         ),
         pool=RenderPool(settings.render_workers),
-        gate=gate,
+        gate=build_gate(settings),
     )
 
 
@@ -99,17 +141,59 @@ async def open_service(service: Service) -> AsyncIterator[Service]:
         service.tarballs.index.total / MB,
         len(service.saved.index),
     )
+    gate = service.gate
+    if gate is not None:
+        policy = gate.policy
+        log.info(
+            "policy %s (%s, digest %s): %d rules, %d waivers, mode %s",
+            policy.name,
+            policy.source,
+            policy.digest,
+            len(policy.rules),
+            len(policy.waivers),
+            policy.mode,
+        )
+        if gate.osv is not None:
+            await anyio.to_thread.run_sync(gate.osv.refresh)
+            log.info("OSV feed %s: %d records", gate.osv.source, gate.osv.index.record_count)
+    else:
+        log.warning("enforcement is off (--no-enforce): packages are served unchecked")
     service.pool.start()
     try:
-        yield service
+        async with anyio.create_task_group() as tasks:
+            service.tasks = tasks
+            if gate is not None:
+                tasks.start_soon(_watch, gate)
+            try:
+                yield service
+            finally:
+                service.tasks = None
+                tasks.cancel_scope.cancel()
     finally:
         service.pool.shutdown()
         await service.upstream.aclose()
+        if gate is not None:
+            gate.decisions.close()
 
 
-def create_app(settings: Settings, gate: Gate | None = None) -> Starlette:
-    """The proxy as an ASGI app; `settings.upstream` must be resolved already."""
-    service = build_service(settings, gate)
+async def _watch(gate: PolicyGate) -> None:
+    """Pick up policy edits (file watch, and SIGHUP where signals reach us) and OSV refreshes."""
+    with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
+        # Only the main thread can take signals; tests run the app in other threads.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gate.holder.reload)
+    while True:
+        await anyio.sleep(POLICY_POLL)
+        gate.holder.reload_if_changed()
+        if gate.osv is not None and gate.osv.due():
+            await anyio.to_thread.run_sync(gate.osv.refresh_if_due)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The proxy as an ASGI app; `settings.upstream` must be resolved already.
+
+    Raises PolicyError when the policy is malformed (before anything starts).
+    """
+    service = build_service(settings)
     writer = (
         AccessLogWriter()
         if settings.access_log and settings.log_level in ("debug", "info")

@@ -10,6 +10,7 @@
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
      ├── TarballRejected           a tarball the safe reader refuses to look into
      ├── PolicyError               a malformed policy file
+     ├── PolicyBlocked             the policy refuses a package or version (403)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      └── RequestTooLarge           a client request body over the limit
 
@@ -66,3 +67,7 @@ class ReadOnly(FloodgateError):
 
 class RequestTooLarge(FloodgateError):
     """Raised when a client sends a request body over the passthrough limit."""
+
+
+class PolicyBlocked(FloodgateError):
+    """Raised when the policy blocks a package or version; the message is what npm prints."""

@@ -15,15 +15,19 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import anyio
+from anyio.abc import TaskGroup
 
 from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
-from proxy.errors import NotFound, UpstreamError
+from proxy.detect.facts import inspect
+from proxy.errors import FloodgateError, NotFound, UpstreamError
+from proxy.gate import OPEN_PLAN, Caller, Plan, PolicyGate, warning_message
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
+from proxy.npm.semver import Version
+from proxy.policy.model import Action
 from proxy.settings import Settings
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
 from proxy.workers import RenderPool
@@ -31,26 +35,7 @@ from proxy.workers import RenderPool
 log = logging.getLogger(__name__)
 
 STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale packument
-
-
-class Gate(Protocol):
-    """The decide step: what a policy changes in a package before it is served."""
-
-    @property
-    def salt(self) -> str:
-        """Changes whenever decisions may change (policy digest, intel version)."""
-        ...
-
-    def edits(self, package: PackageName, summary: pk.Summary) -> pk.Edits: ...
-
-
-class OpenGate:
-    """Serves everything unchanged (no policy)."""
-
-    salt = ""
-
-    def edits(self, package: PackageName, summary: pk.Summary) -> pk.Edits:
-        return pk.NO_EDITS
+PREFETCH_CONCURRENCY = 4  # background tarball downloads and scans at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +51,27 @@ class ServedTarball:
     tarball: CachedTarball
     cache: CacheState
     key: str  # content digest key, also the tarball's ETag
+    notice: str = ""  # a policy warning for the client (sent as npm-notice)
+
+
+def likely_versions(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
+    """The versions an install is most likely to fetch next: dist-tag targets, then the newest
+    release of each of the newest majors."""
+    chosen: dict[str, pk.VersionRef] = {}
+    for version in summary.dist_tags.values():
+        if version in summary.versions:
+            chosen.setdefault(version, summary.versions[version])
+    releases = sorted(
+        (v, text)
+        for text in summary.versions
+        if (v := Version.try_parse(text)) is not None and not v.is_prerelease
+    )
+    seen_majors: set[int] = set()
+    for v, text in reversed(releases):
+        if v.major not in seen_majors:
+            seen_majors.add(v.major)
+            chosen.setdefault(text, summary.versions[text])
+    return list(chosen.values())[:limit]
 
 
 class Service:
@@ -80,7 +86,7 @@ class Service:
         saved: PackumentStore,
         tarballs: TarballStore,
         pool: RenderPool,
-        gate: Gate | None = None,
+        gate: PolicyGate | None = None,
     ):
         self.settings = settings
         self.upstream = upstream
@@ -88,7 +94,9 @@ class Service:
         self.saved = saved
         self.tarballs = tarballs
         self.pool = pool
-        self.gate: Gate = gate or OpenGate()
+        self.gate = gate  # None: enforcement off, everything is served as the upstream has it
+        self.tasks: TaskGroup | None = None  # for background scans; set while the app runs
+        self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
         self._fetches: SingleFlight[str, tuple[PackumentEntry, CacheState]] = SingleFlight()
         self._renders: SingleFlight[tuple[str, pk.RenderKeyT], pk.Rendered] = SingleFlight()
         self._downloads: SingleFlight[str, CachedTarball] = SingleFlight()
@@ -113,9 +121,9 @@ class Service:
             entry = await self._load_saved(package)
         try:
             got = await self.upstream.get_packument(package, entry.upstream_etag if entry else None)
-            summary = None
+            inspected = None
             if isinstance(got, Fetched):
-                summary = await self.pool.run(pk.inspect, got.body, package)
+                inspected = await self.pool.run(inspect, got.body, package)
         except NotFound:
             self.packuments.drop(package.name)
             raise
@@ -127,14 +135,15 @@ class Service:
             self.packuments.put(package.name, entry)
             return entry, CacheState.STALE
         now = time.monotonic()
-        if summary is None:
+        if inspected is None:
             assert entry is not None
             assert not isinstance(got, Fetched)
             entry = entry.confirmed(now, got.etag)
             self.packuments.put(package.name, entry)
             return entry, CacheState.REVALIDATED
         assert isinstance(got, Fetched)
-        entry = PackumentEntry(got.body, summary, got.etag, now)
+        summary, facts = inspected
+        entry = PackumentEntry(got.body, summary, got.etag, now, facts=facts)
         self.packuments.put(package.name, entry)
         log.debug(
             "fetched packument %r: %d bytes, %d versions in %.3fs",
@@ -158,18 +167,29 @@ class Service:
             return None
         raw, etag = saved
         try:
-            summary = await self.pool.run(pk.inspect, raw, package)
+            summary, facts = await self.pool.run(inspect, raw, package)
         except UpstreamError:
             return None
-        return PackumentEntry(raw, summary, etag, confirmed_at=float("-inf"))
+        return PackumentEntry(raw, summary, etag, confirmed_at=float("-inf"), facts=facts)
+
+    async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
+        return OPEN_PLAN if self.gate is None else await self.gate.plan(package, entry)
 
     async def packument(
-        self, package: PackageName, variant: pk.Variant, base_url: str
+        self, package: PackageName, variant: pk.Variant, base_url: str, caller: Caller
     ) -> ServedPackument:
-        """The served packument in `variant`, with tarball URLs under `base_url`."""
+        """The served packument in `variant`, with tarball URLs under `base_url`.
+
+        Raises PolicyBlocked when the policy blocks every version of the package.
+        """
         entry, state = await self.entry(package)
-        edits = self.gate.edits(package, entry.summary)
-        salt = self.gate.salt
+        plan = await self.plan(package, entry)
+        if plan.acted and self.gate is not None:
+            if plan.blocked is not None:
+                raise self.gate.refuse_package(package, plan, caller)
+            self.gate.record_plan(package, plan, caller)
+        edits = plan.edits
+        salt = self.gate.salt if self.gate is not None else ""
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
@@ -181,12 +201,14 @@ class Service:
             )
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
+        if state is CacheState.MISS or state is CacheState.REVALIDATED:
+            self._prefetch(package, entry)
         return ServedPackument(rendered, variant, state, entry.stale_reason)
 
     async def version(self, package: PackageName, spec: str, base_url: str) -> bytes:
         """The served manifest of one version (exact version or dist-tag)."""
         entry, _ = await self.entry(package)
-        edits = self.gate.edits(package, entry.summary)
+        edits = (await self.plan(package, entry)).edits
         body = await self.pool.run(pk.render_version, entry.raw, package, spec, base_url, edits)
         if body is None:
             raise NotFound(f"{package.name}@{spec} is not in this registry")
@@ -194,26 +216,33 @@ class Service:
 
     async def dist_tags(self, package: PackageName) -> Mapping[str, str]:
         entry, _ = await self.entry(package)
-        edits = self.gate.edits(package, entry.summary)
+        edits = (await self.plan(package, entry)).edits
         kept = [v for v in entry.summary.versions if v not in edits.removed]
         return pk.repair_dist_tags(entry.summary.dist_tags, kept)
 
     # -- tarballs ----------------------------------------------------------------------------
 
-    async def tarball(self, package: PackageName, filename: str) -> ServedTarball:
-        """A tarball by file name, from cache or downloaded, verified and stored."""
+    async def _locate(
+        self, package: PackageName, filename: str
+    ) -> tuple[PackumentEntry, pk.VersionRef]:
         entry = self.packuments.get(package.name)
         ref = entry.summary.for_filename(filename) if entry is not None else None
-        if ref is None:  # not cached yet, or a version newer than our copy
+        if entry is None or ref is None:  # not cached yet, or a version newer than our copy
             entry, _ = await self.entry(package)
             ref = entry.summary.for_filename(filename)
         if ref is None:
             raise NotFound(f"{package.name}: no version has a tarball named {filename!r}")
+        return entry, ref
+
+    async def _fetch_tarball(
+        self, package: PackageName, ref: pk.VersionRef
+    ) -> tuple[CachedTarball, CacheState]:
+        """The tarball bytes, cached or downloaded (verified against its integrity)."""
         key = ref.store_key
         cached = self.tarballs.get(key)
         if cached is not None:
-            return ServedTarball(cached, CacheState.HIT, key)
-        url = ref.tarball or f"{self.upstream.base}/{package.path}/-/{filename}"
+            return cached, CacheState.HIT
+        url = ref.tarball or f"{self.upstream.base}/{package.path}/-/{ref.filename}"
         digest = ref.digest
         if digest is None:
             log.warning(
@@ -227,7 +256,42 @@ class Service:
                 key, digest, lambda sink: self.upstream.download(url, sink), what
             ),
         )
-        return ServedTarball(fresh, CacheState.MISS, key)
+        return fresh, CacheState.MISS
+
+    async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
+        """A tarball by file name: located in the packument, checked by the policy (before the
+        download when the verdict is already known, after a scan otherwise), then served."""
+        entry, ref = await self._locate(package, filename)
+        if self.gate is not None:
+            await self.gate.before_download(package, entry, ref, caller)
+        tarball, state = await self._fetch_tarball(package, ref)
+        notice = ""
+        if self.gate is not None:
+            decision = await self.gate.check_tarball(package, entry, ref, tarball, caller)
+            if decision.action in (Action.WARN, Action.HIDE):
+                notice = f"{package.name}@{ref.version}: {warning_message(decision)}"
+        return ServedTarball(tarball, state, ref.store_key, notice)
+
+    def _prefetch(self, package: PackageName, entry: PackumentEntry) -> None:
+        """Download and scan, in the background, the versions an install will likely ask for
+        next, so that the tarball gate finds their verdicts ready."""
+        if self.gate is None or self.tasks is None or self.settings.prefetch_scans <= 0:
+            return
+        for ref in likely_versions(entry.summary, self.settings.prefetch_scans):
+            self.tasks.start_soon(self._prefetch_one, package, entry, ref)
+
+    async def _prefetch_one(
+        self, package: PackageName, entry: PackumentEntry, ref: pk.VersionRef
+    ) -> None:
+        assert self.gate is not None
+        try:
+            async with self._prefetch_limit:
+                tarball, _ = await self._fetch_tarball(package, ref)
+                await self.gate.scan(package, entry, ref, tarball)
+        except FloodgateError as exc:
+            log.info("background scan of %s@%s skipped: %s", package.name, ref.version, exc)
+        except Exception:
+            log.exception("background scan of %s@%s failed", package.name, ref.version)
 
     # -- passthrough -------------------------------------------------------------------------
 

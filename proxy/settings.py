@@ -60,6 +60,12 @@ class Settings:
     render_workers: int = 1
     log_level: str = "info"
     access_log: bool = True
+    policy: str | None = None
+    enforce: bool = True
+    osv_feed: str | None = None
+    osv_refresh_seconds: float = 21600.0
+    scan_timeout: float = 10.0
+    prefetch_scans: int = 3
 
     @property
     def upstream_url(self) -> str:
@@ -95,6 +101,14 @@ FIELD_HELP: dict[str, str] = {
     "render_workers": "worker processes that parse and render large packuments",
     "log_level": "log level: " + ", ".join(LOG_LEVELS),
     "access_log": "log one line per request",
+    "policy": "policy file, or a shipped policy: default, strict, audit (default: default)",
+    "enforce": "run the detector and the policy (--no-enforce serves everything unchecked)",
+    "osv_feed": "OSV malicious-packages feed: a directory or zip of OSV JSON records, or a URL "
+    "of such a zip",
+    "osv_refresh_seconds": "seconds between reloads of the OSV feed",
+    "scan_timeout": "seconds a tarball request waits for its scan before the rule's unscanned "
+    "mode decides",
+    "prefetch_scans": "versions per fetched packument to download and scan ahead of installs",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -223,14 +237,22 @@ def _validate(s: Settings) -> None:
             f"setting 'log_level' has value {s.log_level!r}: expected one of "
             + ", ".join(LOG_LEVELS)
         )
-    for name in ("packument_ttl", "connect_timeout", "read_timeout", "upstream_deadline"):
+    for name in (
+        "packument_ttl",
+        "connect_timeout",
+        "read_timeout",
+        "upstream_deadline",
+        "osv_refresh_seconds",
+        "scan_timeout",
+    ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be positive")
     for name in ("packument_memory_mb", "tarball_cache_mb", "max_packument_mb", "max_tarball_mb"):
         if getattr(s, name) < 1:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 1")
-    if s.tarball_memory_mb < 0 or s.render_workers < 0:
-        raise SettingsError("settings 'tarball_memory_mb' and 'render_workers' must be >= 0")
+    for name in ("tarball_memory_mb", "render_workers", "prefetch_scans"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 0")
     if s.upstream is not None:
         _check_http_url("upstream", s.upstream)
     if s.public_url is not None:

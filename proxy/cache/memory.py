@@ -14,11 +14,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cachetools import LRUCache
 
-from proxy.npm.packument import Rendered, Summary
+from proxy.npm.packument import Rendered, RenderKeyT, Summary
+
+if TYPE_CHECKING:
+    from proxy.detect.facts import PackageFacts
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -36,9 +39,6 @@ class CacheState(StrEnum):
     STALE = "stale"
 
 
-RenderKey = tuple[str, str, str, str]
-
-
 @dataclass(frozen=True, slots=True)
 class PackumentEntry:
     """One cached packument. Immutable but for `renders`, a memo of derived bytes."""
@@ -49,7 +49,8 @@ class PackumentEntry:
     confirmed_at: float  # time.monotonic() of the last upstream confirmation
     stale_until: float = 0.0  # after an upstream failure: serve stale without retrying until then
     stale_reason: str = ""
-    renders: dict[RenderKey, Rendered] = field(default_factory=dict, compare=False)
+    facts: PackageFacts | None = None  # what the detector needs from the document
+    renders: dict[RenderKeyT, Rendered] = field(default_factory=dict, compare=False)
 
     @property
     def size(self) -> int:
@@ -58,7 +59,7 @@ class PackumentEntry:
     def is_fresh(self, now: float, ttl: float) -> bool:
         return now - self.confirmed_at < ttl
 
-    def remember(self, key: RenderKey, rendered: Rendered) -> None:
+    def remember(self, key: RenderKeyT, rendered: Rendered) -> None:
         while len(self.renders) >= MAX_RENDERS_PER_ENTRY:
             self.renders.pop(next(iter(self.renders)))
         self.renders[key] = rendered

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from proxy.npm.packument import INSTALL_SCRIPTS
+from proxy.npm.names import PackageName
+from proxy.npm.packument import INSTALL_SCRIPTS, Summary, parse, summarize
 from proxy.npm.semver import Version
 from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
 
@@ -276,3 +277,12 @@ def facts_from_case(case: Mapping[str, Any]) -> tuple[PackageFacts, str, Tarball
     if isinstance(files, list):
         tarball = tarball_from_manifest(files, case.get("texts") or {})
     return package, version, tarball
+
+
+def inspect(raw: bytes, package: PackageName) -> tuple[Summary, PackageFacts]:
+    """Parse upstream packument bytes once into the proxy's summary and the detector's facts.
+
+    The entry point of the render worker process for large documents (picklable in and out).
+    """
+    doc = parse(raw, package.name)
+    return summarize(doc, package), PackageFacts.from_packument(doc)

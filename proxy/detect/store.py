@@ -59,6 +59,23 @@ class VerdictStore:
             )
             return None
 
+    def for_package(
+        self, name: str, *, detector_version: str = DETECTOR_VERSION
+    ) -> dict[tuple[str, str], Verdict]:
+        """Every tarball verdict stored for `name`, keyed by (version, integrity or "")."""
+        rows = self.db.query(
+            "SELECT version, integrity, body FROM verdicts WHERE name = ? "
+            "AND detector_version = ? AND tarball_scanned = 1",
+            (name, detector_version),
+        )
+        out: dict[tuple[str, str], Verdict] = {}
+        for version, integrity, body in rows:
+            try:
+                out[(str(version), str(integrity))] = Verdict.from_json(orjson.loads(body))
+            except (orjson.JSONDecodeError, KeyError, ValueError):
+                continue
+        return out
+
     def put(self, verdict: Verdict, integrity: str | None) -> None:
         """Store `verdict` unless a tarball-based one is already stored for the same key."""
         key = (verdict.name, verdict.version, integrity or "", verdict.detector_version)

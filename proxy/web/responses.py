@@ -41,6 +41,8 @@ class ClientHeaders:
     accept_encoding: str = ""
     host: str = ""
     if_none_match: str = ""
+    user_agent: str = ""
+    authorization: str = ""
 
     @classmethod
     def of(cls, scope: Scope) -> ClientHeaders:
@@ -71,7 +73,14 @@ _WANTED = {
     b"accept-encoding": "accept_encoding",
     b"host": "host",
     b"if-none-match": "if_none_match",
+    b"user-agent": "user_agent",
+    b"authorization": "authorization",
 }
+
+
+def notice_header(text: str) -> str:
+    """`text` as a header value: one line, ASCII (npm prints npm-notice as it is)."""
+    return " ".join(text.split()).encode("ascii", "replace").decode()[:1000]
 
 
 def note_cache(scope: Scope, state: CacheState, note: str = "") -> None:
@@ -153,6 +162,8 @@ def tarball_response(scope: Scope, client: ClientHeaders, served: ServedTarball)
         *_TARBALL_FIXED,
         (b"x-floodgate-cache", _CACHE_STATE[served.cache]),
     ]
+    if served.notice:
+        headers.append((b"npm-notice", notice_header(served.notice).encode()))
     if client.etag_matches(etag):
         return PreparedResponse(b"", 304, headers)
     tarball = served.tarball

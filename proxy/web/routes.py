@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from proxy.errors import FloodgateError, NotFound, ReadOnly, RequestTooLarge
+from proxy.gate import Caller
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import negotiate
 from proxy.service import Service
@@ -74,6 +75,17 @@ def raw_path(scope: Scope) -> str:
     return quote(scope["path"])
 
 
+def caller_of(scope: Scope, client: ClientHeaders) -> Caller:
+    """Who is asking, for the decision log."""
+    address = scope.get("client")
+    return Caller(
+        address[0] if address else "-",
+        client.user_agent,
+        Caller.fingerprint(client.authorization),
+        scope.get("state", {}).get("request_id", ""),
+    )
+
+
 # -- packages ---------------------------------------------------------------------------------
 
 
@@ -88,14 +100,15 @@ class PackageEndpoint:
         parsed: PackagePath = parse_package_path(raw_path(scope))
         service: Service = scope["app"].state.service
         client = ClientHeaders.of(scope)
+        caller = caller_of(scope, client)
         response: Response
         if parsed.target is Target.PACKUMENT:
             variant = negotiate(client.accept)
             base = base_url(service, scope["scheme"], client.host)
-            served = await service.packument(parsed.package, variant, base)
+            served = await service.packument(parsed.package, variant, base, caller)
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
-            served_tarball = await service.tarball(parsed.package, parsed.arg)
+            served_tarball = await service.tarball(parsed.package, parsed.arg, caller)
             response = tarball_response(scope, client, served_tarball)
         else:
             base = base_url(service, scope["scheme"], client.host)

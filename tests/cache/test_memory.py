@@ -13,7 +13,6 @@ from proxy.cache.memory import (
     MAX_RENDERS_PER_ENTRY,
     PackumentCache,
     PackumentEntry,
-    RenderKey,
     SingleFlight,
 )
 from proxy.npm import packument as pk
@@ -37,7 +36,7 @@ def sized(total: int, name: str = "left-pad") -> PackumentEntry:
     return entry(name, pad=total - base.size)
 
 
-def key(i: int) -> RenderKey:
+def key(i: int) -> pk.RenderKeyT:
     return ("full", PROXY, f"edits-{i}", "")
 
 

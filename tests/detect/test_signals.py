@@ -40,6 +40,13 @@ NOW = datetime(2024, 3, 1, tzinfo=UTC)
 Build = Callable[[], Subject]
 
 
+DATA_PACKAGE = [
+    {"path": "package/README.md", "size": 4_000, "sha256": "1" * 64},
+    {"path": "package/db.json", "size": 180_000, "sha256": "2" * 64},
+    {"path": "package/package.json", "size": 600, "sha256": "3" * 64},
+]
+
+
 def ctx(**kw: object) -> Context:
     return dataclasses.replace(Context(), **kw)  # type: ignore[arg-type]
 
@@ -112,7 +119,8 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (spam_name, lambda: name_only("jest-watch-typeahead"), None),
     # trivial-code
     (trivial_code, lambda: subject("uniset"), (M, MC)),  # README + tea.yaml only
-    (trivial_code, lambda: subject("client-only"), (M, MC)),  # a marker package: tiny code
+    (trivial_code, lambda: subject("client-only"), (L, MC)),  # a marker package: tiny code
+    (trivial_code, lambda: subject("client-only", files=DATA_PACKAGE), (L, MC)),  # mime-db
     (trivial_code, lambda: subject("@babel/code-frame"), None),
     (trivial_code, lambda: subject("nomind-big-integer"), None),
     (

@@ -8,8 +8,9 @@ publish such shells by the thousand because the name, not the code, is what earn
 
 Known false positives: deliberate marker packages (`client-only`, `server-only`), packages
 that only re-export or hold a placeholder, platform binaries (`.node`, `.wasm`; counted as
-code here) and type-only packages (`.d.ts`, counted as code). Alone it makes a verdict
-`suspicious` at most.
+code here), type-only packages (`.d.ts`, counted as code) and data packages (`mime-db`). So no
+code or a few bytes of it is a low-severity finding that never flags alone; only a hello-world
+entry point makes a verdict `suspicious` by itself.
 """
 
 from __future__ import annotations
@@ -48,10 +49,24 @@ def check(s: Subject) -> Finding | None:
     ]  # fmt: skip
     code_bytes = sum(e.size for e in code)
     evidence = {"files": len(t.files), "code_files": len(code), "code_bytes": code_bytes}
+    # No code at all in a package of nothing but metadata (README, package.json, tea.yaml, a
+    # licence) is an empty shell; no code beside data files is what data packages (mime-db,
+    # node-releases) look like, and a few bytes of code what marker packages (client-only) do,
+    # so those two are weak alone. A hello-world entry point is not.
     if not code:
-        return SPEC.finding(f"the package has {len(t.files)} file(s) and no code at all", evidence)
+        shell = all(_is_metadata(t.relative(e.path)) for e in t.files)
+        return SPEC.finding(
+            f"the package has {len(t.files)} file(s) and no code at all"
+            + (", only metadata" if shell else ""),
+            evidence,
+            severity=None if shell else Severity.LOW,
+        )
     if code_bytes < MIN_CODE_BYTES:
-        return SPEC.finding(f"all {len(code)} code file(s) add up to {code_bytes} bytes", evidence)
+        return SPEC.finding(
+            f"all {len(code)} code file(s) add up to {code_bytes} bytes",
+            evidence,
+            severity=Severity.LOW,
+        )
     main = (t.package_json or {}).get("main")
     entry = t.entry_point
     if isinstance(main, str) and main.strip() and entry is None and t.package_json_path:
@@ -71,6 +86,18 @@ def check(s: Subject) -> Finding | None:
             {**evidence, "entry_point": entry, "entry_text": t.sources[entry][:200]},
         )
     return None
+
+
+_METADATA = re.compile(
+    r"^(?:readme|license|licence|changelog|history|authors|contributing|notice)(?:\.[a-z]+)?$"
+    r"|^(?:package\.json|tea\.ya?ml|\.npmignore|\.gitignore|\.editorconfig)$",
+    re.IGNORECASE,
+)
+
+
+def _is_metadata(path: str) -> bool:
+    """True for files every package carries whatever it does (README, licence, manifest)."""
+    return bool(_METADATA.match(path.rsplit("/", 1)[-1]))
 
 
 def _from_metadata(s: Subject) -> Finding | None:

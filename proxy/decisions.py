@@ -1,0 +1,184 @@
+"""The decision log: every policy decision Floodgate enforces, in an embedded SQLite database.
+
+Writes go through a queue to one writer thread that commits in batches, so recording a decision
+costs the request a queue put, not a disk write. `query` serves `floodgate decisions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # rows per commit at most
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    action TEXT NOT NULL,
+    intended TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    label TEXT,
+    score INTEGER,
+    reasons TEXT NOT NULL,
+    waiver TEXT NOT NULL,
+    via TEXT NOT NULL,
+    client TEXT NOT NULL,
+    user_agent TEXT NOT NULL,
+    token TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    policy_digest TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_package ON decisions (package, time);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One logged decision. `via` says where it was made: packument, tarball, audit."""
+
+    time: float
+    package: str
+    version: str
+    action: str
+    intended: str
+    rule: str
+    label: str | None
+    score: int | None
+    reasons: tuple[str, ...]
+    waiver: str
+    via: str
+    client: str
+    user_agent: str
+    token: str
+    request_id: str
+    policy: str
+    policy_digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["reasons"] = list(self.reasons)
+        return out
+
+
+_COLUMNS = [f for f in DecisionRecord.__dataclass_fields__]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class DecisionLog:
+    """Append-only decision log; `record` never blocks on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._queue: queue.SimpleQueue[DecisionRecord | None] = queue.SimpleQueue()
+        self._conn = _connect(path)
+        self._thread = threading.Thread(target=self._write_loop, name="decision-log", daemon=True)
+        self._thread.start()
+
+    def record(self, record: DecisionRecord) -> None:
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(30)
+        self._conn.close()
+
+    def _write_loop(self) -> None:
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        sql = f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+        stop = False
+        while not stop:
+            batch: list[DecisionRecord] = []
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                rows = [_row(r) for r in batch]
+                try:
+                    with self._conn:
+                        self._conn.executemany(sql, rows)
+                except sqlite3.Error as exc:
+                    log.error("could not write %d decisions to %s: %s", len(rows), self.path, exc)
+
+
+def _row(r: DecisionRecord) -> tuple[Any, ...]:
+    values = [getattr(r, c) for c in _COLUMNS]
+    values[_COLUMNS.index("reasons")] = orjson.dumps(list(r.reasons)).decode()
+    return tuple(values)
+
+
+def query(
+    path: Path,
+    *,
+    package: str | None = None,
+    actions: Sequence[str] = (),
+    since: float | None = None,
+    limit: int | None = None,
+) -> Iterator[DecisionRecord]:
+    """Logged decisions, newest first, filtered by package (glob), actions and time."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        where: list[str] = []
+        args: list[str | float] = []
+        if package:
+            where.append("package GLOB ?")
+            args.append(package)
+        if actions:
+            where.append(
+                f"(action IN ({', '.join('?' for _ in actions)}) "
+                f"OR intended IN ({', '.join('?' for _ in actions)}))"
+            )
+            args.extend(actions)
+            args.extend(actions)
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY time DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in conn.execute(sql, args):
+            values = dict(zip(_COLUMNS, row, strict=True))
+            values["reasons"] = tuple(orjson.loads(values["reasons"]))
+            yield DecisionRecord(**values)
+    finally:
+        conn.close()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,1 @@
+"""Policy: YAML rules that turn the detector's verdicts into serve, warn, hide or block."""

@@ -1,0 +1,173 @@
+"""`decide`: which rule applies to a version, and what that means. Pure.
+
+Order of evaluation, documented because it is the policy's contract:
+
+1. Rules in file order; the first whose conditions all hold decides (no match: allow).
+2. A tarball whose scan did not finish in time (`ScanState.UNAVAILABLE`) is decided on what is
+   known; if no rule matches on that, the first rule that could match once the verdict is in and
+   that fails closed (its own `unscanned`, else the policy's) refuses it for now.
+3. An active waiver covering `name@version` turns any outcome into allow (and says so).
+4. In dry-run mode nothing is enforced: every outcome becomes `monitor`, and the rule's own
+   action is kept as `intended`, so the decision log shows what would have happened.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime
+
+from proxy.detect.model import Verdict
+from proxy.policy.model import (
+    ALLOWED,
+    Action,
+    Decision,
+    FailMode,
+    Match,
+    Mode,
+    Policy,
+    Rule,
+    ScanState,
+    age,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What the policy decides about: one version, the detector's verdict and publish facts."""
+
+    name: str
+    version: str
+    verdict: Verdict | None
+    now: datetime
+    scan: ScanState = ScanState.METADATA
+    published: datetime | None = None
+    created: datetime | None = None
+    install_scripts: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One condition of a rule, evaluated: for `policy explain`."""
+
+    condition: str
+    holds: bool
+    detail: str
+
+
+def check_match(match: Match, s: Subject) -> list[Check]:
+    """Every condition `match` sets, evaluated against `s` (an empty list matches everything)."""
+    v = s.verdict
+    out: list[Check] = []
+    if match.names:
+        hit = any(fnmatch.fnmatchcase(s.name, g) for g in match.names)
+        out.append(Check("names", hit, f"{s.name} vs {', '.join(match.names)}"))
+    if match.scopes:
+        hit = any(s.name.startswith(scope + "/") for scope in match.scopes)
+        out.append(Check("scopes", hit, f"{s.name} vs {', '.join(match.scopes)}"))
+    if match.versions is not None:
+        hit = match.versions.contains(s.version)
+        out.append(Check("versions", hit, f"{s.version} vs {match.versions}"))
+    if match.labels:
+        label = v.label if v is not None else None
+        hit = label in match.labels
+        out.append(Check("labels", hit, f"{label or 'no verdict'} vs {', '.join(match.labels)}"))
+    if match.min_score is not None:
+        hit = v is not None and v.score >= match.min_score
+        out.append(
+            Check("min_score", hit, f"{v.score if v else 'no verdict'} >= {match.min_score}")
+        )
+    if match.max_score is not None:
+        hit = v is not None and v.score <= match.max_score
+        out.append(
+            Check("max_score", hit, f"{v.score if v else 'no verdict'} <= {match.max_score}")
+        )
+    if match.signals:
+        fired = sorted(v.signal_ids) if v is not None else []
+        hit = any(sig in fired for sig in match.signals)
+        out.append(Check("signals", hit, f"fired {fired or 'none'} vs {', '.join(match.signals)}"))
+    if match.osv:
+        ids = list(v.osv_ids) if v is not None else []
+        hit = bool(ids) and ("*" in match.osv or any(i in ids for i in match.osv))
+        out.append(Check("osv", hit, f"records {ids or 'none'} vs {', '.join(match.osv)}"))
+    if match.version_younger_than is not None:
+        a = age(s.now, s.published)
+        hit = a is not None and a < match.version_younger_than
+        out.append(Check("version_younger_than", hit, f"age {a or 'unknown'}"))
+    if match.package_younger_than is not None:
+        a = age(s.now, s.created)
+        hit = a is not None and a < match.package_younger_than
+        out.append(Check("package_younger_than", hit, f"age {a or 'unknown'}"))
+    if match.install_scripts is not None:
+        hit = s.install_scripts is not None and s.install_scripts == match.install_scripts
+        out.append(Check("install_scripts", hit, f"{s.install_scripts}"))
+    return out
+
+
+def rule_matches(rule: Rule, s: Subject) -> bool:
+    return all(c.holds for c in check_match(rule.match, s))
+
+
+def _could_match_later(rule: Rule, s: Subject) -> bool:
+    """True when the rule's conditions that do not depend on the verdict hold."""
+    verdict_conditions = {"labels", "min_score", "max_score", "signals", "osv"}
+    checks = check_match(rule.match, s)
+    return rule.match.needs_verdict and all(
+        c.holds for c in checks if c.condition not in verdict_conditions
+    )
+
+
+def _reason(rule: Rule, s: Subject) -> str:
+    if rule.message:
+        return rule.message
+    if s.verdict is not None and s.verdict.findings:
+        return "; ".join(s.verdict.reasons[:3])
+    return f"matched policy rule {rule.id!r}"
+
+
+def _details(s: Subject) -> tuple[str, ...]:
+    return s.verdict.reasons if s.verdict is not None else ()
+
+
+def decide_by_rules(policy: Policy, s: Subject) -> Decision:
+    """Steps 1 and 2: the rules alone, before waivers and mode."""
+    for rule in policy.rules:
+        if rule_matches(rule, s):
+            return Decision(
+                rule.action, rule.id, _reason(rule, s), rule.action, details=_details(s)
+            )
+    if s.scan is ScanState.UNAVAILABLE:
+        for rule in policy.rules:
+            fail = rule.unscanned or policy.unscanned
+            refuses = fail is FailMode.CLOSED and rule.action in (Action.BLOCK, Action.HIDE)
+            if refuses and _could_match_later(rule, s):
+                reason = (
+                    f"the tarball of {s.name}@{s.version} has not been scanned yet and rule "
+                    f"{rule.id!r} fails closed; try again shortly"
+                )
+                return Decision(Action.BLOCK, rule.id, reason, Action.BLOCK, pending=True)
+    return ALLOWED
+
+
+def decide(policy: Policy, s: Subject) -> Decision:
+    """The enforced decision for `s` under `policy` (see the module docstring for the order)."""
+    d = decide_by_rules(policy, s)
+    if d.intended is not Action.ALLOW:
+        today = s.now.date()
+        for w in policy.waivers:
+            if w.active(today) and w.covers(s.name, s.version):
+                reason = f"waived until {w.expires.isoformat()} by {w.owner}: {w.reason}"
+                return Decision(
+                    Action.ALLOW,
+                    d.rule,
+                    reason,
+                    d.intended,
+                    waiver=w.spec,
+                    pending=d.pending,
+                    details=d.details,
+                )
+    if policy.mode is Mode.DRY_RUN and d.action not in (Action.ALLOW, Action.MONITOR):
+        return Decision(
+            Action.MONITOR, d.rule, d.reason, d.intended, pending=d.pending, details=d.details
+        )
+    return d
