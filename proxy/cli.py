@@ -36,6 +36,7 @@ COMMON_SETTINGS = (
     "max_packument_mb",
     "max_tarball_mb",
     "allow_tarball_hosts",
+    "osv_feed",
 )
 SERVE_SETTINGS = (
     "host",
@@ -48,6 +49,11 @@ SERVE_SETTINGS = (
     "forward_auth",
     "render_workers",
     "access_log",
+    "policy",
+    "enforce",
+    "osv_refresh_seconds",
+    "scan_timeout",
+    "prefetch_scans",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 
@@ -112,11 +118,62 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("targets", nargs="*", metavar="NAME[@VERSION|@RANGE]")
     scan.add_argument("--tarball", action="append", type=Path, default=[], metavar="FILE.tgz")
     scan.add_argument("--json", action="store_true", help="print one JSON object")
-    scan.add_argument("--osv", metavar="PATH|URL", help="OSV records: folder, zip or zip URL")
+    scan.add_argument(
+        "--osv", dest="osv_feed", default=argparse.SUPPRESS, metavar="PATH|URL",
+        help="same as --osv-feed",
+    )  # fmt: skip
     scan.add_argument("--metadata-only", action="store_true", help="do not download tarballs")
     scan.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(scan, COMMON_SETTINGS)
     scan.set_defaults(handler=cmd_scan, settings_names=COMMON_SETTINGS)
+
+    policy = commands.add_parser(
+        "policy", help="check or explain policies", description="Check or explain policies."
+    )
+    policy_commands = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    check = policy_commands.add_parser(
+        "check",
+        help="validate policy files",
+        description="Validate policy files (paths, or the shipped names default, strict, "
+        "audit). Exit status 0 when all are valid, 2 otherwise; errors name file, line and key.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(handler=cmd_policy_check)
+    explain = policy_commands.add_parser(
+        "explain",
+        help="show which rule decides a version, and why",
+        description="Fetch NAME@VERSION (or a tag or range: its newest version) through the "
+        "upstream, assess it and walk the policy's rules. Exit status 0 when it would be "
+        "served, 1 when hidden or blocked, 2 on errors.",
+    )
+    explain.add_argument("spec", metavar="NAME@VERSION")
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
+    explain.add_argument(
+        "--metadata-only", action="store_true", help="do not download and scan the tarball"
+    )
+    explain.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(explain, (*COMMON_SETTINGS, "policy"))
+    explain.set_defaults(handler=cmd_policy_explain, settings_names=(*COMMON_SETTINGS, "policy"))
+
+    decisions = commands.add_parser(
+        "decisions",
+        help="query what the proxy blocked, hid, warned about, and why",
+        description="Query the decision log (newest first). Filters combine.",
+    )
+    decisions.add_argument("--package", metavar="GLOB", help="package name or glob")
+    decisions.add_argument(
+        "--action",
+        action="append",
+        default=[],
+        choices=["allow", "monitor", "warn", "hide", "block"],
+        help="enforced or intended action (repeatable)",
+    )
+    decisions.add_argument("--since", metavar="AGE|TIME", help="e.g. 1h, 7d, or an ISO time")
+    decisions.add_argument("--limit", type=int, default=100, help="at most this many (0: all)")
+    decisions.add_argument("--json", action="store_true", help="print JSON lines")
+    decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(decisions, ("cache_dir", "log_level"))
+    decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
     return parser
 
 
@@ -170,7 +227,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise FloodgateError("nothing to scan: give NAME[@VERSION|@RANGE] or --tarball FILE")
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
-    feed = OsvFeed(args.osv, fetch=fetch_feed, cache_dir=settings.cache_dir)
+    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
     feed.refresh()
     detector = Detector.open(settings.cache_dir / "detector", feed)
     store = VerdictStore(settings.cache_dir / "detector" / "verdicts.sqlite3")
@@ -206,6 +263,115 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         print("\n".join(scan.render(o) for o in outcomes))
     return scan.exit_code(outcomes)
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from proxy.errors import PolicyError
+    from proxy.policy.holder import resolve_policy_path
+    from proxy.policy.loader import load_policy
+
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            policy = load_policy(resolve_policy_path(name))
+        except PolicyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_ERROR
+            continue
+        print(
+            f"{policy.source}: ok ({policy.name}, {len(policy.rules)} rules, "
+            f"{len(policy.waivers)} waivers, mode {policy.mode}, digest {policy.digest})"
+        )
+    return status
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    import anyio
+    import orjson
+
+    from proxy.detect.evaluate import Detector
+    from proxy.detect.osv import OsvFeed
+    from proxy.explain import Explanation, explain
+    from proxy.policy.holder import resolve_policy_path
+    from proxy.policy.loader import load_policy
+    from proxy.policy.model import Action
+    from proxy.upstream.client import UpstreamClient
+    from proxy.upstream.feed import fetch_feed
+
+    settings = resolve_upstream(_settings_from(args, args.settings_names))
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    policy = load_policy(resolve_policy_path(settings.policy))
+    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
+    feed.refresh()
+    detector = Detector.open(settings.cache_dir / "detector", feed)
+
+    async def run() -> Explanation:
+        client = UpstreamClient(settings)
+        try:
+            return await explain(client, detector, policy, args.spec, not args.metadata_only)
+        finally:
+            await client.aclose()
+
+    result = anyio.run(run)
+    if args.json:
+        print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(result.render())
+    refused = result.decision.action in (Action.HIDE, Action.BLOCK)
+    return EXIT_FLAGGED if refused else EXIT_OK
+
+
+def _since(text: str) -> float:
+    import re
+    import time
+    from datetime import datetime
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
+        return time.time() - float(m[1]) * unit
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise FloodgateError(
+            f"--since {text!r}: expected an age like 1h or 7d, or an ISO time"
+        ) from None
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    import time
+
+    import orjson
+
+    from proxy.decisions import query
+
+    settings = _settings_from(args, args.settings_names)
+    path = settings.cache_dir / "decisions.sqlite3"
+    if not path.exists():
+        raise FloodgateError(
+            f"no decision log at {path} (has `floodgate serve` run with this cache?)"
+        )
+    since = _since(args.since) if args.since else None
+    rows = query(
+        path,
+        package=args.package,
+        actions=args.action,
+        since=since,
+        limit=args.limit or None,
+    )
+    for r in rows:
+        if args.json:
+            print(orjson.dumps(r.to_json()).decode())
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time))
+        action = r.action if r.action == r.intended else f"{r.action}({r.intended})"
+        label = f"{r.label or '-'}/{r.score if r.score is not None else '-'}"
+        reason = r.reasons[0] if r.reasons else ""
+        print(
+            f"{when}  {action:<15} {r.package}@{r.version:<12} rule={r.rule or '-'} "
+            f"{label} via={r.via} client={r.client} {reason[:120]}"
+        )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESTRICTION_LINES = 5  # versions explained in the policyRestrictions message
 PLAN_MEMO = 10_000  # packages whose plans are kept
+SETTLED_MEMO = 100_000  # tarball decisions kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,16 @@ def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
     return Plan(edits, tuple(decisions), whole, policy.name, policy.digest)
 
 
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """A tarball decision made on a scanned tarball, valid while salt and generation hold."""
+
+    salt: str
+    generation: int
+    decision: Decision
+    verdict: Verdict | None
+
+
 @dataclass
 class _Memo:
     raw: bytes
@@ -143,6 +154,9 @@ class PolicyGate:
     _generation: dict[str, int] = field(default_factory=dict)
     _memo: LRUCache[str, _Memo] = field(default_factory=lambda: LRUCache(PLAN_MEMO))
     _scans: SingleFlight[tuple[str, str], Verdict] = field(default_factory=SingleFlight)
+    _settled: LRUCache[tuple[str, str, str], _Settled] = field(
+        default_factory=lambda: LRUCache(SETTLED_MEMO)
+    )
 
     @property
     def policy(self) -> Policy:
@@ -276,14 +290,31 @@ class PolicyGate:
             return stored
         return self.detector.assess(entry.facts, ref.version, record=False)
 
+    def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
+        settled = self._settled.get((name, ref.version, ref.integrity or ""))
+        if settled is None or (settled.salt, settled.generation) != (
+            self.salt,
+            self._generation.get(name, 0),
+        ):
+            return None
+        return settled
+
+    def _settle(self, name: str, ref: VersionRef, d: Decision, verdict: Verdict | None) -> None:
+        key = (name, ref.version, ref.integrity or "")
+        self._settled[key] = _Settled(self.salt, self._generation.get(name, 0), d, verdict)
+
     async def before_download(
         self, package: PackageName, entry: PackumentEntry, ref: VersionRef, caller: Caller
     ) -> None:
         """Refuse before any download when what is already known blocks this version."""
         if entry.facts is None:
             return
-        verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
-        d = decide(self.policy, self.subject(entry.facts, ref.version, verdict, self.clock()))
+        settled = self._remembered(package.name, ref)
+        if settled is not None:
+            d, verdict = settled.decision, settled.verdict
+        else:
+            verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
+            d = decide(self.policy, self.subject(entry.facts, ref.version, verdict, self.clock()))
         if d.action is Action.BLOCK:
             self.record(package.name, ref.version, d, verdict, caller, "tarball")
             raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))
@@ -338,7 +369,14 @@ class PolicyGate:
         tarball: CachedTarball,
         caller: Caller,
     ) -> Decision:
-        """Scan (bounded by scan_timeout), decide and log; raise PolicyBlocked to refuse."""
+        """Scan (bounded by scan_timeout), decide and log; raise PolicyBlocked to refuse.
+
+        A decision made on a scanned tarball is remembered until the policy, the OSV index or
+        the package's verdicts change, so a hot tarball is not decided again.
+        """
+        settled = self._remembered(package.name, ref)
+        if settled is not None and settled.verdict is not None and settled.verdict.tarball_scanned:
+            return self._enforce(package, ref, settled.decision, settled.verdict, caller)
         verdict: Verdict | None = None
         scan_state = ScanState.TARBALL
         with anyio.move_on_after(self.scan_timeout) as scope:
@@ -356,6 +394,18 @@ class PolicyGate:
             return Decision(Action.ALLOW, "", "no package facts")
         subject = self.subject(entry.facts, ref.version, verdict, self.clock(), scan_state)
         d = decide(self.policy, subject)
+        if scan_state is ScanState.TARBALL:
+            self._settle(package.name, ref, d, verdict)
+        return self._enforce(package, ref, d, verdict, caller)
+
+    def _enforce(
+        self,
+        package: PackageName,
+        ref: VersionRef,
+        d: Decision,
+        verdict: Verdict | None,
+        caller: Caller,
+    ) -> Decision:
         self.record(package.name, ref.version, d, verdict, caller, "tarball")
         if d.action is Action.BLOCK:
             raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))

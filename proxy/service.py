@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -183,6 +184,8 @@ class Service:
         Raises PolicyBlocked when the policy blocks every version of the package.
         """
         entry, state = await self.entry(package)
+        if state is CacheState.MISS:
+            await self._prescan(package, entry)
         plan = await self.plan(package, entry)
         if plan.acted and self.gate is not None:
             if plan.blocked is not None:
@@ -201,8 +204,6 @@ class Service:
             )
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
-        if state is CacheState.MISS or state is CacheState.REVALIDATED:
-            self._prefetch(package, entry)
         return ServedPackument(rendered, variant, state, entry.stale_reason)
 
     async def version(self, package: PackageName, spec: str, base_url: str) -> bytes:
@@ -272,13 +273,38 @@ class Service:
                 notice = f"{package.name}@{ref.version}: {warning_message(decision)}"
         return ServedTarball(tarball, state, ref.store_key, notice)
 
-    def _prefetch(self, package: PackageName, entry: PackumentEntry) -> None:
-        """Download and scan, in the background, the versions an install will likely ask for
-        next, so that the tarball gate finds their verdicts ready."""
+    async def _prescan(self, package: PackageName, entry: PackumentEntry) -> None:
+        """Download and scan the versions an install will likely ask for next, before the
+        packument goes out, so that its plan already reflects their tarballs (a spam version
+        is hidden before a client picks it). Waits at most `scan_timeout`; what is not done
+        by then finishes in the background."""
         if self.gate is None or self.tasks is None or self.settings.prefetch_scans <= 0:
             return
-        for ref in likely_versions(entry.summary, self.settings.prefetch_scans):
-            self.tasks.start_soon(self._prefetch_one, package, entry, ref)
+        done = [
+            self._background(self._prefetch_one, package, entry, ref)
+            for ref in likely_versions(entry.summary, self.settings.prefetch_scans)
+        ]
+        with anyio.move_on_after(self.settings.scan_timeout):
+            for event in done:
+                await event.wait()
+
+    def _background(
+        self,
+        fn: Callable[[PackageName, PackumentEntry, pk.VersionRef], Awaitable[None]],
+        *args: Any,
+    ) -> anyio.Event:
+        """Run `fn(*args)` in the app's task group; the event is set when it ends."""
+        assert self.tasks is not None
+        event = anyio.Event()
+
+        async def run() -> None:
+            try:
+                await fn(*args)
+            finally:
+                event.set()
+
+        self.tasks.start_soon(run)
+        return event
 
     async def _prefetch_one(
         self, package: PackageName, entry: PackumentEntry, ref: pk.VersionRef

@@ -65,7 +65,7 @@ class Settings:
     osv_feed: str | None = None
     osv_refresh_seconds: float = 21600.0
     scan_timeout: float = 10.0
-    prefetch_scans: int = 3
+    prefetch_scans: int = 2
 
     @property
     def upstream_url(self) -> str:

@@ -121,6 +121,14 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (trivial_code, lambda: subject("uniset"), (M, MC)),  # README + tea.yaml only
     (trivial_code, lambda: subject("client-only"), (L, MC)),  # a marker package: tiny code
     (trivial_code, lambda: subject("client-only", files=DATA_PACKAGE), (L, MC)),  # mime-db
+    (  # client-only's real shape: an empty index.js beside a file that throws
+        trivial_code,
+        lambda: with_tarball(
+            subject("client-only"),
+            sources={"package/index.js": "", "package/error.js": "throw new Error('x');\n"},
+        ),
+        (L, MC),
+    ),
     (trivial_code, lambda: subject("@babel/code-frame"), None),
     (trivial_code, lambda: subject("nomind-big-integer"), None),
     (

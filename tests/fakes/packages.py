@@ -69,3 +69,38 @@ def build_version(name: str, fv: FakeVersion) -> tuple[dict[str, Any], bytes]:
         },
     }
     return entry, tgz
+
+
+# Real-shaped contents for packages the detector should flag (or not).
+TEA_YAML = (
+    b"# https://tea.xyz/what-is-this-file\n---\nversion: 1.0.0\ncodeOwners:\n"
+    b"  - '0x723332A6f259f8457e71a346566466036a5Eb3C8'\nquorum: 1\n"
+)
+HELLO_JS = b'console.log("hello world");\n'
+REAL_JS = b"""'use strict';
+function pad(text, width, fill) {
+  const s = String(text);
+  if (s.length >= width) return s;
+  return String(fill === undefined ? ' ' : fill).repeat(width - s.length) + s;
+}
+function padEnd(text, width, fill) {
+  const s = String(text);
+  return s.length >= width ? s : s + String(fill || ' ').repeat(width - s.length);
+}
+module.exports = { pad, padEnd };
+"""
+
+
+def farm(version: str, **kw: object) -> FakeVersion:
+    """A token-farming version: a tea.yaml naming a wallet, and a hello-world entry point."""
+    return FakeVersion(version, files={"tea.yaml": TEA_YAML, "index.js": HELLO_JS}, **kw)  # type: ignore[arg-type]
+
+
+def clean(version: str, **kw: object) -> FakeVersion:
+    """A plain small library."""
+    return FakeVersion(version, files={"index.js": REAL_JS}, **kw)  # type: ignore[arg-type]
+
+
+def hello(version: str) -> FakeVersion:
+    """Weak signals only: an entry point that just prints a greeting."""
+    return FakeVersion(version, files={"index.js": HELLO_JS})

@@ -61,6 +61,21 @@ def check(s: Subject) -> Finding | None:
             evidence,
             severity=None if shell else Severity.LOW,
         )
+    entry = t.entry_point
+    text = t.sources.get(entry, "") if entry is not None else ""
+    # An empty entry point beside other code is a marker package's shape (client-only's
+    # index.js is empty; its other file throws), not a hello world.
+    if (
+        entry is not None
+        and entry in t.sources
+        and len(code) <= 3
+        and _HELLO.match(text)
+        and (text.strip() or len(code) == 1)
+    ):
+        return SPEC.finding(
+            f"the entry point {t.relative(entry)} is empty or only prints a greeting",
+            {**evidence, "entry_point": entry, "entry_text": text[:200]},
+        )
     if code_bytes < MIN_CODE_BYTES:
         return SPEC.finding(
             f"all {len(code)} code file(s) add up to {code_bytes} bytes",
@@ -68,22 +83,11 @@ def check(s: Subject) -> Finding | None:
             severity=Severity.LOW,
         )
     main = (t.package_json or {}).get("main")
-    entry = t.entry_point
     if isinstance(main, str) and main.strip() and entry is None and t.package_json_path:
         return SPEC.finding(
             f"package.json main {main!r} points at a file the package does not contain",
             {**evidence, "main": main},
             confidence=Confidence.LOW,
-        )
-    if (
-        entry is not None
-        and entry in t.sources
-        and len(code) <= 3
-        and _HELLO.match(t.sources[entry])
-    ):
-        return SPEC.finding(
-            f"the entry point {t.relative(entry)} is empty or only prints a greeting",
-            {**evidence, "entry_point": entry, "entry_text": t.sources[entry][:200]},
         )
     return None
 

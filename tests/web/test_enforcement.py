@@ -1,0 +1,196 @@
+"""Policy enforcement at the HTTP level: packuments, tarballs, the decision log, reloads."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from proxy.decisions import query
+from tests.conftest import ProxyFactory
+from tests.fakes.packages import clean, farm, hello
+from tests.fakes.registry import FakeRegistry
+
+ABBREVIATED = "application/vnd.npm.install-v1+json"
+
+HIDE_SPAM = """
+version: 1
+name: hide-spam
+rules:
+  - id: malicious
+    match: {labels: [malicious]}
+    action: block
+  - id: spam
+    match: {labels: [spam]}
+    action: hide
+  - id: weak
+    match: {labels: [suspicious]}
+    action: warn
+"""
+
+
+@pytest.fixture
+def spammy(registry: FakeRegistry) -> FakeRegistry:
+    registry.add("fg-farm", farm("1.0.0"))
+    registry.add("fg-mixed", clean("1.0.0"), farm("1.1.0"))
+    registry.add("fg-hello", hello("1.0.0"))
+    registry.add("fg-clean", clean("1.0.0"), clean("1.0.1"))
+    return registry
+
+
+def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_token_farming_package_is_refused_with_the_rule_and_reason(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy()  # the shipped default policy
+    r = proxy.client.get("/fg-farm")
+    assert r.status_code == 403
+    error = r.json()["error"]
+    assert "fg-farm" in error
+    assert "token-farming" in error
+    assert "tea.xyz registration file" in error
+    assert "token-farming" in r.headers["npm-notice"]
+    tarball = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
+    assert tarball.status_code == 403
+    assert "token-farming" in tarball.json()["error"]
+
+
+def test_blocked_version_is_restricted_and_tags_repointed(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy()
+    doc = proxy.client.get("/fg-mixed", headers={"accept": ABBREVIATED}).json()
+    assert list(doc["versions"]) == ["1.0.0"]
+    assert "1.1.0" not in doc["time"]
+    assert doc["dist-tags"]["latest"] == "1.0.0"
+    restrictions = doc["policyRestrictions"]
+    assert list(restrictions["versions"]) == ["1.1.0"]
+    assert "token-farming" in restrictions["message"]
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.0.0.tgz").status_code == 200
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 403
+
+
+def test_hidden_version_is_removed_without_restriction(
+    spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    proxy = make_proxy(policy=write_policy(tmp_path, HIDE_SPAM))
+    doc = proxy.client.get("/fg-mixed").json()
+    assert list(doc["versions"]) == ["1.0.0"]
+    assert "policyRestrictions" not in doc
+    # A lockfile that pins the hidden version still installs, with a notice.
+    r = proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz")
+    assert r.status_code == 200
+    assert "hide" in r.headers["npm-notice"] or "spam" in r.headers["npm-notice"]
+
+
+def test_weak_signals_are_served_deprecated_with_the_reason(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy()
+    doc = proxy.client.get("/fg-hello").json()
+    message = doc["versions"]["1.0.0"]["deprecated"]
+    assert "weak-signals" in message
+    assert "greeting" in message
+    r = proxy.client.get("/fg-hello/-/fg-hello-1.0.0.tgz")
+    assert r.status_code == 200
+    assert "weak-signals" in r.headers["npm-notice"]
+
+
+def test_clean_package_is_untouched(spammy: FakeRegistry, make_proxy: ProxyFactory) -> None:
+    proxy = make_proxy()
+    doc = proxy.client.get("/fg-clean").json()
+    assert set(doc["versions"]) == {"1.0.0", "1.0.1"}
+    assert "policyRestrictions" not in doc
+    assert not any("deprecated" in m for m in doc["versions"].values())
+
+
+def test_enforcement_off_serves_everything(spammy: FakeRegistry, make_proxy: ProxyFactory) -> None:
+    proxy = make_proxy(enforce=False)
+    assert proxy.client.get("/fg-farm").status_code == 200
+    assert proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 200
+
+
+def test_dry_run_serves_and_logs_would_block(
+    spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    text = Path("policies/default.yaml").read_text().replace("mode: enforce", "mode: dry-run")
+    proxy = make_proxy(policy=write_policy(tmp_path, text))
+    assert proxy.client.get("/fg-farm", headers={"user-agent": "npm/11 test"}).status_code == 200
+    assert proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 200
+    proxy.stop()  # flushes the decision log
+    rows = list(query(proxy.settings.cache_dir / "decisions.sqlite3", package="fg-farm"))
+    assert rows
+    assert {(r.action, r.intended, r.rule) for r in rows} == {("monitor", "block", "token-farming")}
+    assert {r.via for r in rows} == {"packument", "tarball"}
+    packument_row = next(r for r in rows if r.via == "packument")
+    assert packument_row.user_agent == "npm/11 test"
+    assert packument_row.client == "127.0.0.1"
+    assert packument_row.label == "spam"
+    assert packument_row.request_id
+
+
+def test_waiver_allows_until_it_expires(
+    spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    def policy_with_waiver(expires: date) -> str:
+        return (
+            Path("policies/default.yaml")
+            .read_text()
+            .replace(
+                "waivers: []",
+                f"waivers:\n  - package: fg-farm@^1.0.0\n    reason: vetted by security\n"
+                f"    owner: sec@example.com\n    expires: {expires.isoformat()}\n",
+            )
+        )
+
+    today = date.today()
+    live = make_proxy(policy=write_policy(tmp_path, policy_with_waiver(today + timedelta(days=1))))
+    assert live.client.get("/fg-farm").status_code == 200
+    assert live.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 200
+    expired = make_proxy(
+        policy=write_policy(tmp_path, policy_with_waiver(today - timedelta(days=1)), "old.yaml"),
+        cache_dir=str(tmp_path / "other-cache"),
+    )
+    assert expired.client.get("/fg-farm").status_code == 403
+
+
+def test_policy_edits_reload_and_change_etags(
+    spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    path = Path(write_policy(tmp_path, Path("policies/audit.yaml").read_text()))
+    proxy = make_proxy(policy=str(path))
+    first = proxy.client.get("/fg-mixed")
+    assert set(first.json()["versions"]) == {"1.0.0", "1.1.0"}  # audit: served, with a warning
+    clean_etag = proxy.client.get("/fg-clean").headers["etag"]
+
+    path.write_text("rules: [\n")  # a broken edit keeps the audit policy in force
+    time.sleep(2.5)
+    assert proxy.client.get("/fg-mixed").headers["etag"] == first.headers["etag"]
+
+    path.write_text(Path("policies/default.yaml").read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        doc = proxy.client.get("/fg-mixed")
+        if set(doc.json()["versions"]) == {"1.0.0"}:
+            break
+        time.sleep(0.2)
+    assert set(doc.json()["versions"]) == {"1.0.0"}
+    assert doc.headers["etag"] != first.headers["etag"]
+    assert proxy.client.get("/fg-clean").headers["etag"] != clean_etag
+
+
+def test_malformed_policy_refuses_to_start(
+    spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    from proxy.errors import PolicyError
+
+    bad = write_policy(tmp_path, "rules:\n  - id: x\n    action: explode\n")
+    with pytest.raises(PolicyError, match=r"policy\.yaml:3: rules\[0\]\.action"):
+        make_proxy(policy=bad)
