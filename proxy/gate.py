@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_RESTRICTION_LINES = 5  # versions explained in the policyRestrictions message
 PLAN_MEMO = 10_000  # packages whose plans are kept
 SETTLED_MEMO = 100_000  # tarball decisions kept
+PACKUMENT_LOG_WINDOW = 300.0  # seconds between log entries for the same client, package, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,9 @@ class PolicyGate:
     _settled: LRUCache[tuple[str, str, str], _Settled] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
+    _logged: LRUCache[tuple[str, str, str, str], float] = field(
+        default_factory=lambda: LRUCache(PLAN_MEMO)
+    )
 
     @property
     def policy(self) -> Policy:
@@ -240,6 +244,16 @@ class PolicyGate:
         )
 
     def record_plan(self, package: PackageName, plan: Plan, caller: Caller) -> None:
+        """Log a packument's decisions: once per client, package and plan every
+        `PACKUMENT_LOG_WINDOW` seconds (a package with hundreds of warned versions would
+        otherwise write hundreds of rows per request); tarball decisions are logged every time.
+        """
+        key = (caller.client, package.name, plan.edits.digest, plan.digest)
+        now = time.monotonic()
+        last = self._logged.get(key)
+        if last is not None and now - last < PACKUMENT_LOG_WINDOW:
+            return
+        self._logged[key] = now
         for a in plan.acted:
             self.record(package.name, a.version, a.decision, a.verdict, caller, "packument")
 

@@ -3,9 +3,10 @@
 Order of evaluation, documented because it is the policy's contract:
 
 1. Rules in file order; the first whose conditions all hold decides (no match: allow).
-2. A tarball whose scan did not finish in time (`ScanState.UNAVAILABLE`) is decided on what is
-   known; if no rule matches on that, the first rule that could match once the verdict is in and
-   that fails closed (its own `unscanned`, else the policy's) refuses it for now.
+2. For a tarball whose scan did not finish in time (`ScanState.UNAVAILABLE`), a rule that does
+   not match on what is known but could once the verdict is in, and that fails closed (its own
+   `unscanned`, else the policy's), refuses it for now, in its place in the order: a later
+   rule cannot let through what an earlier fail-closed rule might block.
 3. An active waiver covering `name@version` turns any outcome into allow (and says so).
 4. In dry-run mode nothing is enforced: every outcome becomes `monitor`, and the rule's own
    action is kept as `intended`, so the decision log shows what would have happened.
@@ -131,13 +132,13 @@ def _details(s: Subject) -> tuple[str, ...]:
 
 def decide_by_rules(policy: Policy, s: Subject) -> Decision:
     """Steps 1 and 2: the rules alone, before waivers and mode."""
+    unscanned = s.scan is ScanState.UNAVAILABLE
     for rule in policy.rules:
         if rule_matches(rule, s):
             return Decision(
                 rule.action, rule.id, _reason(rule, s), rule.action, details=_details(s)
             )
-    if s.scan is ScanState.UNAVAILABLE:
-        for rule in policy.rules:
+        if unscanned:
             fail = rule.unscanned or policy.unscanned
             refuses = fail is FailMode.CLOSED and rule.action in (Action.BLOCK, Action.HIDE)
             if refuses and _could_match_later(rule, s):

@@ -71,7 +71,8 @@ def _line_of(node: yaml.Node | None, path: KeyPath) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in path:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            # the last occurrence: that is the one a duplicate-key error is about
+            found = next(((k, v) for k, v in reversed(node.value) if k.value == part), None)
             if found is None:
                 break
             node = found[1]
@@ -86,6 +87,21 @@ def _line_of(node: yaml.Node | None, path: KeyPath) -> int | None:
     return line
 
 
+def _no_duplicate_keys(node: yaml.Node | None, path: KeyPath) -> None:
+    """YAML requires unique keys; PyYAML keeps the last silently, so check the node tree."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                raise _Invalid((*path, key), "duplicate key (YAML keys must be unique)")
+            seen.add(key)
+            _no_duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _no_duplicate_keys(item, (*path, i))
+
+
 def parse_policy(text: str, source: str | Path = "<policy>") -> Policy:
     """Validate policy YAML text; raise PolicyError naming `source`, line and key path."""
     try:
@@ -97,6 +113,7 @@ def parse_policy(text: str, source: str | Path = "<policy>") -> Policy:
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(f"{source}{where}: not valid YAML: {problem}") from exc
     try:
+        _no_duplicate_keys(node, ())
         policy = _policy(data)
     except _Invalid as exc:
         line = _line_of(node, exc.path)
@@ -146,6 +163,9 @@ def _str(value: Any, path: KeyPath) -> str:
 
 def _strings(value: Any, path: KeyPath) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
+    if not items:
+        # An empty list would make the condition vanish, and the rule match everything.
+        raise _Invalid(path, "an empty list matches nothing; remove the key to match any")
     return tuple(_str(item, (*path, i)) for i, item in enumerate(items))
 
 
@@ -196,7 +216,7 @@ def _match(value: Any, path: KeyPath) -> Match:
     )
     scopes = tuple(
         s if s.startswith("@") else "@" + s
-        for s in _strings(m.get("scopes", []), (*path, "scopes"))
+        for s in (_strings(m["scopes"], (*path, "scopes")) if "scopes" in m else ())
     )
     scripts = m.get("install_scripts")
     if scripts is not None and not isinstance(scripts, bool):
@@ -205,8 +225,11 @@ def _match(value: Any, path: KeyPath) -> Match:
     def opt(key: str, convert: Callable[[Any, KeyPath], T]) -> T | None:
         return convert(m[key], (*path, key)) if key in m else None
 
+    low, high = opt("min_score", _score), opt("max_score", _score)
+    if low is not None and high is not None and low > high:
+        raise _Invalid((*path, "min_score"), f"min_score {low} is above max_score {high}")
     return Match(
-        names=_strings(m.get("names", []), (*path, "names")) if "names" in m else (),
+        names=_strings(m["names"], (*path, "names")) if "names" in m else (),
         scopes=scopes,
         versions=opt("versions", _range),
         labels=labels,
@@ -273,7 +296,8 @@ def _policy(data: Any) -> Policy:
     if data is None:
         raise _Invalid((), "the policy is empty")
     top = _mapping(data, (), TOP_KEYS)
-    if top.get("version", 1) != 1:
+    version = top.get("version", 1)
+    if isinstance(version, bool) or version != 1:
         raise _Invalid(("version",), f"unsupported policy version {top['version']!r} (known: 1)")
     raw_rules = top.get("rules")
     if not isinstance(raw_rules, list):
@@ -284,7 +308,9 @@ def _policy(data: Any) -> Policy:
         if rule.id in seen:
             raise _Invalid(("rules", i, "id"), f"duplicate rule id {rule.id!r}")
         seen.add(rule.id)
-    raw_waivers = top.get("waivers") or []
+    raw_waivers = top.get("waivers", [])
+    if raw_waivers is None:
+        raw_waivers = []
     if not isinstance(raw_waivers, list):
         raise _Invalid(("waivers",), "expected a list of waivers")
     return Policy(

@@ -112,6 +112,7 @@ def _from_metadata(s: Subject) -> Finding | None:
         return SPEC.finding(
             f"the published tarball holds {v.file_count} file(s) in {v.unpacked_size} bytes",
             {"file_count": v.file_count, "unpacked_size": v.unpacked_size},
+            severity=Severity.LOW,  # counts alone say little: the tarball scan decides
             confidence=Confidence.LOW,
         )
     return None
