@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import anyio
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.cache.memory import PackumentCache
 from proxy.cache.store import PackumentStore, TarballStore
@@ -40,7 +40,7 @@ from proxy.upstream.client import UpstreamClient
 from proxy.upstream.feed import fetch_feed
 from proxy.web.access import AccessLog, AccessLogWriter
 from proxy.web.responses import error_response, notice_header
-from proxy.web.routes import routes
+from proxy.web.routes import PackageEndpoint, routes
 from proxy.workers import RenderPool
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,44 @@ async def _watch(gate: PolicyGate) -> None:
             await anyio.to_thread.run_sync(gate.osv.refresh_if_due)
 
 
-def create_app(settings: Settings) -> Starlette:
+class PackageFastLane:
+    """Sends package requests (GET/HEAD outside `/-/`, the hot path) straight to the package
+    endpoint, skipping Starlette's router and its two exception middlewares; errors still go
+    through the same handlers. Everything else, lifespan included, goes to `app`.
+    """
+
+    def __init__(self, app: Starlette):
+        self.app = app
+        self.endpoint = PackageEndpoint()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or scope["path"].startswith("/-/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.endpoint(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # too late for an error response: let the server drop the connection
+                raise
+            request = Request(scope, receive)
+            handler = floodgate_error if isinstance(exc, FloodgateError) else internal_error
+            response = await handler(request, exc)
+            await response(scope, receive, send)
+
+
+def create_app(settings: Settings) -> ASGIApp:
     """The proxy as an ASGI app; `settings.upstream` must be resolved already.
 
     Raises PolicyError when the policy is malformed (before anything starts).
@@ -210,9 +247,9 @@ def create_app(settings: Settings) -> Starlette:
             yield
             tasks.cancel_scope.cancel()
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
-        middleware=[Middleware(AccessLog, writer=writer)],
         exception_handlers={FloodgateError: floodgate_error, Exception: internal_error},
         lifespan=lifespan,
     )
+    return AccessLog(PackageFastLane(app), writer=writer)

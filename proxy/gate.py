@@ -159,8 +159,10 @@ class PolicyGate:
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
     _logged: LRUCache[tuple[str, str, str, str], float] = field(
-        default_factory=lambda: LRUCache(PLAN_MEMO)
+        default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
+    _salt_inputs: tuple[str, float | None] | None = None
+    _salt: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -169,8 +171,11 @@ class PolicyGate:
     @property
     def salt(self) -> str:
         """Changes whenever decisions may: policy, detector version, OSV index."""
-        loaded = self.osv.loaded_at if self.osv is not None else None
-        return f"{self.policy.digest}:{DETECTOR_VERSION}:{loaded}"
+        inputs = (self.holder.policy.digest, self.osv.loaded_at if self.osv is not None else None)
+        if inputs != self._salt_inputs:  # the hot path reads this on every request
+            self._salt_inputs = inputs
+            self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}"
+        return self._salt
 
     # -- packuments --------------------------------------------------------------------------
 
@@ -386,11 +391,8 @@ class PolicyGate:
         """Scan (bounded by scan_timeout), decide and log; raise PolicyBlocked to refuse.
 
         A decision made on a scanned tarball is remembered until the policy, the OSV index or
-        the package's verdicts change, so a hot tarball is not decided again.
+        the package's verdicts change, so that `settled` can answer for a hot tarball.
         """
-        settled = self._remembered(package.name, ref)
-        if settled is not None and settled.verdict is not None and settled.verdict.tarball_scanned:
-            return self._enforce(package, ref, settled.decision, settled.verdict, caller)
         verdict: Verdict | None = None
         scan_state = ScanState.TARBALL
         with anyio.move_on_after(self.scan_timeout) as scope:
@@ -412,6 +414,14 @@ class PolicyGate:
             self._settle(package.name, ref, d, verdict)
         return self._enforce(package, ref, d, verdict, caller)
 
+    def settled(self, package: PackageName, ref: VersionRef, caller: Caller) -> Decision | None:
+        """The hot path: the remembered decision on this scanned tarball, enforced (raises
+        PolicyBlocked) and logged; None when there is none and the full check must run."""
+        settled = self._remembered(package.name, ref)
+        if settled is None or settled.verdict is None or not settled.verdict.tarball_scanned:
+            return None
+        return self._enforce(package, ref, settled.decision, settled.verdict, caller)
+
     def _enforce(
         self,
         package: PackageName,
@@ -420,6 +430,17 @@ class PolicyGate:
         verdict: Verdict | None,
         caller: Caller,
     ) -> Decision:
+        """Log a tarball decision and refuse a block. Allows are logged once per client,
+        version and policy every `PACKUMENT_LOG_WINDOW` seconds (an audit trail of who fetched
+        what, without a database row per hot request); anything else every time."""
+        if d.action is Action.ALLOW:
+            key = (caller.client, package.name, ref.version, self.policy.digest)
+            now = time.monotonic()
+            last = self._logged.get(key)
+            if last is None or now - last >= PACKUMENT_LOG_WINDOW:
+                self._logged[key] = now
+                self.record(package.name, ref.version, d, verdict, caller, "tarball")
+            return d
         self.record(package.name, ref.version, d, verdict, caller, "tarball")
         if d.action is Action.BLOCK:
             raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))

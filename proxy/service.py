@@ -263,14 +263,18 @@ class Service:
         """A tarball by file name: located in the packument, checked by the policy (before the
         download when the verdict is already known, after a scan otherwise), then served."""
         entry, ref = await self._locate(package, filename)
-        if self.gate is not None:
+        if self.gate is None:
+            tarball, state = await self._fetch_tarball(package, ref)
+            return ServedTarball(tarball, state, ref.store_key)
+        decision = self.gate.settled(package, ref, caller)
+        if decision is None:
             await self.gate.before_download(package, entry, ref, caller)
         tarball, state = await self._fetch_tarball(package, ref)
-        notice = ""
-        if self.gate is not None:
+        if decision is None:
             decision = await self.gate.check_tarball(package, entry, ref, tarball, caller)
-            if decision.action in (Action.WARN, Action.HIDE):
-                notice = f"{package.name}@{ref.version}: {warning_message(decision)}"
+        notice = ""
+        if decision.action in (Action.WARN, Action.HIDE):
+            notice = f"{package.name}@{ref.version}: {warning_message(decision)}"
         return ServedTarball(tarball, state, ref.store_key, notice)
 
     async def _prescan(self, package: PackageName, entry: PackumentEntry) -> None:

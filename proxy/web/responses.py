@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from proxy.cache.memory import CacheState
 from proxy.service import ServedPackument, ServedTarball
 
-CHUNK = 256 * 1024  # bytes per body write for large responses
+CHUNK = 1024 * 1024  # bytes per body write for large responses
 PACKUMENT_MAX_AGE = 300  # seconds; npmjs sends the same (npm-protocol 3.9)
 TARBALL_CACHE_CONTROL = "public, max-age=31536000, immutable"
 VARY = "Accept, Accept-Encoding"
