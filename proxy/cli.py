@@ -33,6 +33,7 @@ COMMON_SETTINGS = (
     "read_timeout",
     "upstream_deadline",
     "upstream_token",
+    "ca_file",
     "max_packument_mb",
     "max_tarball_mb",
     "allow_tarball_hosts",

@@ -56,6 +56,7 @@ class Settings:
     max_tarball_mb: int = 512
     allow_tarball_hosts: tuple[str, ...] = ()
     upstream_token: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
     forward_auth: bool = False
     render_workers: int = 1
     log_level: str = "info"
@@ -96,6 +97,8 @@ FIELD_HELP: dict[str, str] = {
     "max_tarball_mb": "largest tarball accepted from the upstream, in MB",
     "allow_tarball_hosts": "other hosts that tarball URLs may point at (comma-separated)",
     "upstream_token": "bearer token Floodgate sends to the upstream (never logged)",
+    "ca_file": "CA bundle that signs the upstream's TLS certificate (default: the system's "
+    "store, which honours SSL_CERT_FILE and SSL_CERT_DIR, plus certifi's)",
     "forward_auth": "forward clients' Authorization header to the upstream for whoami, "
     "search and audit",
     "render_workers": "worker processes that parse and render large packuments",

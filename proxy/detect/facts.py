@@ -19,6 +19,7 @@ from proxy.npm.semver import Version
 from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
 
 T = TypeVar("T")
+ESTABLISHED_VERSIONS = 10  # versions that make a package established (see PackageFacts)
 
 __all__ = [
     "Context",
@@ -140,6 +141,11 @@ class PackageFacts:
         """Facts from a parsed packument (full or abbreviated); never raises on bad fields."""
         raw_time = doc.get("time")
         times = raw_time if isinstance(raw_time, dict) else {}
+        if "created" not in times:
+            # Registries always write `created` beside the per-version times; a map without it
+            # was synthesised (some mirrors fill `time` with made-up dates), and publishing
+            # signals read from it would be noise: the times count as unknown.
+            times = {}
         raw_versions = doc.get("versions")
         versions: dict[str, VersionFacts] = {}
         if isinstance(raw_versions, dict):
@@ -169,6 +175,14 @@ class PackageFacts:
         """What is known when only a name (and maybe a version) is."""
         versions = {version: VersionFacts(version)} if version else {}
         return cls(name=name, versions=versions)
+
+    @property
+    def established(self) -> bool:
+        """A package with a release history (ESTABLISHED_VERSIONS versions or more). Token farms
+        publish new packages with a version or two; a maintainer who registers a long-lived
+        project with tea.xyz does it to an established one. (Age is no test: the 2024 flood is
+        over a year old by now.)"""
+        return len(self.versions) >= ESTABLISHED_VERSIONS
 
     def version(self, spec: str) -> VersionFacts | None:
         """A version by exact version or dist-tag."""

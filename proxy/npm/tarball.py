@@ -436,8 +436,11 @@ def _read(stream: BinaryIO, limits: TarballLimits) -> TarballFacts:
         meta = {**pax_global, **pending}
         pending = {}
         name = _cstr(header[0:100])
-        if header[257:262] == b"ustar" and header[345:500].strip(b"\0"):
-            name = _cstr(header[345:500]) + "/" + name
+        # The ustar prefix is NUL-terminated: node-tar keeps atime/ctime in the tail of the
+        # field (as star does), so bytes after the first NUL are not part of the name.
+        prefix = _cstr(header[345:500]) if header[257:262] == b"ustar" else ""
+        if prefix:
+            name = prefix + "/" + name
         path = meta.get("path", name)
         if "size" in meta and meta["size"].isdigit():
             size = int(meta["size"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ from typing import Final
 from urllib.parse import urljoin, urlsplit
 
 import anyio
+import certifi
 import httpx
 
 from proxy import __version__
 from proxy.errors import (
     ForbiddenOrigin,
     NotFound,
+    SettingsError,
     UpstreamBadResponse,
     UpstreamError,
     UpstreamUnavailable,
@@ -75,6 +78,20 @@ class Forwarded:
     body: bytes
 
 
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verification for the upstream's TLS: `ca_file` when given; else the system's store
+    (which honours SSL_CERT_FILE and SSL_CERT_DIR, as a corporate TLS proxy needs) plus
+    certifi's bundle (for systems whose OpenSSL has no store of its own)."""
+    if ca_file:
+        try:
+            return ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"cannot load ca_file {ca_file}: {exc}") from exc
+    context = ssl.create_default_context()
+    context.load_verify_locations(certifi.where())
+    return context
+
+
 def _origin(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) with default ports filled in; ForbiddenOrigin for a malformed URL."""
     try:
@@ -101,6 +118,7 @@ class UpstreamClient:
         self._token = f"Bearer {settings.upstream_token}" if settings.upstream_token else None
         self._client = httpx.AsyncClient(
             headers=headers,
+            verify=tls_context(settings.ca_file),
             timeout=httpx.Timeout(
                 settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
             ),

@@ -85,3 +85,15 @@ def test_corpus_name_only_case() -> None:
     package, _version, tarball = facts_from_case({"name": "free-robux", "version": "1.0.0"})
     assert tarball is None
     assert package.version("1.0.0") is not None
+
+
+def test_a_time_map_without_created_is_not_trusted() -> None:
+    # A mirror that synthesises `time` (random dates, no `created`): publishing signals
+    # must not read bursts or random numbering out of it.
+    times = {"0.1.0": "2025-10-02T07:13:37.852Z", "0.10.0": "2024-12-07T08:03:45.988Z"}
+    doc: dict[str, Any] = {"name": "lodash", "versions": {"0.1.0": {}, "0.10.0": {}}, "time": times}
+    facts = PackageFacts.from_packument(doc)
+    assert facts.publish_times == ()
+    assert facts.versions["0.1.0"].published is None
+    with_created = {**doc, "time": {**times, "created": "2024-12-07T08:00:00.000Z"}}
+    assert len(PackageFacts.from_packument(with_created).publish_times) == 2

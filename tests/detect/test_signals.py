@@ -47,6 +47,12 @@ DATA_PACKAGE = [
 ]
 
 
+def established(s: Subject) -> Subject:
+    """`s` with a release history of twelve versions."""
+    versions = {f"1.0.{i}": VersionFacts(f"1.0.{i}") for i in range(12)}
+    return dataclasses.replace(s, package=dataclasses.replace(s.package, versions=versions))
+
+
 def ctx(**kw: object) -> Context:
     return dataclasses.replace(Context(), **kw)  # type: ignore[arg-type]
 
@@ -98,6 +104,8 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (tea_yaml, lambda: subject("constitution"), (H, HC)),  # tea.yml, several wallets
     (tea_yaml, lambda: subject("xcho"), (H, HC)),  # package.json in a subfolder
     (tea_yaml, lambda: subject("stankpoll"), (H, MC)),  # tea.yaml without a wallet
+    # a maintainer's registration of a long-lived project (brace-expansion 4.0.1's shape)
+    (tea_yaml, lambda: established(subject("uniset")), (M, LC)),
     (tea_yaml, lambda: tea_moved("package/test/fixtures/tea.yaml"), (M, LC)),
     (tea_yaml, lambda: subject("@babel/code-frame"), None),
     (tea_yaml, lambda: name_only("uniset"), None),
@@ -108,6 +116,11 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         (H, HC),
     ),
     (tea_wallet_reuse, lambda: subject("uniset", ctx(wallet_names={"0xabc": ("a",)})), (M, HC)),
+    (
+        tea_wallet_reuse,
+        lambda: established(subject("uniset", ctx(wallet_names={"0xabc": ("a", "b", "c")}))),
+        (L, HC),
+    ),
     (tea_wallet_reuse, lambda: subject("uniset"), None),
     # spam-name
     (spam_name, lambda: name_only("free-robux-generator-2024-no-human-verification"), (H, HC)),
@@ -186,7 +199,14 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (
         dependency_ring,
         lambda: subject("nomind-big-integer", ctx(dependency_cycles=(("a", "b", "a"),))),
-        (M, MC),
+        (L, MC),  # monorepo families have cycles too
+    ),
+    (  # a dependency flagged malicious is blocked on its own; it does not spread
+        dependency_ring,
+        lambda: subject(
+            "nomind-big-integer", ctx(flagged_dependencies={"bignumber.js": "malicious"})
+        ),
+        None,
     ),
     (dependency_ring, lambda: sources("module.exports = 42;\n" * 20), (L, LC)),
     (dependency_ring, lambda: sources("const B = require('bignumber.js');\n"), None),

@@ -207,3 +207,19 @@ def test_malformed_package_json_is_unknown() -> None:
     facts = read_tarball(data)
     assert facts.package_json is None
     assert not facts.problems
+
+
+def test_node_tar_times_in_the_prefix_field_are_not_part_of_the_name() -> None:
+    # node-tar (which packs the @types/* tarballs, rooted at `node/`) writes atime and ctime
+    # into the tail of the ustar prefix field after a NUL: the name is still `node/...`.
+    info = tarfile.TarInfo("node/index.d.ts")
+    info.size = 5
+    header = bytearray(info.tobuf(format=tarfile.USTAR_FORMAT))
+    header[476:500] = b"15270440050\x0015270440050\x00"
+    header[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    header[148:156] = b"%06o\x00 " % sum(header)
+    raw = bytes(header) + b"hello".ljust(512, b"\0") + bytes(1024)
+    facts = read_tarball(gzip.compress(raw))
+    assert [e.path for e in facts.entries] == ["node/index.d.ts"]
+    assert facts.problems == ()
+    assert facts.root == "node"

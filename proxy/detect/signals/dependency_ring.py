@@ -9,9 +9,11 @@ What it detects, strongest first:
 
 Token farms wire their packages into rings so that each one gains dependents and downloads.
 
-Known false positives: real packages in mutual-dependency families (some plugin/core pairs), and
-dependencies used only from scripts, configs or CLIs spawned by name, which the import check
-cannot see (that part is low confidence). Alone it makes a verdict `suspicious` at most.
+Known false positives: real packages in mutual-dependency families (monorepos such as jest's,
+plugin/core pairs), so a cycle alone is low severity; dependencies used only from scripts,
+configs or CLIs spawned by name, which the import check cannot see (low confidence). Only a
+dependency on spam (not on a malicious package, which is blocked on its own) is strong; alone
+the signal makes a verdict `suspicious` at most.
 """
 
 from __future__ import annotations
@@ -42,11 +44,16 @@ def imported_packages(sources: dict[str, str] | None) -> set[str]:
 def check(s: Subject) -> Finding | None:
     deps = s.dependencies
     c = s.context
-    if c.flagged_dependencies:
-        names = sorted(c.flagged_dependencies)
+    # Farms depend on each other's spam; a dependency flagged malicious is that package's own
+    # problem (it is blocked wherever it is requested), and counting it here would spread one
+    # verdict, right or wrong, to every dependent.
+    spam_deps = {n: lb for n, lb in c.flagged_dependencies.items() if lb == "spam"}
+    if spam_deps:
+        names = sorted(spam_deps)
         return SPEC.finding(
-            f"it depends on {len(names)} package(s) already flagged: {', '.join(names[:3])}",
-            {"flagged_dependencies": dict(c.flagged_dependencies)},
+            f"it depends on {len(names)} package(s) already flagged as spam: "
+            + ", ".join(names[:3]),
+            {"flagged_dependencies": spam_deps},
             severity=Severity.HIGH,
         )
     if s.name in deps:
@@ -60,6 +67,7 @@ def check(s: Subject) -> Finding | None:
         return SPEC.finding(
             f"its dependencies lead back to it: {shown}",
             {"cycles": [list(p) for p in c.dependency_cycles]},
+            severity=Severity.LOW,  # monorepo families (jest-*, babel plugins) have cycles too
         )
     t = s.tarball
     if t is not None and t.sources_complete and t.sources and deps:

@@ -5,7 +5,7 @@ tea.yaml files of other package names. Farming accounts register one wallet in e
 they publish, so reuse ties a package to a farm. Three or more other names are strong evidence.
 
 Known false positives: a genuine author who registered several of their own real packages with
-the same wallet (a monorepo's packages, say); that shape has few names and real code.
+the same wallet (a monorepo's packages, say); in an established package the reuse is weak.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def check(s: Subject) -> Finding | None:
     evidence = {"wallet": wallet, "other_names": list(names), "count": len(names)}
     shown = ", ".join(names[:3]) + ("..." if len(names) > 3 else "")
     reason = f"wallet {wallet} is also registered by {len(names)} other package(s): {shown}"
+    if s.package.established:
+        # A maintainer registers all their projects with one wallet; farms reuse it on new ones.
+        return SPEC.finding(reason + " (an established package)", evidence, severity=Severity.LOW)
     if len(names) >= STRONG_NAMES:
         return SPEC.finding(reason, evidence)
     return SPEC.finding(reason, evidence, severity=Severity.MEDIUM)

@@ -7,9 +7,10 @@ hundreds of thousands of throwaway packages, and public scanners treated its pre
 campaign's marker. A file at the package root that names a wallet is strong evidence; one
 without a wallet is less certain, and one only deep inside the tree is weak.
 
-Known false positives: genuine projects that registered with tea.xyz (the file is then
-usually beside real code, and policies may choose to warn rather than hide on this signal
-alone); tools that process tea.yaml files and ship one as a test fixture (deep paths, weaker).
+Known false positives: genuine projects that registered with tea.xyz (brace-expansion 4.0.1 ships
+one); they are established (ten versions or more), farms publish new packages, so
+in an established package the file is weak evidence; tools that process tea.yaml files and ship
+one as a test fixture (deep paths, weaker).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ def check(s: Subject) -> Finding | None:
             f"the package ships a tea.xyz registration file ({rel}) without a wallet address",
             evidence,
             confidence=Confidence.MEDIUM,
+        )
+    if s.package.established:
+        return SPEC.finding(
+            f"the package ships a tea.xyz registration file ({rel}) naming wallet "
+            f"{tea.wallets[0]}, but it is an established package "
+            f"({len(s.package.versions)} versions), as maintainers who register their own "
+            "projects have",
+            evidence,
+            severity=Severity.MEDIUM,
+            confidence=Confidence.LOW,
         )
     return SPEC.finding(
         f"the package ships a tea.xyz registration file ({rel}) naming wallet {tea.wallets[0]}",

@@ -27,6 +27,8 @@ CODE_SUFFIXES = (
     ".node", ".wasm", ".sol", ".py", ".rs", ".go", ".c", ".cc", ".cpp", ".coffee",
 )  # fmt: skip
 MIN_CODE_BYTES = 200  # all code files together below this is no real code
+HELLO_MAX_CODE_BYTES = 2048  # a greeting entry point beside more code than this is a stub
+# (a compiled TypeScript module whose index.js is just 'use strict' beside its .d.ts files)
 META_MAX_FILES = 2  # packument-only: this few files ...
 META_MAX_BYTES = 1024  # ... this small
 _HELLO = re.compile(
@@ -69,6 +71,7 @@ def check(s: Subject) -> Finding | None:
         entry is not None
         and entry in t.sources
         and len(code) <= 3
+        and code_bytes < HELLO_MAX_CODE_BYTES
         and _HELLO.match(text)
         and (text.strip() or len(code) == 1)
     ):
