@@ -166,7 +166,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (
         cloned_code,
         lambda: subject("xcho", ctx(clone_names=("kopiliong",), clone_share=0.9, clone_files=8)),
-        (M, MC),
+        (L, MC),  # one other name: a fork or a rename
     ),
     (
         cloned_code,
@@ -247,6 +247,8 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (unsafe_tarball, lambda: problems(ProblemKind.DEVICE), (H, HC)),
     (unsafe_tarball, lambda: problems(ProblemKind.LINK), (L, HC)),
     (unsafe_tarball, lambda: problems(ProblemKind.RATIO), (M, HC)),
+    (unsafe_tarball, lambda: problems(ProblemKind.FILE_TOO_LARGE), (L, HC)),  # @next/swc-*
+    (unsafe_tarball, lambda: problems(ProblemKind.TOO_MANY_ENTRIES), (L, HC)),
     (unsafe_tarball, lambda: subject("client-only"), None),
 ]
 

@@ -7,7 +7,8 @@ under dozens of generated names; the more names share the files, the stronger th
 
 Known false positives: forks and renamed re-publications (`fast-json-stable-stringify` and
 `json-stable-stringify-without-jsonify`), alias packages, and families of packages built from
-one generator. Alone it makes a verdict `suspicious` at most.
+one generator; so one or two other names is low severity, and only three or more is strong.
+Alone it makes a verdict `suspicious` at most.
 """
 
 from __future__ import annotations
@@ -39,4 +40,6 @@ def check(s: Subject) -> Finding | None:
     )
     if len(names) >= STRONG_NAMES:
         return SPEC.finding(reason, evidence, severity=Severity.HIGH)
-    return SPEC.finding(reason, evidence)
+    # One or two other names is what forks and renamed packages look like
+    # (fast-json-stable-stringify / json-stable-stringify-without-jsonify).
+    return SPEC.finding(reason, evidence, severity=Severity.LOW)

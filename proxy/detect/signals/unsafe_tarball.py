@@ -8,7 +8,8 @@ latter mean the detector saw only part of the package, so its other findings may
 incomplete.
 
 Known false positives: very large legitimate packages (icon sets with tens of thousands of
-files) hitting the entry cap, and old tarballs packed with links by hand-rolled tools.
+files, native binaries over the per-file cap) hitting a size or entry cap, which is therefore
+low severity, and old tarballs packed with links by hand-rolled tools.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def check(s: Subject) -> Finding | None:
             f"the tarball contains links ({first.detail}); they were not followed",
             evidence, Family.RISK,
         )  # fmt: skip
+    # Size and entry caps are hit by big legitimate packages (native binaries over 128 MB in
+    # @next/swc-*, icon sets): the detector saw less, which is worth saying, not suspecting.
+    # A broken or bomb-like archive (ratio, corrupt, truncated, not gzip) is more telling.
+    big = first.kind in (
+        ProblemKind.FILE_TOO_LARGE, ProblemKind.TOO_LARGE, ProblemKind.TOO_MANY_ENTRIES,
+    )  # fmt: skip
     return Finding(
-        SPEC.id, Severity.MEDIUM, Confidence.HIGH,
+        SPEC.id, Severity.LOW if big else Severity.MEDIUM, Confidence.HIGH,
         f"the tarball could not be read in full: {first.kind.value.replace('_', ' ')} "
         f"({first.detail})",
         evidence, Family.RISK,
