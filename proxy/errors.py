@@ -11,6 +11,7 @@
      ├── TarballRejected           a tarball the safe reader refuses to look into
      ├── PolicyError               a malformed policy file
      ├── PolicyBlocked             the policy refuses a package or version (403)
+     ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      └── RequestTooLarge           a client request body over the limit
 
@@ -71,3 +72,7 @@ class RequestTooLarge(FloodgateError):
 
 class PolicyBlocked(FloodgateError):
     """Raised when the policy blocks a package or version; the message is what npm prints."""
+
+
+class LockfileError(FloodgateError):
+    """Raised when a lockfile is missing or malformed; the message names the file and the spot."""
