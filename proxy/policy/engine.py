@@ -14,6 +14,7 @@ Order of evaluation, documented because it is the policy's contract:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,7 +137,12 @@ def decide_by_rules(policy: Policy, s: Subject) -> Decision:
     for rule in policy.rules:
         if rule_matches(rule, s):
             return Decision(
-                rule.action, rule.id, _reason(rule, s), rule.action, details=_details(s)
+                rule.action,
+                rule.id,
+                _reason(rule, s),
+                rule.action,
+                details=_details(s),
+                severity=rule.audit_severity,
             )
         if unscanned:
             fail = rule.unscanned or policy.unscanned
@@ -146,7 +152,14 @@ def decide_by_rules(policy: Policy, s: Subject) -> Decision:
                     f"the tarball of {s.name}@{s.version} has not been scanned yet and rule "
                     f"{rule.id!r} fails closed; try again shortly"
                 )
-                return Decision(Action.BLOCK, rule.id, reason, Action.BLOCK, pending=True)
+                return Decision(
+                    Action.BLOCK,
+                    rule.id,
+                    reason,
+                    Action.BLOCK,
+                    pending=True,
+                    severity=rule.audit_severity,
+                )
     return ALLOWED
 
 
@@ -158,17 +171,7 @@ def decide(policy: Policy, s: Subject) -> Decision:
         for w in policy.waivers:
             if w.active(today) and w.covers(s.name, s.version):
                 reason = f"waived until {w.expires.isoformat()} by {w.owner}: {w.reason}"
-                return Decision(
-                    Action.ALLOW,
-                    d.rule,
-                    reason,
-                    d.intended,
-                    waiver=w.spec,
-                    pending=d.pending,
-                    details=d.details,
-                )
+                return dataclasses.replace(d, action=Action.ALLOW, reason=reason, waiver=w.spec)
     if policy.mode is Mode.DRY_RUN and d.action not in (Action.ALLOW, Action.MONITOR):
-        return Decision(
-            Action.MONITOR, d.rule, d.reason, d.intended, pending=d.pending, details=d.details
-        )
+        return dataclasses.replace(d, action=Action.MONITOR)
     return d

@@ -30,13 +30,13 @@ import yaml
 from proxy.detect.model import Label
 from proxy.errors import PolicyError
 from proxy.npm.semver import Range, SemverError
-from proxy.policy.model import Action, FailMode, Match, Mode, Policy, Rule, Waiver
+from proxy.policy.model import Action, FailMode, Match, Mode, Policy, Rule, Severity, Waiver
 
 T = TypeVar("T")
 KeyPath = tuple[str | int, ...]
 
 TOP_KEYS = {"version", "name", "description", "mode", "unscanned", "rules", "waivers"}
-RULE_KEYS = {"id", "description", "match", "action", "message", "unscanned"}
+RULE_KEYS = {"id", "description", "match", "action", "message", "unscanned", "severity"}
 WAIVER_KEYS = {"package", "reason", "owner", "expires"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -258,6 +258,11 @@ def _rule(value: Any, path: KeyPath) -> Rule:
         action=_enum(Action, r["action"], (*path, "action"), [a.value for a in Action]),
         message=_str(r["message"], (*path, "message")) if "message" in r else "",
         unscanned=_fail_mode(r["unscanned"], (*path, "unscanned")) if "unscanned" in r else None,
+        severity=(
+            _enum(Severity, r["severity"], (*path, "severity"), [v.value for v in Severity])
+            if "severity" in r
+            else None
+        ),
     )
 
 

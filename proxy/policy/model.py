@@ -22,6 +22,25 @@ class Action(StrEnum):
     BLOCK = "block"
 
 
+class Severity(StrEnum):
+    """How `npm audit` reports a decision (the advisory severities npm knows)."""
+
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+# A rule without `severity` reports its action at this level in `npm audit`.
+ACTION_SEVERITY = {
+    "block": Severity.HIGH,
+    "hide": Severity.HIGH,
+    "warn": Severity.MODERATE,
+    "monitor": Severity.LOW,
+    "allow": Severity.LOW,
+}
+
+
 class Mode(StrEnum):
     ENFORCE = "enforce"
     DRY_RUN = "dry-run"
@@ -81,6 +100,11 @@ class Rule:
     action: Action
     message: str = ""  # shown to users; default: the verdict's reasons
     unscanned: FailMode | None = None  # None: the policy's default
+    severity: Severity | None = None  # in npm audit; None: by action (ACTION_SEVERITY)
+
+    @property
+    def audit_severity(self) -> Severity:
+        return self.severity or ACTION_SEVERITY[self.action.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +158,7 @@ class Decision:
     waiver: str = ""
     pending: bool = False  # decided while the tarball scan was still pending
     details: tuple[str, ...] = field(default_factory=tuple)  # the verdict's reasons
+    severity: Severity = Severity.LOW  # how npm audit reports it
 
     @property
     def acted(self) -> bool:

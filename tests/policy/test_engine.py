@@ -20,6 +20,7 @@ from proxy.policy.model import (
     Policy,
     Rule,
     ScanState,
+    Severity,
     Waiver,
 )
 from tests.policy.verdicts import (
@@ -582,4 +583,23 @@ def test_decide_by_rules_ignores_waivers_and_mode() -> None:
         "; ".join(tea_spam().reasons),
         Action.BLOCK,
         details=tea_spam().reasons,
+        severity=Severity.HIGH,  # a block rule without its own severity reports as high
     )
+
+
+@pytest.mark.parametrize(
+    ("action", "severity", "expected"),
+    [
+        (Action.BLOCK, None, Severity.HIGH),
+        (Action.WARN, None, Severity.MODERATE),
+        (Action.MONITOR, None, Severity.LOW),
+        (Action.BLOCK, Severity.CRITICAL, Severity.CRITICAL),
+        (Action.WARN, Severity.HIGH, Severity.HIGH),
+    ],
+)
+def test_decision_severity_comes_from_the_rule_or_its_action(
+    action: Action, severity: Severity | None, expected: Severity
+) -> None:
+    rule = Rule("r", Match(labels=(Label.SPAM,)), action, severity=severity)
+    d = decide(Policy(rules=(rule,), name="p"), subject(tea_spam()))
+    assert d.severity is expected

@@ -82,7 +82,7 @@ INVALID: list[tuple[str, str, int, str, str]] = [
         "rules:\n  - id: malicious\n    match: {labels: [malicious]}\n    acton: block\n",
         4,
         "rules[0].acton",
-        "unknown key (known: action, description, id, match, message, unscanned)",
+        "unknown key (known: action, description, id, match, message, severity, unscanned)",
     ),
     (
         "bad-action",
@@ -490,3 +490,15 @@ def test_name_from_yaml_beats_the_file_stem(tmp_path: Path) -> None:
     assert load_policy(path).name == "payments-ci"
     path.write_text(RULES_OK, encoding="utf-8")
     assert load_policy(path).name == "ci"
+
+
+def test_rule_severity_for_npm_audit() -> None:
+    text = (
+        "rules:\n  - id: a\n    action: warn\n    severity: critical\n"
+        "  - id: b\n    action: block\n"
+    )
+    policy = parse_policy(text, "p.yaml")
+    assert policy.rules[0].audit_severity.value == "critical"
+    assert policy.rules[1].audit_severity.value == "high"  # from the action
+    with pytest.raises(PolicyError, match=r"p\.yaml:4: rules\[0\]\.severity: 'urgent' is not one"):
+        parse_policy(text.replace("critical", "urgent"), "p.yaml")
