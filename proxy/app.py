@@ -22,6 +22,7 @@ from proxy.detect.evaluate import Detector
 from proxy.detect.osv import OsvFeed
 from proxy.detect.store import VerdictStore
 from proxy.errors import (
+    BadRequest,
     FloodgateError,
     ForbiddenOrigin,
     InvalidPackageName,
@@ -55,6 +56,7 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (NotFound, 404),
     (ReadOnly, 405),
     (RequestTooLarge, 413),
+    (BadRequest, 400),
     (ForbiddenOrigin, 403),
     (PolicyBlocked, 403),
     (UpstreamUnavailable, 502),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import socket
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from proxy import __version__
 from proxy.errors import FloodgateError
 from proxy.log import setup_logging
+from proxy.progress import Progress
 from proxy.settings import FIELD_HELP, Settings, load_settings, resolve_upstream
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(explain, (*COMMON_SETTINGS, "policy"))
     explain.set_defaults(handler=cmd_policy_explain, settings_names=(*COMMON_SETTINGS, "policy"))
 
+    audit = commands.add_parser(
+        "audit",
+        help="check a project's lockfile against the detector and the policy",
+        description="Read the lockfile in PATH (package-lock.json v1-v3, npm-shrinkwrap.json, "
+        "pnpm-lock.yaml v6/v9, yarn.lock classic or berry), fetch every package through the "
+        "upstream (or a running Floodgate: --registry), assess it and decide with the policy. "
+        "Exit status: 0 nothing blocked, 1 something blocked, 2 could not audit.",
+    )
+    audit.add_argument("path", nargs="?", default=".", type=Path, metavar="PATH")
+    audit.add_argument(
+        "--format", choices=["table", "json", "sarif"], default="table", help="output format"
+    )
+    audit.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    audit.add_argument("--sbom", type=Path, metavar="FILE", help="write a CycloneDX 1.5 SBOM")
+    audit.add_argument("--all", action="store_true", help="list clean packages too (table)")
+    audit.add_argument("--registry", metavar="URL", help="audit through a running Floodgate")
+    audit.add_argument(
+        "--metadata-only", action="store_true", help="do not download and scan tarballs"
+    )
+    audit.add_argument("--concurrency", type=int, default=16, help="packages audited at once")
+    audit.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(audit, (*COMMON_SETTINGS, "policy"))
+    audit.set_defaults(handler=cmd_audit, settings_names=(*COMMON_SETTINGS, "policy"))
+
     decisions = commands.add_parser(
         "decisions",
         help="query what the proxy blocked, hid, warned about, and why",
@@ -198,8 +224,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     settings = replace(settings, port=port)
+    try:
+        app = create_app(settings)  # a malformed policy stops us here
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_config=None,
         access_log=False,
         loop="auto",
@@ -233,7 +264,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     detector = Detector.open(settings.cache_dir / "detector", feed)
     store = VerdictStore(settings.cache_dir / "detector" / "verdicts.sqlite3")
     targets = [scan.Target.parse(t) for t in args.targets]
-    progress = scan.Progress(sys.stderr, len(targets) + len(args.tarball))
+    progress = Progress(sys.stderr, len(targets) + len(args.tarball))
     outcomes: list[scan.Outcome] = []
     for path in args.tarball:
         outcomes.append(scan.scan_file(detector, path))
@@ -320,6 +351,84 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         print(result.render())
     refused = result.decision.action in (Action.HIDE, Action.BLOCK)
     return EXIT_FLAGGED if refused else EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import anyio
+    import orjson
+
+    from proxy import __version__ as version
+    from proxy.audit import report, sarif, sbom
+    from proxy.audit.lockfile import find_lockfile, read_lockfile
+    from proxy.audit.model import Audited
+    from proxy.audit.run import Auditor
+    from proxy.detect.evaluate import Detector
+    from proxy.detect.osv import OsvFeed
+    from proxy.detect.store import VerdictStore
+    from proxy.policy.holder import resolve_policy_path
+    from proxy.policy.loader import load_policy
+    from proxy.upstream.client import UpstreamClient
+    from proxy.upstream.feed import fetch_feed
+
+    settings = _settings_from(args, args.settings_names)
+    if args.registry:
+        settings = dataclasses.replace(settings, upstream=args.registry)
+    settings = resolve_upstream(settings)
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    lockfile = read_lockfile(find_lockfile(args.path))
+    policy = load_policy(resolve_policy_path(settings.policy))
+    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
+    feed.refresh()
+    detect_dir = settings.cache_dir / "detector"
+    detector = Detector.open(detect_dir, feed)
+    verdicts = VerdictStore(detect_dir / "verdicts.sqlite3")
+    progress = Progress(sys.stderr, len(lockfile.packages), verb="audited")
+
+    async def run() -> tuple[list[Audited], int]:
+        client = UpstreamClient(settings)
+        auditor = Auditor(
+            client,
+            detector,
+            verdicts,
+            policy,
+            scan_tarballs=not args.metadata_only,
+            concurrency=max(1, args.concurrency),
+        )
+        try:
+            results = await auditor.audit(lockfile, lambda a: progress.step(a.package.spec))
+        finally:
+            await client.aclose()
+        return results, auditor.unreachable
+
+    results, unreachable = anyio.run(run)
+    project_dir = args.path if args.path.is_dir() else args.path.parent
+    if args.format == "json":
+        text = orjson.dumps(report.to_json(lockfile, results), option=orjson.OPT_INDENT_2).decode()
+    elif args.format == "sarif":
+        log_ = sarif.to_sarif(lockfile, results, tool_version=version, project_dir=project_dir)
+        text = orjson.dumps(log_, option=orjson.OPT_INDENT_2).decode()
+    else:
+        width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+        text = report.render_table(lockfile, results, show_all=args.all, width=width)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    if args.sbom:
+        bom = sbom.to_cyclonedx(lockfile, results, tool_version=version)
+        args.sbom.write_text(
+            orjson.dumps(bom, option=orjson.OPT_INDENT_2).decode() + "\n", encoding="utf-8"
+        )
+    if unreachable:
+        print(
+            f"floodgate: error: could not audit {unreachable} package(s): the upstream "
+            f"{settings.upstream} could not be reached",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return EXIT_FLAGGED if any(r.blocked for r in results) else EXIT_OK
 
 
 def _since(text: str) -> float:

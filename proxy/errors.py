@@ -13,7 +13,8 @@
      ├── PolicyBlocked             the policy refuses a package or version (403)
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
-     └── RequestTooLarge           a client request body over the limit
+     ├── RequestTooLarge           a client request body over the limit
+     └── BadRequest                a client request body Floodgate cannot read
 
 Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
 as one of these with `raise ... from exc`; `proxy.app` is the one place that maps them to HTTP.
@@ -76,3 +77,7 @@ class PolicyBlocked(FloodgateError):
 
 class LockfileError(FloodgateError):
     """Raised when a lockfile is missing or malformed; the message names the file and the spot."""
+
+
+class BadRequest(FloodgateError):
+    """Raised when a client's request body is not what the endpoint takes."""

@@ -219,7 +219,9 @@ class PolicyGate:
         for version in facts.versions:
             ref = entry.summary.versions.get(version)
             verdict = stored.get((version, (ref.integrity if ref else None) or ""))
-            if verdict is None:
+            if verdict is not None:
+                verdict = self.detector.current(verdict, facts)
+            else:
                 verdict = self.detector.assess(facts, version, record=version == latest)
             d = decide(policy, self.subject(facts, version, verdict, now))
             if d.acted:
@@ -305,9 +307,23 @@ class PolicyGate:
         stored = self.verdicts.get(
             entry.summary.name, ref.version, ref.integrity, need_tarball=True
         )
-        if stored is not None or entry.facts is None:
-            return stored
+        if stored is not None:
+            return self.detector.current(stored, entry.facts)
+        if entry.facts is None:
+            return None
         return self.detector.assess(entry.facts, ref.version, record=False)
+
+    async def assess(
+        self, entry: PackumentEntry, version: str
+    ) -> tuple[Verdict | None, Decision] | None:
+        """What Floodgate knows and decides about one version (for `npm audit` and the verdict
+        endpoint): the stored tarball verdict, else the metadata one. None: no such version."""
+        ref = entry.summary.versions.get(version)
+        if ref is None or entry.facts is None:
+            return None
+        verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
+        facts = entry.facts
+        return verdict, decide(self.policy, self.subject(facts, version, verdict, self.clock()))
 
     def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
         settled = self._settled.get((name, ref.version, ref.integrity or ""))
@@ -344,11 +360,12 @@ class PolicyGate:
         """The tarball verdict (stored, or made now); a label change re-plans the packument."""
         if entry.facts is None:
             return None
+        facts = entry.facts
         stored = await anyio.to_thread.run_sync(
             lambda: self.verdicts.get(package.name, ref.version, ref.integrity, need_tarball=True)
         )
         if stored is not None:
-            return stored
+            return self.detector.current(stored, facts)
         # One scan per version however many ask; a caller that gives up (scan_timeout) leaves
         # the scan running, and its verdict is stored for the next request.
         return await self._scans.run(

@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
+from proxy.audit.advisories import advisory
 from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
 from proxy.detect.facts import inspect
+from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, NotFound, UpstreamError
 from proxy.gate import OPEN_PLAN, Caller, Plan, PolicyGate, warning_message
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
-from proxy.policy.model import Action
+from proxy.policy.model import Action, Decision
 from proxy.settings import Settings
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
 from proxy.workers import RenderPool
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale packument
 PREFETCH_CONCURRENCY = 4  # background tarball downloads and scans at once
+ADVISORY_CONCURRENCY = 16  # packages assessed at once for one npm audit request
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +325,72 @@ class Service:
             log.info("background scan of %s@%s skipped: %s", package.name, ref.version, exc)
         except Exception:
             log.exception("background scan of %s@%s failed", package.name, ref.version)
+
+    # -- npm audit ----------------------------------------------------------------------------
+
+    async def verdict(
+        self, package: PackageName, version: str
+    ) -> tuple[Verdict | None, Decision] | None:
+        """The verdict and decision on one version; None when there is no such version or
+        enforcement is off."""
+        if self.gate is None:
+            return None
+        entry, _ = await self.entry(package)
+        return await self._assessed(package, entry, version)
+
+    async def _assessed(
+        self, package: PackageName, entry: PackumentEntry, version: str
+    ) -> tuple[Verdict | None, Decision] | None:
+        """The verdict on `version`, from its tarball: scanned now (at most `scan_timeout`)
+        when it has not been; on metadata when the scan cannot be had."""
+        assert self.gate is not None
+        found = await self.gate.assess(entry, version)
+        if found is None or (found[0] is not None and found[0].tarball_scanned):
+            return found
+        ref = entry.summary.versions[version]
+        try:
+            with anyio.fail_after(self.settings.scan_timeout):
+                tarball, _ = await self._fetch_tarball(package, ref)
+                await self.gate.scan(package, entry, ref, tarball)
+        except (FloodgateError, TimeoutError) as exc:
+            log.info("deciding %s@%s without its tarball: %s", package.name, version, exc)
+            return found
+        return await self.gate.assess(entry, version)
+
+    async def advisories(
+        self, wanted: Mapping[str, Sequence[str]], base_url: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Floodgate's findings on the requested versions, as bulk-advisory entries.
+
+        Names that are invalid or cannot be fetched are skipped (the audit goes on)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if self.gate is None:
+            return out
+        limiter = anyio.CapacityLimiter(ADVISORY_CONCURRENCY)
+
+        async def one(name: str, versions: Sequence[str]) -> None:
+            async with limiter:
+                try:
+                    package = PackageName.parse(name)
+                    entry, _ = await self.entry(package)
+                except FloodgateError as exc:
+                    log.info("audit: skipping %r: %s", name, exc)
+                    return
+                assert self.gate is not None
+                for version in versions:
+                    found = await self._assessed(package, entry, version)
+                    if found is None:
+                        continue
+                    url = f"{base_url}/-/floodgate/verdict/{package.path}/{version}"
+                    item = advisory(package.name, version, found[0], found[1], url)
+                    if item is not None:
+                        out.setdefault(package.name, []).append(item)
+
+        async with anyio.create_task_group() as tg:
+            for name, versions in wanted.items():
+                if isinstance(name, str) and isinstance(versions, list):
+                    tg.start_soon(one, name, [v for v in versions if isinstance(v, str)])
+        return out
 
     # -- passthrough -------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ Scoring (`combine`) is a documented, order-independent sum. Each finding is wort
 - `spam`: spam-family findings worth at least SPAM_SCORE, corroborated: one of them high
   severity with high confidence (tea.yaml naming a wallet, an SEO-spam name), or at least two
   of medium severity and medium confidence or better (trivial + cloned code, say);
-- `suspicious`: a score of at least SUSPICIOUS_SCORE, whatever the family;
+- `suspicious`: a score of at least SUSPICIOUS_SCORE with one finding of medium severity and
+  medium confidence or better, whatever the family; or, from weak findings only (low severity
+  or low confidence), a score of at least WEAK_SUSPICIOUS_SCORE: two weak hints (a name that
+  looks generated, a dependency the code does not import) are not a suspicion;
 - `clean` otherwise (low findings may still be listed).
 
 Weak evidence alone (a generated-looking name, trivial code, a young package, install
@@ -18,6 +21,7 @@ scripts) therefore never makes a verdict spam.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -29,7 +33,7 @@ from proxy.detect.facts import Context, PackageFacts, Subject, VersionFacts
 from proxy.detect.graph import PackageGraph
 from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec, Verdict
 from proxy.detect.osv import OsvFeed, OsvIndex
-from proxy.detect.signals import SIGNALS, Check
+from proxy.detect.signals import SIGNALS, Check, known_malicious
 from proxy.detect.wallets import WalletIndex
 from proxy.npm.tarball import TarballFacts
 
@@ -42,6 +46,7 @@ SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Sev
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
 SPAM_SCORE = 50
 SUSPICIOUS_SCORE = 15
+WEAK_SUSPICIOUS_SCORE = 25
 INDEX_FILE = "detector.sqlite3"
 
 _SEV_RANK = {s: i for i, s in enumerate(Severity)}
@@ -72,7 +77,8 @@ def combine(findings: Iterable[Finding]) -> tuple[int, Label]:
     medium = sum(1 for f in spam if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
     if spam_score >= SPAM_SCORE and (strong or medium >= 2):
         return score, Label.SPAM
-    if score >= SUSPICIOUS_SCORE:
+    solid = any(_at_least(f, Severity.MEDIUM, Confidence.MEDIUM) for f in fs)
+    if score >= (SUSPICIOUS_SCORE if solid else WEAK_SUSPICIOUS_SCORE):
         return score, Label.SUSPICIOUS
     return score, Label.CLEAN
 
@@ -191,6 +197,27 @@ class Detector:
             self.record(subject, label)
         log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
         return verdict
+
+    def current(self, verdict: Verdict, package: PackageFacts | None = None) -> Verdict:
+        """`verdict` with its feed lookup redone against the current OSV index.
+
+        Stored verdicts (made when a tarball was scanned) predate later feed refreshes; the
+        feed finding depends on name and version only, so it is recomputed and the score and
+        label combined again. Everything else in the verdict is kept.
+        """
+        pkg = package or PackageFacts.name_only(verdict.name, verdict.version)
+        vf = pkg.version(verdict.version) or VersionFacts(verdict.version)
+        hits = self.osv.lookup(verdict.name, verdict.version)
+        fresh = known_malicious.check(Subject(pkg, vf, None, Context(osv=hits)))
+        kept = tuple(f for f in verdict.findings if f.signal_id != known_malicious.SPEC.id)
+        findings = ((fresh,) if fresh is not None else ()) + kept
+        osv_ids = tuple(sorted({i for h in hits for i in (h.id, *h.aliases)}))
+        if findings == verdict.findings and osv_ids == verdict.osv_ids:
+            return verdict
+        score, label = combine(findings)
+        return dataclasses.replace(
+            verdict, findings=findings, score=score, label=label, osv_ids=osv_ids
+        )
 
     def record(self, subject: Subject, label: Label) -> None:
         """Add what `subject` showed to the indexes."""

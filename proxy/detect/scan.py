@@ -188,25 +188,3 @@ def render(outcome: Outcome) -> str:
     if v.osv_ids:
         lines.append(f"    osv: {', '.join(v.osv_ids)}")
     return "\n".join(lines)
-
-
-class Progress:
-    """Progress on a stream: a rewritten counter line on a TTY, plain lines otherwise."""
-
-    def __init__(self, stream: Any, total: int):
-        self.stream = stream
-        self.total = total
-        self.done = 0
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-
-    def step(self, what: str) -> None:
-        self.done += 1
-        if self.total <= 1:
-            return
-        if self.tty:
-            self.stream.write(f"\r\x1b[Kscanned {self.done}/{self.total} {what}")
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"scanned {self.done}/{self.total} {what}\n")
-        self.stream.flush()

@@ -82,6 +82,15 @@ class Match:
     install_scripts: bool | None = None
 
     @property
+    def needs_package_facts(self) -> bool:
+        """True when the outcome depends on the packument (publish times, install scripts)."""
+        return (
+            self.version_younger_than is not None
+            or self.package_younger_than is not None
+            or self.install_scripts is not None
+        )
+
+    @property
     def needs_verdict(self) -> bool:
         """True when the outcome depends on what the detector says (and so on the tarball)."""
         return bool(
@@ -141,6 +150,11 @@ class Policy:
     name: str = ""
     digest: str = ""
     source: Path | None = None
+
+    @property
+    def needs_package_facts(self) -> bool:
+        """True when some rule reads publish times or install scripts from the packument."""
+        return any(r.match.needs_package_facts for r in self.rules)
 
 
 @dataclass(frozen=True, slots=True)

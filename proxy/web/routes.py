@@ -8,14 +8,18 @@ endpoint answers 405 with an `error` npm prints.
 from __future__ import annotations
 
 import logging
+import zlib
+from typing import Any
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from proxy.errors import FloodgateError, NotFound, ReadOnly, RequestTooLarge
+from proxy.audit.advisories import merge
+from proxy.errors import BadRequest, FloodgateError, NotFound, ReadOnly, RequestTooLarge
 from proxy.gate import Caller
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import negotiate
@@ -177,15 +181,69 @@ async def search(request: Request) -> Response:
 
 
 async def advisories_bulk(request: Request) -> Response:
-    """`npm audit`: forwarded; an upstream without an audit endpoint means no advisories."""
+    """`npm audit`: the upstream's advisories (when it has the endpoint) merged with
+    Floodgate's own findings on the requested versions."""
+    body = await _bounded_body(request)
+    service = service_of(request)
+    upstream: Any = {}
     try:
-        response = await forward(request)
-    except FloodgateError as exc:
+        path = raw_path(request.scope)
+        got = await service.forward("POST", path, body, request.headers)
+        if got.status == 200:
+            upstream = orjson.loads(got.body)
+        elif got.status not in (404, 405, 501):
+            log.warning(
+                "audit: upstream answered %d; reporting Floodgate's findings only", got.status
+            )
+    except (FloodgateError, orjson.JSONDecodeError) as exc:
         log.warning("audit not available upstream: %s", exc)
-        response = None
-    if response is None or response.status_code in (404, 405, 501):
-        return json_response({})
-    return response
+    wanted = _audit_request(body, request.headers.get("content-encoding", ""))
+    ours = await service.advisories(
+        wanted, base_url(service, request.url.scheme, request.headers.get("host", ""))
+    )
+    return json_response(merge(upstream, ours))
+
+
+def _audit_request(body: bytes, encoding: str) -> dict[str, Any]:
+    """The `{name: [versions]}` map of a bulk advisory request (npm gzips it)."""
+    try:
+        if "gzip" in encoding:
+            inflater = zlib.decompressobj(wbits=31)
+            body = inflater.decompress(body, MAX_FORWARD_BODY)
+            if inflater.unconsumed_tail:
+                raise RequestTooLarge(f"audit request over {MAX_FORWARD_BODY} bytes unpacked")
+        data = orjson.loads(body)
+    except (zlib.error, orjson.JSONDecodeError) as exc:
+        raise BadRequest(f"the audit request is not (gzipped) JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the audit request is not a JSON object of name: [versions]")
+    return data
+
+
+async def verdict(request: Request) -> Response:
+    """`/-/floodgate/verdict/{name}/{version}`: what Floodgate knows and decides, with evidence."""
+    parsed = parse_package_path("/" + request.path_params["spec"])
+    if parsed.target is not Target.VERSION:
+        raise NotFound("expected /-/floodgate/verdict/{name}/{version}")
+    found = await service_of(request).verdict(parsed.package, parsed.arg)
+    if found is None:
+        raise NotFound(f"no verdict for {parsed.package.name}@{parsed.arg}")
+    v, d = found
+    return json_response(
+        {
+            "package": parsed.package.name,
+            "version": parsed.arg,
+            "verdict": v.to_json() if v is not None else None,
+            "decision": {
+                "action": d.action.value,
+                "intended": d.intended.value,
+                "rule": d.rule,
+                "reason": d.reason,
+                "waiver": d.waiver,
+                "severity": d.severity.value,
+            },
+        }
+    )
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -207,6 +265,7 @@ def routes() -> list[BaseRoute]:
         Route("/whoami", whoami, methods=["GET"]),
         Route("/v1/search", search, methods=["GET"]),
         Route("/npm/v1/security/advisories/bulk", advisories_bulk, methods=["POST"]),
+        Route("/floodgate/verdict/{spec:path}", verdict, methods=["GET"]),
         Route("/npm/v1/security/audits/quick", forward, methods=["POST"]),
         Route("/npm/v1/security/audits", forward, methods=["POST"]),
         Route("/npm/v1/keys", forward, methods=["GET"]),

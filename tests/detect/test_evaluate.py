@@ -33,6 +33,8 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
         ([f(M, MC)], Label.SUSPICIOUS),  # weak evidence alone
         ([f(M, MC), f(M, LC)], Label.SUSPICIOUS),
         ([f(H, MC), f(L, HC, R)], Label.SUSPICIOUS),
+        ([f(M, LC), f(L, LC)], Label.CLEAN),  # two weak hints (generated name, unused dep)
+        ([f(M, LC), f(M, LC), f(L, MC)], Label.SUSPICIOUS),  # weak hints that add up to 25+
         ([f(H, HC)], Label.SPAM),  # strong evidence
         ([f(M, MC), f(M, MC), f(M, MC)], Label.SPAM),  # corroborated medium evidence
         ([f(H, MC), f(M, MC)], Label.SPAM),
@@ -111,6 +113,20 @@ def test_osv_version_precision() -> None:
     assert bad.label is Label.MALICIOUS
     assert bad.osv_ids == ("MAL-1",)
     assert d.assess(PackageFacts.name_only("react", "18.2.0"), "18.2.0").label is Label.CLEAN
+
+
+def test_a_stored_verdict_follows_the_current_feed() -> None:
+    # A tarball verdict stored before the feed listed the version, and after it was withdrawn.
+    package, version, tarball = facts_from_case(case("@babel/code-frame"))
+    before = Detector(clock=lambda: CLOCK).assess(package, version, tarball)
+    assert before.label is Label.CLEAN
+    affected = {"package": {"ecosystem": "npm", "name": "@babel/code-frame"}, "versions": [version]}
+    record = {"id": "MAL-9", "affected": [affected]}
+    listed = Detector(OsvIndex([record]), clock=lambda: CLOCK).current(before, package)
+    assert listed.label is Label.MALICIOUS
+    assert listed.osv_ids == ("MAL-9",)
+    assert listed.tarball_scanned
+    assert Detector(OsvIndex(), clock=lambda: CLOCK).current(listed, package) == before
 
 
 def test_a_failing_signal_is_skipped_not_raised() -> None:

@@ -160,3 +160,21 @@ def test_a_waiver_lets_a_blocked_version_through_until_it_expires(
         assert (done.returncode == 0) is installs, done.stderr
         if not installs:
             assert "token-farming" in done.stderr
+
+
+def test_npm_audit_through_floodgate_lists_our_finding_and_fails(
+    upstream: FakeRegistry, tmp_path: Path
+) -> None:
+    # The audit policy serves flagged packages with a warning, so the install succeeds and
+    # the lockfile holds fg-farm; `npm audit` then gets Floodgate's finding.
+    policy = policy_file(tmp_path, AUDIT)
+    with floodgate(upstream.url, tmp_path, "--policy", str(policy)) as gate:
+        project = write_project(tmp_path / "app", {"fg-farm": "^1.0.0", "fg-clean": "^1.0.0"})
+        npm(["install"], project, gate.url, tmp_path / "c1")
+        done = npm(["audit"], project, gate.url, tmp_path / "c2", check=False)
+        assert done.returncode != 0
+        assert "fg-farm" in done.stdout
+        assert "Floodgate: spam package (rule flagged)" in done.stdout
+        assert "tea.xyz registration file" in done.stdout
+        assert "fg-clean" not in done.stdout
+        assert f"{gate.url}/-/floodgate/verdict/fg-farm/1.0.0" in done.stdout

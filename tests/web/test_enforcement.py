@@ -194,3 +194,67 @@ def test_malformed_policy_refuses_to_start(
     bad = write_policy(tmp_path, "rules:\n  - id: x\n    action: explode\n")
     with pytest.raises(PolicyError, match=r"policy\.yaml:3: rules\[0\]\.action"):
         make_proxy(policy=bad)
+
+
+def test_audit_endpoint_reports_floodgate_findings_without_an_upstream_audit(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    import gzip
+    import json
+
+    proxy = make_proxy()
+    body = gzip.compress(
+        json.dumps(
+            {"fg-farm": ["1.0.0"], "fg-clean": ["1.0.0"], "fg-hello": ["1.0.0"], "fg-nope": ["1"]}
+        ).encode()
+    )
+    r = proxy.client.post(
+        "/-/npm/v1/security/advisories/bulk",
+        content=body,
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
+    assert r.status_code == 200
+    found = r.json()
+    assert set(found) == {"fg-farm", "fg-hello"}  # the clean and the unknown are not reported
+    farm = found["fg-farm"][0]
+    assert farm["severity"] == "high"
+    assert farm["vulnerable_versions"] == "1.0.0"
+    assert "token-farming" in farm["title"]
+    assert farm["url"] == f"{proxy.url}/-/floodgate/verdict/fg-farm/1.0.0"
+    assert found["fg-hello"][0]["severity"] == "moderate"  # a warning
+    # The advisory's link explains the verdict.
+    explained = proxy.client.get("/-/floodgate/verdict/fg-farm/1.0.0").json()
+    assert explained["decision"]["rule"] == "token-farming"
+    assert explained["verdict"]["label"] == "spam"
+    assert {f["signal"] for f in explained["verdict"]["findings"]} >= {"tea-yaml"}
+    # The upstream received the request body as npm sent it.
+    seen = spammy.requests_for("/-/npm/v1/security/advisories/bulk")
+    assert seen[0].headers["content-encoding"] == "gzip"
+
+
+def test_audit_endpoint_merges_the_upstreams_advisories(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    upstream_advisory = {
+        "id": 1099, "url": "https://example.invalid/advisories/1099",
+        "title": "Prototype pollution", "severity": "moderate", "vulnerable_versions": "<1.0.1",
+        "cwe": ["CWE-1321"], "cvss": {"score": 5.3, "vectorString": None},
+    }  # fmt: skip
+    spammy.packuments["-/npm/v1/security/advisories/bulk"] = {"fg-clean": [upstream_advisory]}
+    proxy = make_proxy()
+    r = proxy.client.post(
+        "/-/npm/v1/security/advisories/bulk",
+        json={"fg-clean": ["1.0.0"], "fg-farm": ["1.0.0"]},
+    )
+    found = r.json()
+    assert found["fg-clean"] == [upstream_advisory]
+    assert [a["severity"] for a in found["fg-farm"]] == ["high"]
+
+
+def test_audit_endpoint_refuses_a_body_that_is_not_json(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy()
+    r = proxy.client.post("/-/npm/v1/security/advisories/bulk", content=b"\x1f\x8b not really")
+    assert r.status_code == 400
+    assert "not (gzipped) JSON" in r.json()["error"]
