@@ -432,14 +432,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _since(text: str) -> float:
-    import re
     import time
     from datetime import datetime
 
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if m:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return time.time() - float(m[1]) * unit
+    from proxy.policy.loader import parse_duration
+
+    age = parse_duration(text)
+    if age is not None:
+        return time.time() - age.total_seconds()
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:

@@ -169,13 +169,19 @@ def _strings(value: Any, path: KeyPath) -> tuple[str, ...]:
     return tuple(_str(item, (*path, i)) for i, item in enumerate(items))
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """`90s`, `30m`, `12h`, `7d`, `2w` (a number and a unit) as a timedelta; None otherwise."""
+    m = _DURATION.match(text)
+    return timedelta(seconds=float(m[1]) * _UNITS[m[2]]) if m else None
+
+
 def _duration(value: Any, path: KeyPath) -> timedelta:
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
-    m = _DURATION.match(str(value))
-    if not m:
+    found = parse_duration(str(value))
+    if found is None:
         raise _Invalid(path, f"{value!r} is not a duration (like 90s, 30m, 12h, 7d, 2w)")
-    return timedelta(seconds=float(m[1]) * _UNITS[m[2]])
+    return found
 
 
 def _range(value: Any, path: KeyPath) -> Range:
