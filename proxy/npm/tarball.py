@@ -79,7 +79,14 @@ class ProblemKind(StrEnum):
 
     @property
     def stops_reading(self) -> bool:
-        return self not in (ProblemKind.PATH_TRAVERSAL, ProblemKind.LINK, ProblemKind.DEVICE)
+        # An oversized file is skipped, not read, and the rest of the archive still is: the
+        # skip goes through the decompressor, so a bomb still trips the ratio cap.
+        return self not in (
+            ProblemKind.PATH_TRAVERSAL,
+            ProblemKind.LINK,
+            ProblemKind.DEVICE,
+            ProblemKind.FILE_TOO_LARGE,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +475,9 @@ def _read(stream: BinaryIO, limits: TarballLimits) -> TarballFacts:
             st.problem(
                 ProblemKind.FILE_TOO_LARGE, path, f"{size} bytes (over {limits.max_file_bytes})"
             )
-            break
+            entries.append(TarEntry(path, kind, size, "", ""))  # not hashed
+            _skip(gz, padded, st)
+            continue
         want = _wanted(path)
         if want == MAX_SOURCE_BYTES and (sources_total + min(size, want) > MAX_SOURCES_TOTAL):
             want, sources_dropped = 0, True

@@ -182,11 +182,26 @@ def test_gzip_bomb_stops_on_ratio() -> None:
     assert facts.unpacked_size < 8 << 20  # at most MAX_RATIO x one read chunk
 
 
-def test_declared_huge_member_stops_at_once() -> None:
+def test_declared_huge_member_of_zeros_trips_the_ratio_cap() -> None:
+    # An oversized member is skipped through the decompressor: zeros trip the ratio cap long
+    # before the gigabyte is unpacked.
     data = zero_bomb(1 << 30)  # one member declaring 1 GB
     facts = read_tarball(data)
-    assert {p.kind for p in facts.problems} == {ProblemKind.FILE_TOO_LARGE}
-    assert facts.unpacked_size < 1 << 20
+    assert {p.kind for p in facts.problems} == {
+        ProblemKind.FILE_TOO_LARGE,
+        ProblemKind.RATIO,
+    }
+    assert facts.unpacked_size < 16 << 20
+
+
+def test_oversized_file_is_skipped_and_the_rest_still_read() -> None:
+    # Native binaries over the per-file cap (@next/swc-*) are legitimate: skip, keep reading.
+    data = package({"big.node": b"\x7fELF" + bytes(range(256)) * 4096, "index.js": "x" * 300})
+    facts = read_tarball(data, TarballLimits(max_file_bytes=100_000))
+    assert [p.kind for p in facts.problems] == [ProblemKind.FILE_TOO_LARGE]
+    assert {e.path for e in facts.files} == {"package/big.node", "package/index.js"}
+    index = next(e for e in facts.files if e.path == "package/index.js")
+    assert index.sha256 == hashlib.sha256(b"x" * 300).hexdigest()
 
 
 def test_total_size_and_time_caps() -> None:

@@ -45,15 +45,14 @@ def check(s: Subject) -> Finding | None:
             f"the tarball contains links ({first.detail}); they were not followed",
             evidence, Family.RISK,
         )  # fmt: skip
-    # Size and entry caps are hit by big legitimate packages (native binaries over 128 MB in
-    # @next/swc-*, icon sets): the detector saw less, which is worth saying, not suspecting.
-    # A broken or bomb-like archive (ratio, corrupt, truncated, not gzip) is more telling.
-    big = first.kind in (
-        ProblemKind.FILE_TOO_LARGE, ProblemKind.TOO_LARGE, ProblemKind.TOO_MANY_ENTRIES,
-    )  # fmt: skip
+    # Size caps are hit by big legitimate packages (native binaries over the per-file cap in
+    # @next/swc-*): the detector saw less, which is worth saying, not suspecting. A broken or
+    # bomb-like archive (ratio, corrupt, truncated, not gzip, too many entries) is telling.
+    size_only = (ProblemKind.FILE_TOO_LARGE, ProblemKind.TOO_LARGE, ProblemKind.LINK)
+    worst = next((p for p in t.problems if p.kind not in size_only), first)
     return Finding(
-        SPEC.id, Severity.LOW if big else Severity.MEDIUM, Confidence.HIGH,
-        f"the tarball could not be read in full: {first.kind.value.replace('_', ' ')} "
-        f"({first.detail})",
+        SPEC.id, Severity.LOW if worst.kind in size_only else Severity.MEDIUM, Confidence.HIGH,
+        f"the tarball could not be read in full: {worst.kind.value.replace('_', ' ')} "
+        f"({worst.detail})",
         evidence, Family.RISK,
     )  # fmt: skip
