@@ -95,7 +95,7 @@ def test_unrelated_environment_is_ignored() -> None:
         ("forward_auth", "true", True),
         ("allow_tarball_hosts", "cdn.example, mirror.example,", ("cdn.example", "mirror.example")),
         ("allow_tarball_hosts", "", ()),
-        ("upstream", "https://registry.npmjs.org", "https://registry.npmjs.org"),
+        ("upstream", "https://registry-host.invalid", "https://registry-host.invalid"),
         ("upstream_token", "npm_abc123", "npm_abc123"),
         ("cache_dir", "/var/cache/floodgate", Path("/var/cache/floodgate")),
     ],
@@ -108,7 +108,7 @@ def test_env_values_are_converted(name: str, text: str, value: object) -> None:
 def test_yaml_values_keep_their_types(tmp_path: Path) -> None:
     path = config(
         tmp_path,
-        "upstream: https://registry.npmjs.org/\n"
+        "upstream: https://registry-host.invalid/\n"
         "public-url: https://npm.example.com\n"  # dashes as on the command line
         "allow_tarball_hosts:\n  - cdn.example.com\n  - Mirror.Example.com\n"
         "forward_auth: yes\n"
@@ -118,7 +118,7 @@ def test_yaml_values_keep_their_types(tmp_path: Path) -> None:
         "upstream_token: null\n",
     )
     s = load_settings(env={}, config_file=path)
-    assert s.upstream == "https://registry.npmjs.org/"
+    assert s.upstream == "https://registry-host.invalid/"
     assert s.public_url == "https://npm.example.com"
     assert s.allow_tarball_hosts == ("cdn.example.com", "Mirror.Example.com")
     assert (s.forward_auth, s.access_log) == (True, False)
@@ -205,7 +205,7 @@ def test_bad_cli_value_names_the_command_line() -> None:
 
 
 def test_unknown_config_key_names_file_and_key(tmp_path: Path) -> None:
-    path = config(tmp_path, "port: 4873\nupstrem: https://registry.npmjs.org\n")
+    path = config(tmp_path, "port: 4873\nupstrem: https://registry-host.invalid\n")
     with pytest.raises(SettingsError) as info:
         load_settings(env={}, config_file=path)
     message = str(info.value)
@@ -216,7 +216,7 @@ def test_unknown_config_key_names_file_and_key(tmp_path: Path) -> None:
 
 def test_unknown_cli_key() -> None:
     with pytest.raises(SettingsError, match="registry"):
-        load_settings({"registry": "https://registry.npmjs.org"}, env={})
+        load_settings({"registry": "https://registry-host.invalid"}, env={})
 
 
 @pytest.mark.parametrize(
@@ -256,8 +256,8 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
         ({"tarball_memory_mb": -1}, "'tarball_memory_mb'"),
         ({"render_workers": -1}, "'render_workers'"),
         ({"upstream": "ftp://registry.example.com"}, "'upstream'"),
-        ({"upstream": "registry.npmjs.org"}, "'upstream'"),
-        ({"upstream": "https://registry.npmjs.org/?x=1"}, "'upstream'"),
+        ({"upstream": "registry-host.invalid"}, "'upstream'"),
+        ({"upstream": "https://registry-host.invalid/?x=1"}, "'upstream'"),
         ({"public_url": "https://npm.example.com/#top"}, "'public_url'"),
         ({"public_url": "http://"}, "'public_url'"),
     ],
@@ -305,10 +305,10 @@ def found(url: str | None) -> Callable[[], str | None]:
 @pytest.mark.parametrize(
     ("upstream", "discover", "resolved"),
     [
-        ("https://registry.npmjs.org", never, "https://registry.npmjs.org"),
-        ("https://registry.npmjs.org/", never, "https://registry.npmjs.org"),
+        ("https://registry-host.invalid", never, "https://registry-host.invalid"),
+        ("https://registry-host.invalid/", never, "https://registry-host.invalid"),
         ("https://npm.corp.example/repo/npm/", never, "https://npm.corp.example/repo/npm"),
-        (None, found("https://registry.npmjs.org/"), "https://registry.npmjs.org"),
+        (None, found("https://registry-host.invalid/"), "https://registry-host.invalid"),
         (None, found("http://127.0.0.1:4874"), "http://127.0.0.1:4874"),
     ],
 )
@@ -359,11 +359,11 @@ def test_discovered_upstream_is_checked() -> None:
         ("127.0.0.1", 4873, "http://npm.example.com:8080", "http://npm.example.com:8080/", True),
         # Somewhere else.
         ("127.0.0.1", 4873, "http://127.0.0.1:4874", None, False),
-        ("127.0.0.1", 4873, "https://registry.npmjs.org", None, False),
-        ("127.0.0.1", 443, "https://registry.npmjs.org", None, False),
+        ("127.0.0.1", 4873, "https://registry-host.invalid", None, False),
+        ("127.0.0.1", 443, "https://registry-host.invalid", None, False),
         ("10.0.0.5", 4873, "http://127.0.0.1:4873", None, False),  # not listening there
         ("127.0.0.1", 0, "http://127.0.0.1:4873", None, False),  # port 0: picked at start
-        ("127.0.0.1", 4873, "https://registry.npmjs.org", "https://npm.example.com", False),
+        ("127.0.0.1", 4873, "https://registry-host.invalid", "https://npm.example.com", False),
         ("127.0.0.1", 4873, "http://npm.example.com:8081", "http://npm.example.com:8080", False),
     ],
 )

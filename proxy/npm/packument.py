@@ -255,7 +255,7 @@ def _modified(doc: Doc) -> str | None:
 
 
 def abbreviate_manifest(manifest: Doc) -> Doc:
-    """The abbreviated form of one version manifest (adds `hasInstallScript` as npmjs does)."""
+    """The abbreviated form of one version manifest (with `hasInstallScript`, as registries add)."""
     out = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
     scripts = manifest.get("scripts")
     has_install = isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)

@@ -14,7 +14,7 @@ from proxy.cache.memory import CacheState
 from proxy.service import ServedPackument, ServedTarball
 
 CHUNK = 1024 * 1024  # bytes per body write for large responses
-PACKUMENT_MAX_AGE = 300  # seconds; npmjs sends the same (npm-protocol 3.9)
+PACKUMENT_MAX_AGE = 300  # seconds; the public registry sends the same (npm-protocol 3.9)
 TARBALL_CACHE_CONTROL = "public, max-age=31536000, immutable"
 VARY = "Accept, Accept-Encoding"
 STALE_WARNING = '110 - "Response is Stale"'

@@ -15,8 +15,8 @@ from typing import Any
 from proxy.audit.model import Source
 
 SHA = "0123abcdef0123abcdef0123abcdef0123abcdef"
-NPM = "https://registry.npmjs.org"
-YARN = "https://registry.yarnpkg.com"
+NPM = "https://registry-host.invalid"
+YARN = "https://yarn-registry-host.invalid"
 
 # (name, version): every registry package of the app, in every format
 REGISTRY = (

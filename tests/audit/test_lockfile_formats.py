@@ -223,7 +223,7 @@ def test_classic_alias_required_by_a_package() -> None:
         "# yarn lockfile v1\n\n\n"
         'app-utils@^1.0.0:\n  version "1.0.0"\n  dependencies:\n    my-lodash "npm:lodash@^4"\n\n'
         '"my-lodash@npm:lodash@^4":\n  version "4.17.21"\n'
-        '  resolved "https://registry.yarnpkg.com/lodash/-/lodash-4.17.21.tgz#679591c5"\n'
+        '  resolved "https://yarn-registry-host.invalid/lodash/-/lodash-4.17.21.tgz#679591c5"\n'
     )
     lockfile = _read("yarn.lock", text, '{"dependencies": {"app-utils": "^1.0.0"}}')
     lodash = lockfile.packages[1]
@@ -353,4 +353,4 @@ def test_classic_workspaces_are_read_from_inside_the_project(tmp_path: Path) -> 
     ]
 
 
-_LEFT_PAD = "https://registry.yarnpkg.com/left-pad/-/left-pad-1.3.0.tgz"
+_LEFT_PAD = "https://yarn-registry-host.invalid/left-pad/-/left-pad-1.3.0.tgz"

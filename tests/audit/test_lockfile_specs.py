@@ -19,8 +19,8 @@ SOURCES = [
     (">=1.0.0 <2", Source.REGISTRY),
     ("latest", Source.REGISTRY),
     ("npm:lodash@^4.17.21", Source.REGISTRY),
-    ("https://registry.npmjs.org/lodash/-/lodash-4.17.21.tgz", Source.REGISTRY),
-    ("https://registry.yarnpkg.com/@babel/core/-/core-7.24.0.tgz#8a1b2c", Source.REGISTRY),
+    ("https://registry-host.invalid/lodash/-/lodash-4.17.21.tgz", Source.REGISTRY),
+    ("https://yarn-registry-host.invalid/@babel/core/-/core-7.24.0.tgz#8a1b2c", Source.REGISTRY),
     ("https://npm.corp.example/repository/npm/@acme/ui/-/ui-1.0.0.tgz", Source.REGISTRY),
     # git: URLs, hosted shorthands, pnpm 6 keys, GitHub and GitLab archives
     ("git+https://github.com/acme/x.git#0123abc", Source.GIT),
@@ -44,7 +44,7 @@ SOURCES = [
     ("portal:../ui", Source.LINK),
     # other: tarballs that are not a registry's, unknown protocols
     ("https://example.com/downloads/x-1.0.0.tgz", Source.OTHER),
-    ("https://registry.npmjs.org/lodash/-/lodash-4.17.21.zip", Source.OTHER),
+    ("https://registry-host.invalid/lodash/-/lodash-4.17.21.zip", Source.OTHER),
     ("ftp://example.com/x/-/x-1.0.0.tgz", Source.OTHER),
     ("exec:./generate.js", Source.OTHER),
 ]
@@ -58,9 +58,9 @@ def test_source_of(spec: str | None, source: Source) -> None:
 @pytest.mark.parametrize(
     ("url", "registry"),
     [
-        ("https://registry.npmjs.org/qs/-/qs-6.11.0.tgz", True),
+        ("https://registry-host.invalid/qs/-/qs-6.11.0.tgz", True),
         ("http://localhost:4873/qs/-/qs-6.11.0.tgz", True),
-        ("https://registry.npmjs.org/qs", False),
+        ("https://registry-host.invalid/qs", False),
         ("https://example.com/qs-6.11.0.tgz", False),
         ("file:qs/-/qs-6.11.0.tgz", False),
         ("https://[broken/qs/-/qs.tgz", False),

@@ -22,7 +22,7 @@ from proxy.policy.model import ALLOWED, Action, Decision, Severity as AuditSever
 ROOT = "my-app"
 LOCKFILE_PATH = Path("/srv/my-app/package-lock.json")
 DETECTOR = "2026.11.1"
-REGISTRY = "https://registry.npmjs.org"
+REGISTRY = "https://registry-host.invalid"
 
 
 def tarball_bytes(name: str, version: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Real-shaped packuments for unit tests, built the way registry.npmjs.org writes them."""
+"""Real-shaped packuments for unit tests, built the way the public registry writes them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-UPSTREAM = "https://registry.npmjs.org"
+UPSTREAM = "https://registry-host.invalid"
 PROXY = "http://127.0.0.1:4873"
 NPM_USER = {"name": "kchan", "email": "kchan@example.com"}
 

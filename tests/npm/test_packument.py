@@ -453,7 +453,7 @@ def test_rewrite_tarballs_changes_only_dist_tarball() -> None:
 
 def test_rewrite_keeps_an_upstream_file_name_that_is_not_the_default() -> None:
     m = manifest("left-pad", "1.0.0")
-    m["dist"]["tarball"] = "https://registry.npmjs.org/left-pad/-/leftpad-1.0.0.tgz"
+    m["dist"]["tarball"] = "https://registry-host.invalid/left-pad/-/leftpad-1.0.0.tgz"
     out = pk.rewrite_manifest(m, PROXY, LEFTPAD)
     assert out["dist"]["tarball"] == f"{PROXY}/left-pad/-/leftpad-1.0.0.tgz"
 

@@ -59,50 +59,50 @@ async def client_for(upstream: str, **overrides: Any) -> AsyncIterator[UpstreamC
 
 # -- the origin policy -------------------------------------------------------------------------
 
-NPMJS = "https://registry.npmjs.org"
+UPSTREAM = "https://registry-host.invalid"
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("url", "allowed"),
     [
-        (f"{NPMJS}/left-pad/-/left-pad-1.3.0.tgz", True),
-        ("https://registry.npmjs.org:443/left-pad/-/left-pad-1.3.0.tgz", True),
-        ("HTTPS://Registry.NPMJS.org/left-pad", True),
+        (f"{UPSTREAM}/left-pad/-/left-pad-1.3.0.tgz", True),
+        ("https://registry-host.invalid:443/left-pad/-/left-pad-1.3.0.tgz", True),
+        ("HTTPS://Registry-Host.INVALID/left-pad", True),
         ("https://cdn.example.com/blobs/left-pad-1.3.0.tgz", True),  # allow-listed host
         ("http://cdn.example.com:8080/blobs/left-pad-1.3.0.tgz", True),  # any port and http(s)
-        ("http://registry.npmjs.org/left-pad", False),  # same host, other scheme
-        ("https://registry.npmjs.org:8443/left-pad", False),  # same host, other port
+        ("http://registry-host.invalid/left-pad", False),  # same host, other scheme
+        ("https://registry-host.invalid:8443/left-pad", False),  # same host, other port
         ("https://evil.example/left-pad/-/left-pad-1.3.0.tgz", False),
-        ("https://registry.npmjs.org.evil.example/left-pad", False),
-        ("https://registry.npmjs.org@evil.example/left-pad", False),  # userinfo trick
-        ("https://registry.npmjs.org./left-pad", False),
+        ("https://registry-host.invalid.evil.example/left-pad", False),
+        ("https://registry-host.invalid@evil.example/left-pad", False),  # userinfo trick
+        ("https://registry-host.invalid./left-pad", False),
         ("ftp://cdn.example.com/left-pad-1.3.0.tgz", False),
         ("file:///etc/passwd", False),
-        ("//registry.npmjs.org/left-pad", False),
+        ("//registry-host.invalid/left-pad", False),
         ("/left-pad/-/left-pad-1.3.0.tgz", False),
         ("", False),
         # Malformed ports come from upstream data (dist.tarball): refuse, do not crash.
-        ("https://registry.npmjs.org:99999/left-pad", False),
-        ("https://registry.npmjs.org:http/left-pad", False),
+        ("https://registry-host.invalid:99999/left-pad", False),
+        ("https://registry-host.invalid:http/left-pad", False),
     ],
 )
 async def test_check_url(url: str, allowed: bool) -> None:
-    async with client_for(NPMJS, allow_tarball_hosts=("CDN.example.com",)) as client:
+    async with client_for(UPSTREAM, allow_tarball_hosts=("CDN.example.com",)) as client:
         if allowed:
             assert client.check_url(url) == url
         else:
             with pytest.raises(ForbiddenOrigin) as info:
                 client.check_url(url)
-            assert "registry.npmjs.org" in str(info.value)
+            assert "registry-host.invalid" in str(info.value)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("upstream", "package", "url"),
     [
-        (NPMJS, LEFTPAD, f"{NPMJS}/left-pad"),
-        (f"{NPMJS}/", WIDGET, f"{NPMJS}/@acme%2fwidget"),
+        (UPSTREAM, LEFTPAD, f"{UPSTREAM}/left-pad"),
+        (f"{UPSTREAM}/", WIDGET, f"{UPSTREAM}/@acme%2fwidget"),
         (
             "https://npm.corp.example/repo/npm",
             WIDGET,
