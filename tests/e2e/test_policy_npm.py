@@ -178,3 +178,22 @@ def test_npm_audit_through_floodgate_lists_our_finding_and_fails(
         assert "tea.xyz registration file" in done.stdout
         assert "fg-clean" not in done.stdout
         assert f"{gate.url}/-/floodgate/verdict/fg-farm/1.0.0" in done.stdout
+
+
+def test_sighup_reloads_the_policy(upstream: FakeRegistry, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    # Same size and mtime after the edit, so the file watch cannot notice: only SIGHUP can.
+    policy = policy_file(tmp_path, AUDIT)
+    stat = policy.stat()
+    edited = AUDIT.replace("action: warn", "action: hide")
+    assert len(edited) == len(AUDIT)
+    with floodgate(upstream.url, tmp_path, "--policy", str(policy)) as gate:
+        policy.write_text(edited)
+        os.utime(policy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        gate.process.send_signal(signal.SIGHUP)
+        assert gate.logged("policy audit reloaded", timeout=10)
+        project = write_project(tmp_path / "app", {"fg-mixed": "^1.0.0"})
+        npm(["install"], project, gate.url, tmp_path / "c1")
+        assert installed_version(project, "fg-mixed") == "1.0.0"  # 1.1.0 is hidden now
