@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from proxy.detect.evaluate import Detector
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
-from proxy.detect.scan import Target, fetch_tarball, resolve
-from proxy.errors import UpstreamBadResponse
+from proxy.detect.scan import Target, fetch_packument, fetch_tarball, resolve
 from proxy.policy.engine import Check, Subject, check_match, decide
-from proxy.policy.model import Decision, Policy, ScanState
-from proxy.upstream.client import Fetched, UpstreamClient
+from proxy.policy.model import Decision, Policy
+from proxy.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +104,7 @@ def explain_verdict(
     policy: Policy, facts: PackageFacts, version: str, verdict: Verdict, now: datetime
 ) -> Explanation:
     """Walk the rules for one assessed version (pure)."""
-    vf = facts.versions.get(version)
-    subject = Subject(
-        facts.name,
-        version,
-        verdict,
-        now,
-        ScanState.TARBALL if verdict.tarball_scanned else ScanState.METADATA,
-        published=vf.published if vf else None,
-        created=facts.created,
-        install_scripts=vf.has_install_script if vf else None,
-    )
+    subject = Subject.of(facts, version, verdict, now)
     traces = []
     for rule in policy.rules:
         checks = tuple(check_match(rule.match, subject))
@@ -134,13 +121,7 @@ async def explain(
 ) -> Explanation:
     """Fetch, assess and explain `NAME[@VERSION|@TAG|@RANGE]` (a range: its newest version)."""
     target = Target.parse(spec)
-    fetched = await upstream.get_packument(target.package)
-    assert isinstance(fetched, Fetched)
-    try:
-        doc = orjson.loads(fetched.body)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamBadResponse(f"packument of {target.package.name} is not JSON") from exc
-    facts = PackageFacts.from_packument(doc if isinstance(doc, dict) else {})
+    facts = PackageFacts.from_packument(await fetch_packument(upstream, target.package))
     version = resolve(facts, target.spec)[0]
     tarball = await fetch_tarball(upstream, facts, version) if with_tarball else None
     verdict = detector.assess(facts, version, tarball, record=False)

@@ -26,7 +26,6 @@ from proxy.cache.memory import PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball
 from proxy.decisions import DecisionLog, DecisionRecord
 from proxy.detect.evaluate import DETECTOR_VERSION, Detector
-from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.detect.osv import OsvFeed
 from proxy.detect.store import VerdictStore
@@ -71,7 +70,7 @@ class Acted:
 
     version: str
     decision: Decision
-    verdict: Verdict | None
+    verdict: Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +129,7 @@ class _Settled:
     salt: str
     generation: int
     decision: Decision
-    verdict: Verdict | None
+    verdict: Verdict
 
 
 @dataclass
@@ -223,32 +222,10 @@ class PolicyGate:
                 verdict = self.detector.current(verdict, facts)
             else:
                 verdict = self.detector.assess(facts, version, record=version == latest)
-            d = decide(policy, self.subject(facts, version, verdict, now))
+            d = decide(policy, Subject.of(facts, version, verdict, now))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
         return plan_for(policy, acted, len(facts.versions))
-
-    def subject(
-        self,
-        facts: PackageFacts,
-        version: str,
-        verdict: Verdict | None,
-        now: datetime,
-        scan: ScanState | None = None,
-    ) -> Subject:
-        vf = facts.versions.get(version)
-        if scan is None:
-            scan = ScanState.TARBALL if verdict and verdict.tarball_scanned else ScanState.METADATA
-        return Subject(
-            facts.name,
-            version,
-            verdict,
-            now,
-            scan,
-            published=vf.published if vf else None,
-            created=facts.created,
-            install_scripts=vf.has_install_script if vf else None,
-        )
 
     def record_plan(self, package: PackageName, plan: Plan, caller: Caller) -> None:
         """Log a packument's decisions: once per client, package and plan every
@@ -323,7 +300,7 @@ class PolicyGate:
             return None
         verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
         facts = entry.facts
-        return verdict, decide(self.policy, self.subject(facts, version, verdict, self.clock()))
+        return verdict, decide(self.policy, Subject.of(facts, version, verdict, self.clock()))
 
     def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
         settled = self._settled.get((name, ref.version, ref.integrity or ""))
@@ -334,7 +311,7 @@ class PolicyGate:
             return None
         return settled
 
-    def _settle(self, name: str, ref: VersionRef, d: Decision, verdict: Verdict | None) -> None:
+    def _settle(self, name: str, ref: VersionRef, d: Decision, verdict: Verdict) -> None:
         key = (name, ref.version, ref.integrity or "")
         self._settled[key] = _Settled(self.salt, self._generation.get(name, 0), d, verdict)
 
@@ -344,12 +321,8 @@ class PolicyGate:
         """Refuse before any download when what is already known blocks this version."""
         if entry.facts is None:
             return
-        settled = self._remembered(package.name, ref)
-        if settled is not None:
-            d, verdict = settled.decision, settled.verdict
-        else:
-            verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
-            d = decide(self.policy, self.subject(entry.facts, ref.version, verdict, self.clock()))
+        verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
+        d = decide(self.policy, Subject.of(entry.facts, ref.version, verdict, self.clock()))
         if d.action is Action.BLOCK:
             self.record(package.name, ref.version, d, verdict, caller, "tarball")
             raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))
@@ -425,9 +398,9 @@ class PolicyGate:
             verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
         if entry.facts is None:
             return Decision(Action.ALLOW, "", "no package facts")
-        subject = self.subject(entry.facts, ref.version, verdict, self.clock(), scan_state)
+        subject = Subject.of(entry.facts, ref.version, verdict, self.clock(), scan_state)
         d = decide(self.policy, subject)
-        if scan_state is ScanState.TARBALL:
+        if scan_state is ScanState.TARBALL and verdict is not None:
             self._settle(package.name, ref, d, verdict)
         return self._enforce(package, ref, d, verdict, caller)
 
@@ -435,7 +408,7 @@ class PolicyGate:
         """The hot path: the remembered decision on this scanned tarball, enforced (raises
         PolicyBlocked) and logged; None when there is none and the full check must run."""
         settled = self._remembered(package.name, ref)
-        if settled is None or settled.verdict is None or not settled.verdict.tarball_scanned:
+        if settled is None:
             return None
         return self._enforce(package, ref, settled.decision, settled.verdict, caller)
 

@@ -14,19 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import orjson
 
 from proxy.audit.model import Audited, LockedPackage, Lockfile
 from proxy.detect.evaluate import Detector
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
-from proxy.detect.scan import fetch_tarball
+from proxy.detect.scan import fetch_packument, fetch_tarball
 from proxy.detect.store import VerdictStore
-from proxy.errors import FloodgateError, UpstreamBadResponse, UpstreamUnavailable
+from proxy.errors import FloodgateError, UpstreamUnavailable
 from proxy.npm.names import PackageName
 from proxy.policy.engine import Subject, decide
 from proxy.policy.model import Action, Decision, Policy, ScanState
-from proxy.upstream.client import Fetched, UpstreamClient
+from proxy.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +125,7 @@ class Auditor:
         return found
 
     async def _fetch(self, name: str) -> _Package:
-        fetched = await self.upstream.get_packument(PackageName.parse(name))
-        assert isinstance(fetched, Fetched)
-        try:
-            doc = orjson.loads(fetched.body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponse(f"packument of {name!r} is not valid JSON") from exc
-        if not isinstance(doc, dict):
-            raise UpstreamBadResponse(f"packument of {name!r} is not a JSON object")
+        doc = await fetch_packument(self.upstream, PackageName.parse(name))
         restrictions = doc.get("policyRestrictions")
         restricted = restrictions.get("versions") if isinstance(restrictions, dict) else None
         message = restrictions.get("message") if isinstance(restrictions, dict) else ""
@@ -168,16 +160,7 @@ class Auditor:
             verdict = await anyio.to_thread.run_sync(self._assess_and_store, facts, locked, tarball)
         else:
             verdict = await anyio.to_thread.run_sync(self._assess, facts, locked)
-        subject = Subject(
-            facts.name,
-            locked.version,
-            verdict,
-            self.clock(),
-            ScanState.TARBALL if verdict.tarball_scanned else ScanState.METADATA,
-            published=vf.published,
-            created=facts.created,
-            install_scripts=vf.has_install_script,
-        )
+        subject = Subject.of(facts, locked.version, verdict, self.clock())
         note = None
         if locked.integrity and vf.integrity and locked.integrity != vf.integrity:
             note = (

@@ -23,6 +23,7 @@ from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, NotFound, UpstreamBadResponse
 from proxy.npm.integrity import Hasher, expected_digest
 from proxy.npm.names import PackageName
+from proxy.npm.packument import parse
 from proxy.npm.semver import Range, SemverError, Version
 from proxy.npm.tarball import TarballFacts, read_tarball
 
@@ -71,6 +72,15 @@ class Outcome:
         if self.verdict is not None:
             return {"target": self.target, **self.verdict.to_json()}
         return {"target": self.target, "error": self.error}
+
+
+async def fetch_packument(upstream: Upstream, package: PackageName) -> dict[str, Any]:
+    """The full packument of `package`, parsed and checked by `proxy.npm.packument.parse`
+    (UpstreamBadResponse when it is not a packument of that name), its name filled in."""
+    fetched = await upstream.get_packument(package)
+    doc = parse(fetched.body, package.name)
+    doc.setdefault("name", package.name)
+    return doc
 
 
 def resolve(package: PackageFacts, spec: str) -> list[str]:
@@ -126,14 +136,7 @@ async def scan_target(
 ) -> list[Outcome]:
     """Assess every version `target` names. Errors for one version become its Outcome;
     an error resolving the target raises (FloodgateError)."""
-    fetched = await upstream.get_packument(target.package)
-    try:
-        doc = orjson.loads(fetched.body)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamBadResponse(f"packument of {target.package.name} is not JSON") from exc
-    package = PackageFacts.from_packument(doc if isinstance(doc, dict) else {})
-    if not package.name:
-        package = PackageFacts(target.package.name, package.dist_tags, package.versions)
+    package = PackageFacts.from_packument(await fetch_packument(upstream, target.package))
     outcomes: list[Outcome] = []
     for version in resolve(package, target.spec):
         label = f"{package.name}@{version}"

@@ -19,6 +19,7 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 
+from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.policy.model import (
     ALLOWED,
@@ -46,6 +47,31 @@ class Subject:
     published: datetime | None = None
     created: datetime | None = None
     install_scripts: bool | None = None
+
+    @classmethod
+    def of(
+        cls,
+        facts: PackageFacts,
+        version: str,
+        verdict: Verdict | None,
+        now: datetime,
+        scan: ScanState | None = None,
+    ) -> Subject:
+        """The subject for `version` of a package, with its publish facts; `scan` defaults to
+        what the verdict rests on."""
+        vf = facts.versions.get(version)
+        if scan is None:
+            scan = ScanState.TARBALL if verdict and verdict.tarball_scanned else ScanState.METADATA
+        return cls(
+            facts.name,
+            version,
+            verdict,
+            now,
+            scan,
+            published=vf.published if vf else None,
+            created=facts.created,
+            install_scripts=vf.has_install_script if vf else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
