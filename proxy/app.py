@@ -3,10 +3,8 @@ place where Floodgate's errors become HTTP status codes and npm-style JSON bodie
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 import anyio
@@ -18,9 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy.cache.memory import PackumentCache
 from proxy.cache.store import PackumentStore, TarballStore
 from proxy.decisions import DecisionLog
-from proxy.detect.evaluate import Detector
-from proxy.detect.osv import OsvFeed
-from proxy.detect.store import VerdictStore
 from proxy.errors import (
     BadRequest,
     FloodgateError,
@@ -33,12 +28,12 @@ from proxy.errors import (
     UpstreamBadResponse,
     UpstreamUnavailable,
 )
-from proxy.gate import PolicyGate
+from proxy.gate import Gate, OpenGate, PolicyGate
+from proxy.inspect import open_detector
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
 from proxy.upstream.client import UpstreamClient
-from proxy.upstream.feed import fetch_feed
 from proxy.web.access import AccessLog, AccessLogWriter
 from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import PackageEndpoint, routes
@@ -47,7 +42,6 @@ from proxy.workers import RenderPool
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-POLICY_POLL = 2.0  # seconds between checks of the policy file
 
 # The one mapping from domain errors to HTTP. Upstream failures are 502/504 (npm retries those);
 # refusals Floodgate makes on purpose are 4xx so that npm prints them and does not retry.
@@ -88,35 +82,22 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_gate(settings: Settings) -> PolicyGate | None:
-    """The decide step: detector, verdict store, policy and decision log (None: --no-enforce).
-
-    Raises PolicyError for a malformed policy: Floodgate refuses to start with one.
-    """
+def build_gate(settings: Settings) -> Gate:
+    """The decide step: detector, verdict store, policy and decision log (OpenGate with
+    --no-enforce). Raises PolicyError for a malformed policy: Floodgate refuses to start."""
     if not settings.enforce:
-        return None
-    holder = PolicyHolder(resolve_policy_path(settings.policy))
-    detect_dir = settings.cache_dir / "detector"
-    feed = None
-    if settings.osv_feed:
-        feed = OsvFeed(
-            settings.osv_feed,
-            fetch=fetch_feed,
-            cache_dir=detect_dir,
-            interval=settings.osv_refresh_seconds,
-        )
+        return OpenGate()
+    holder = PolicyHolder(resolve_policy_path(settings.policy))  # parse before opening files
     return PolicyGate(
         holder,
-        Detector.open(detect_dir, feed),
-        VerdictStore(detect_dir / "verdicts.sqlite3"),
+        open_detector(settings, load_feed=False),  # the gate loads the feed once running
         DecisionLog(settings.cache_dir / "decisions.sqlite3"),
-        osv=feed,
         scan_timeout=settings.scan_timeout,
     )
 
 
 def build_service(settings: Settings) -> Service:
-    """Everything the proxy needs, built from settings (no I/O yet: see `open_service`)."""
+    """Everything the proxy needs, built from settings; `async with` it to run."""
     cache_dir = settings.cache_dir
     return Service(
         settings,
@@ -129,65 +110,6 @@ def build_service(settings: Settings) -> Service:
         pool=RenderPool(settings.render_workers),
         gate=build_gate(settings),
     )
-
-
-@contextlib.asynccontextmanager
-async def open_service(service: Service) -> AsyncIterator[Service]:
-    """Index the disk caches, start the render workers; close everything on the way out."""
-    await anyio.to_thread.run_sync(service.tarballs.index.scan)
-    await anyio.to_thread.run_sync(service.saved.index.scan)
-    log.info(
-        "cache %s: %d tarballs (%.1f MB), %d saved packuments",
-        service.settings.cache_dir,
-        len(service.tarballs.index),
-        service.tarballs.index.total / MB,
-        len(service.saved.index),
-    )
-    gate = service.gate
-    if gate is not None:
-        policy = gate.policy
-        log.info(
-            "policy %s (%s, digest %s): %d rules, %d waivers, mode %s",
-            policy.name,
-            policy.source,
-            policy.digest,
-            len(policy.rules),
-            len(policy.waivers),
-            policy.mode,
-        )
-        if gate.osv is not None:
-            await anyio.to_thread.run_sync(gate.osv.refresh)
-            log.info("OSV feed %s: %d records", gate.osv.source, gate.osv.index.record_count)
-    else:
-        log.warning("enforcement is off (--no-enforce): packages are served unchecked")
-    service.pool.start()
-    try:
-        async with anyio.create_task_group() as tasks:
-            service.tasks = tasks
-            if gate is not None:
-                tasks.start_soon(_watch, gate)
-            try:
-                yield service
-            finally:
-                service.tasks = None
-                tasks.cancel_scope.cancel()
-    finally:
-        service.pool.shutdown()
-        await service.upstream.aclose()
-        if gate is not None:
-            gate.decisions.close()
-
-
-async def _watch(gate: PolicyGate) -> None:
-    """Pick up policy edits (file watch, and SIGHUP where signals reach us) and OSV refreshes."""
-    with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
-        # Only the main thread can take signals; tests run the app in other threads.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gate.holder.reload)
-    while True:
-        await anyio.sleep(POLICY_POLL)
-        gate.holder.reload_if_changed()
-        if gate.osv is not None and gate.osv.due():
-            await anyio.to_thread.run_sync(gate.osv.refresh_if_due)
 
 
 class PackageFastLane:
@@ -241,7 +163,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(service), anyio.create_task_group() as tasks:
+        async with service, anyio.create_task_group() as tasks:
             app.state.service = service
             if writer is not None:
                 tasks.start_soon(writer.run)

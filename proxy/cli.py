@@ -47,6 +47,7 @@ SERVE_SETTINGS = (
     "public_url",
     "packument_memory_mb",
     "packument_ttl",
+    "not_found_ttl",
     "tarball_cache_mb",
     "tarball_memory_mb",
     "forward_auth",
@@ -250,19 +251,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     import orjson
 
     from proxy.detect import scan
-    from proxy.detect.evaluate import Detector
-    from proxy.detect.osv import OsvFeed
-    from proxy.detect.store import VerdictStore
-    from proxy.upstream.feed import fetch_feed
+    from proxy.inspect import open_detector
 
     if not args.targets and not args.tarball:
         raise FloodgateError("nothing to scan: give NAME[@VERSION|@RANGE] or --tarball FILE")
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
-    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
-    feed.refresh()
-    detector = Detector.open(settings.cache_dir / "detector", feed)
-    store = VerdictStore(settings.cache_dir / "detector" / "verdicts.sqlite3")
+    inspector = open_detector(settings)
+    detector, store = inspector.detector, inspector.verdicts
     targets = [scan.Target.parse(t) for t in args.targets]
     progress = Progress(sys.stderr, len(targets) + len(args.tarball))
     outcomes: list[scan.Outcome] = []
@@ -287,8 +283,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
-    if targets:
-        anyio.run(remote)
+    with inspector:
+        if targets:
+            anyio.run(remote)
     if args.json:
         body = {"verdicts": [o.to_json() for o in outcomes], "exit": scan.exit_code(outcomes)}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
@@ -321,21 +318,16 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     import anyio
     import orjson
 
-    from proxy.detect.evaluate import Detector
-    from proxy.detect.osv import OsvFeed
     from proxy.explain import Explanation, explain
+    from proxy.inspect import open_detector
     from proxy.policy.holder import resolve_policy_path
     from proxy.policy.loader import load_policy
     from proxy.policy.model import Action
     from proxy.upstream.client import UpstreamClient
-    from proxy.upstream.feed import fetch_feed
 
     settings = resolve_upstream(_settings_from(args, args.settings_names))
     setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     policy = load_policy(resolve_policy_path(settings.policy))
-    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
-    feed.refresh()
-    detector = Detector.open(settings.cache_dir / "detector", feed)
 
     async def run() -> Explanation:
         client = UpstreamClient(settings)
@@ -344,7 +336,9 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
-    result = anyio.run(run)
+    with open_detector(settings) as inspector:
+        detector = inspector.detector
+        result = anyio.run(run)
     if args.json:
         print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -364,13 +358,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from proxy.audit.lockfile import find_lockfile, read_lockfile
     from proxy.audit.model import Audited
     from proxy.audit.run import Auditor
-    from proxy.detect.evaluate import Detector
-    from proxy.detect.osv import OsvFeed
-    from proxy.detect.store import VerdictStore
+    from proxy.inspect import open_detector
     from proxy.policy.holder import resolve_policy_path
     from proxy.policy.loader import load_policy
     from proxy.upstream.client import UpstreamClient
-    from proxy.upstream.feed import fetch_feed
 
     settings = _settings_from(args, args.settings_names)
     if args.registry:
@@ -379,19 +370,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     lockfile = read_lockfile(find_lockfile(args.path))
     policy = load_policy(resolve_policy_path(settings.policy))
-    feed = OsvFeed(settings.osv_feed, fetch=fetch_feed, cache_dir=settings.cache_dir)
-    feed.refresh()
-    detect_dir = settings.cache_dir / "detector"
-    detector = Detector.open(detect_dir, feed)
-    verdicts = VerdictStore(detect_dir / "verdicts.sqlite3")
     progress = Progress(sys.stderr, len(lockfile.packages), verb="audited")
 
     async def run() -> tuple[list[Audited], int]:
         client = UpstreamClient(settings)
         auditor = Auditor(
             client,
-            detector,
-            verdicts,
+            inspector.detector,
+            inspector.verdicts,
             policy,
             scan_tarballs=not args.metadata_only,
             concurrency=max(1, args.concurrency),
@@ -402,7 +388,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             await client.aclose()
         return results, auditor.unreachable
 
-    results, unreachable = anyio.run(run)
+    with open_detector(settings) as inspector:
+        results, unreachable = anyio.run(run)
     project_dir = args.path if args.path.is_dir() else args.path.parent
     if args.format == "json":
         text = orjson.dumps(report.to_json(lockfile, results), option=orjson.OPT_INDENT_2).decode()

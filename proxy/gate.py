@@ -1,35 +1,52 @@
-"""`PolicyGate`: the decide step between upstream facts and the response.
+"""The decide step, between upstream facts and the response: `PolicyGate`, or `OpenGate` when
+enforcement is off. The service calls the same methods on either; only the gate knows about
+the detector, the verdict store, the policy and the decision log.
 
-For a packument it assesses every version (from the stored tarball verdict when there is one,
-else from the metadata) and turns the policy's decisions into `Edits`: blocked versions are
-removed and listed under `policyRestrictions`, hidden ones removed, warned ones deprecated with
-the reason. For a tarball it scans the bytes before they are served (bounded by `scan_timeout`)
-and refuses blocked versions. Every enforced decision goes to the decision log.
+Packuments. `plan` assesses every version (the stored tarball verdict when there is one, else
+the metadata verdict) and turns the policy's decisions into `Edits`: blocked versions removed
+and listed under `policyRestrictions`, hidden ones removed, warned ones deprecated with the
+reason. Work is incremental: metadata verdicts are kept per (version, integrity), so a
+refreshed packument assesses only its new versions; tarball verdicts come in one query per
+package; a plan is memoised until the document, a verdict's label, the policy or the OSV index
+changes (the `salt` and a per-package generation).
 
-Plans are memoised per package and invalidated by a new upstream document, a new tarball
-verdict that changes a label, or a new policy or OSV index (the `salt`).
+Tarballs. `tarball` refuses before any download what is already known to be blocked; otherwise
+the bytes are fetched, scanned (at most `scan_timeout`; then the rule's `unscanned` mode
+decides), decided and logged. A decision made on a scanned tarball is remembered, so a hot
+tarball is one dictionary lookup.
+
+`hide` found by the tarball. When only the tarball shows that a version is to be hidden, a
+client may already hold a packument that listed it. The gate remembers, per client address and
+package, which versions the last packument it served left out (`LISTED_WINDOW` seconds): a
+client that resolved the version from a packument listing it gets a 403 with the reason (it
+must not silently install it), and every packument served after hides the version, so a new
+resolution falls back to another one. A client that did not resolve it from us (a lockfile that
+pins it) is served with a notice, as for any hidden version.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio
 from cachetools import LRUCache
 
-from proxy.cache.memory import PackumentEntry, SingleFlight
+from proxy.cache.memory import CacheState, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball
 from proxy.decisions import DecisionLog, DecisionRecord
-from proxy.detect.evaluate import DETECTOR_VERSION, Detector
+from proxy.detect.evaluate import DETECTOR_VERSION
 from proxy.detect.model import Verdict
-from proxy.detect.osv import OsvFeed
-from proxy.detect.store import VerdictStore
-from proxy.errors import PolicyBlocked
+from proxy.errors import FloodgateError, PolicyBlocked
+from proxy.inspect import Inspector
 from proxy.npm.names import PackageName
 from proxy.npm.packument import NO_EDITS, Edits, VersionRef
 from proxy.npm.tarball import read_tarball
@@ -41,8 +58,13 @@ log = logging.getLogger(__name__)
 
 MAX_RESTRICTION_LINES = 5  # versions explained in the policyRestrictions message
 PLAN_MEMO = 10_000  # packages whose plans are kept
+METADATA_MEMO = 10_000  # packages whose metadata verdicts are kept
 SETTLED_MEMO = 100_000  # tarball decisions kept
 PACKUMENT_LOG_WINDOW = 300.0  # seconds between log entries for the same client, package, plan
+POLICY_POLL = 2.0  # seconds between checks of the policy file (and of the OSV feed's age)
+LISTED_WINDOW = 600.0  # seconds a served packument counts as what a client resolved from
+
+Fetch = Callable[[], Awaitable[tuple[CachedTarball, CacheState]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +121,15 @@ def warning_message(decision: Decision) -> str:
     return f"Floodgate warning (rule {decision.rule!r}): {decision.reason}"
 
 
+def hidden_message(name: str, version: str, decision: Decision, policy: str) -> str:
+    """The `error` for a version whose tarball showed it is to be hidden (see the module
+    docstring): the reason, and that a new install resolves to another version."""
+    return (
+        f"Floodgate hid {name}@{version} (policy {policy!r}, rule {decision.rule!r}): "
+        f"{decision.reason}. It is hidden from now on: install again to pick another version"
+    )
+
+
 def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
     """Turn per-version decisions into packument edits (pure)."""
     hidden = frozenset(a.version for a in decisions if a.decision.action is Action.HIDE)
@@ -123,6 +154,100 @@ def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class GatedTarball:
+    """A tarball the gate lets through, with the notice (if any) the client should see."""
+
+    tarball: CachedTarball
+    cache: CacheState
+    notice: str = ""
+
+
+class Gate(Protocol):
+    """The decide step as the service sees it."""
+
+    @property
+    def salt(self) -> str:
+        """Changes whenever decisions may change (part of every rendered packument's key)."""
+        ...
+
+    async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan: ...
+
+    def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
+        """Log a packument's decisions; raise PolicyBlocked when every version is blocked."""
+
+    async def tarball(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        caller: Caller,
+        fetch: Fetch,
+    ) -> GatedTarball: ...
+
+    async def prescan(
+        self, package: PackageName, entry: PackumentEntry, ref: VersionRef, fetch: Fetch
+    ) -> None:
+        """Fetch and scan a version no client asked for yet (background work)."""
+
+    async def assess(
+        self, package: PackageName, entry: PackumentEntry, version: str, fetch: Fetch
+    ) -> tuple[Verdict | None, Decision] | None:
+        """The verdict and decision on one version (scanning its tarball if it can), or None
+        when there is no such version or nothing is enforced."""
+
+    async def maintain(self) -> None:
+        """Run for the proxy's lifetime: pick up policy edits and feed refreshes."""
+
+    def describe(self) -> str:
+        """One log line: what is enforced."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class OpenGate:
+    """The gate when enforcement is off: everything is served as the upstream has it."""
+
+    salt = ""
+
+    async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
+        return OPEN_PLAN
+
+    def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
+        return None
+
+    async def tarball(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        caller: Caller,
+        fetch: Fetch,
+    ) -> GatedTarball:
+        tarball, state = await fetch()
+        return GatedTarball(tarball, state)
+
+    async def prescan(
+        self, package: PackageName, entry: PackumentEntry, ref: VersionRef, fetch: Fetch
+    ) -> None:
+        return None
+
+    async def assess(
+        self, package: PackageName, entry: PackumentEntry, version: str, fetch: Fetch
+    ) -> tuple[Verdict | None, Decision] | None:
+        return None
+
+    async def maintain(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return "enforcement is off (--no-enforce): packages are served unchecked"
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class _Settled:
     """A tarball decision made on a scanned tarball, valid while salt and generation hold."""
 
@@ -141,23 +266,35 @@ class _Memo:
 
 
 @dataclass
+class _MetadataVerdicts:
+    """Metadata verdicts of one package's versions, valid for one detector epoch."""
+
+    epoch: str
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+
+
+@dataclass
 class PolicyGate:
-    """Detector + policy + verdict store + decision log, as the proxy's decide step."""
+    """Detector + verdict store + policy + decision log, as the proxy's decide step."""
 
     holder: PolicyHolder
-    detector: Detector
-    verdicts: VerdictStore
+    inspector: Inspector
     decisions: DecisionLog
-    osv: OsvFeed | None = None
     scan_timeout: float = 10.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _generation: dict[str, int] = field(default_factory=dict)
     _memo: LRUCache[str, _Memo] = field(default_factory=lambda: LRUCache(PLAN_MEMO))
+    _metadata: LRUCache[str, _MetadataVerdicts] = field(
+        default_factory=lambda: LRUCache(METADATA_MEMO)
+    )
     _scans: SingleFlight[tuple[str, str], Verdict] = field(default_factory=SingleFlight)
     _settled: LRUCache[tuple[str, str, str], _Settled] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
     _logged: LRUCache[tuple[str, str, str, str], float] = field(
+        default_factory=lambda: LRUCache(SETTLED_MEMO)
+    )
+    _listed: LRUCache[tuple[str, str], tuple[float, frozenset[str]]] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
     _salt_inputs: tuple[str, float | None] | None = None
@@ -168,13 +305,56 @@ class PolicyGate:
         return self.holder.policy
 
     @property
+    def _osv_loaded_at(self) -> float | None:
+        feed = self.inspector.feed
+        return feed.loaded_at if feed is not None else None
+
+    @property
+    def epoch(self) -> str:
+        """Changes whenever a verdict may: detector version, OSV index."""
+        return f"{DETECTOR_VERSION}:{self._osv_loaded_at}"
+
+    @property
     def salt(self) -> str:
         """Changes whenever decisions may: policy, detector version, OSV index."""
-        inputs = (self.holder.policy.digest, self.osv.loaded_at if self.osv is not None else None)
+        inputs = (self.holder.policy.digest, self._osv_loaded_at)
         if inputs != self._salt_inputs:  # the hot path reads this on every request
             self._salt_inputs = inputs
             self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}"
         return self._salt
+
+    def describe(self) -> str:
+        policy = self.policy
+        feed = self.inspector.feed
+        return (
+            f"policy {policy.name} ({policy.source}, digest {policy.digest}): "
+            f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}; "
+            + (
+                f"OSV feed {feed.source}: {feed.index.record_count} records"
+                if feed is not None
+                else "no OSV feed"
+            )
+        )
+
+    def close(self) -> None:
+        self.decisions.close()
+        self.inspector.close()
+
+    async def maintain(self) -> None:
+        """Pick up policy edits (file watch, and SIGHUP where signals reach us) and refresh the
+        OSV feed when it is due. Runs until cancelled."""
+        with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
+            # Only the main thread can take signals; tests run the app in other threads.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
+        feed = self.inspector.feed
+        if feed is not None and feed.loaded_at is None:
+            await anyio.to_thread.run_sync(feed.refresh)
+            log.info("OSV feed %s: %d records", feed.source, feed.index.record_count)
+        while True:
+            await anyio.sleep(POLICY_POLL)
+            self.holder.reload_if_changed()
+            if feed is not None and feed.due():
+                await anyio.to_thread.run_sync(feed.refresh_if_due)
 
     # -- packuments --------------------------------------------------------------------------
 
@@ -184,14 +364,10 @@ class PolicyGate:
         generation = self._generation.get(name, 0)
         salt = self.salt
         memo = self._memo.get(name)
-        if (
-            memo is not None
-            and memo.raw is entry.raw
-            and (memo.generation, memo.salt)
-            == (
-                generation,
-                salt,
-            )
+        if memo is not None and (memo.raw, memo.generation, memo.salt) == (
+            entry.raw,
+            generation,
+            salt,
         ):
             return memo.plan
         policy = self.policy
@@ -207,41 +383,60 @@ class PolicyGate:
             )
         return plan
 
+    def _metadata_for(self, name: str) -> dict[tuple[str, str], Verdict]:
+        epoch = self.epoch
+        known = self._metadata.get(name)
+        if known is None or known.epoch != epoch:
+            known = _MetadataVerdicts(epoch)
+            self._metadata[name] = known
+        return known.verdicts
+
     def _compute_plan(self, policy: Policy, entry: PackumentEntry) -> Plan:
         facts = entry.facts
         if facts is None:
             return OPEN_PLAN
-        stored = self.verdicts.for_package(facts.name)
+        detector = self.inspector.detector
+        stored = self.inspector.verdicts.for_package(facts.name)
+        known = self._metadata_for(facts.name)
         latest = facts.dist_tags.get("latest", "")
         now = self.clock()
         acted: list[Acted] = []
         for version in facts.versions:
             ref = entry.summary.versions.get(version)
-            verdict = stored.get((version, (ref.integrity if ref else None) or ""))
+            key = (version, (ref.integrity if ref else None) or "")
+            verdict = stored.get(key)
             if verdict is not None:
-                verdict = self.detector.current(verdict, facts)
+                verdict = detector.current(verdict, facts)
             else:
-                verdict = self.detector.assess(facts, version, record=version == latest)
+                verdict = known.get(key)
+                if verdict is None:
+                    verdict = detector.assess(facts, version, record=version == latest)
+                    known[key] = verdict
             d = decide(policy, Subject.of(facts, version, verdict, now))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
         return plan_for(policy, acted, len(facts.versions))
 
-    def record_plan(self, package: PackageName, plan: Plan, caller: Caller) -> None:
+    def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
         """Log a packument's decisions: once per client, package and plan every
         `PACKUMENT_LOG_WINDOW` seconds (a package with hundreds of warned versions would
-        otherwise write hundreds of rows per request); tarball decisions are logged every time.
-        """
+        otherwise write hundreds of rows per request). Raise PolicyBlocked when every version
+        is blocked."""
+        self._listed[(caller.client, package.name)] = (time.monotonic(), plan.edits.removed)
+        if not plan.acted:
+            return
         key = (caller.client, package.name, plan.edits.digest, plan.digest)
         now = time.monotonic()
         last = self._logged.get(key)
-        if last is not None and now - last < PACKUMENT_LOG_WINDOW:
-            return
-        self._logged[key] = now
-        for a in plan.acted:
-            self.record(package.name, a.version, a.decision, a.verdict, caller, "packument")
+        if last is None or now - last >= PACKUMENT_LOG_WINDOW:
+            self._logged[key] = now
+            for a in plan.acted:
+                self._record(package.name, a.version, a.decision, a.verdict, caller, "packument")
+        if plan.blocked is not None:
+            message = blocked_message(package.name, "", plan.blocked.decision, plan.policy)
+            raise PolicyBlocked(message)
 
-    def record(
+    def _record(
         self,
         name: str,
         version: str,
@@ -272,35 +467,152 @@ class PolicyGate:
             )
         )
 
-    def refuse_package(self, package: PackageName, plan: Plan, caller: Caller) -> PolicyBlocked:
-        assert plan.blocked is not None
-        self.record_plan(package, plan, caller)
-        message = blocked_message(package.name, "", plan.blocked.decision, plan.policy)
-        return PolicyBlocked(message)
+    # -- verdicts ----------------------------------------------------------------------------
+
+    def _known(self, entry: PackumentEntry, ref: VersionRef) -> Verdict | None:
+        """What is known of a version without its tarball bytes: the stored tarball verdict,
+        else the metadata verdict (kept from the plan). Blocking: call from a thread."""
+        facts = entry.facts
+        if facts is None:
+            return None
+        detector = self.inspector.detector
+        stored = self.inspector.verdicts.get(
+            facts.name, ref.version, ref.integrity, need_tarball=True
+        )
+        if stored is not None:
+            return detector.current(stored, facts)
+        known = self._metadata_for(facts.name)
+        key = (ref.version, ref.integrity or "")
+        verdict = known.get(key)
+        if verdict is None:
+            verdict = detector.assess(facts, ref.version, record=False)
+            known[key] = verdict
+        return verdict
+
+    async def _scan(
+        self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball, before: Verdict
+    ) -> Verdict:
+        """The tarball verdict, made now (once per version however many ask; a caller that
+        gives up leaves the scan running, and its verdict is stored for the next request)."""
+        assert entry.facts is not None
+        return await self._scans.run(
+            (entry.facts.name, ref.version),
+            lambda: anyio.to_thread.run_sync(
+                self._scan_now, entry, ref, tarball, before, abandon_on_cancel=True
+            ),
+        )
+
+    def _scan_now(
+        self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball, before: Verdict
+    ) -> Verdict:
+        facts = entry.facts
+        assert facts is not None
+        source = tarball.data if tarball.data is not None else tarball.path
+        assert source is not None
+        verdict = self.inspector.detector.assess(facts, ref.version, read_tarball(source))
+        self.inspector.verdicts.put(verdict, ref.integrity)
+        if verdict.label is not before.label:
+            self._generation[facts.name] = self._generation.get(facts.name, 0) + 1
+            log.info(
+                "tarball scan of %s@%s: %s (%d), was %s from metadata: %s",
+                facts.name,
+                ref.version,
+                verdict.label,
+                verdict.score,
+                before.label,
+                "; ".join(verdict.reasons[:3]),
+            )
+        return verdict
+
+    def _subject(
+        self, entry: PackumentEntry, ref: VersionRef, verdict: Verdict | None, scan: ScanState
+    ) -> Subject:
+        assert entry.facts is not None
+        return Subject.of(entry.facts, ref.version, verdict, self.clock(), scan)
 
     # -- tarballs ----------------------------------------------------------------------------
 
-    def _known(self, entry: PackumentEntry, ref: VersionRef) -> Verdict | None:
-        stored = self.verdicts.get(
-            entry.summary.name, ref.version, ref.integrity, need_tarball=True
-        )
-        if stored is not None:
-            return self.detector.current(stored, entry.facts)
+    async def tarball(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        caller: Caller,
+        fetch: Fetch,
+    ) -> GatedTarball:
+        """Decide on one tarball request: refuse (PolicyBlocked) or let it through."""
+        settled = self._remembered(package.name, ref)
+        if settled is not None:  # the hot path: a decision made on this scanned tarball
+            d = self._enforce(package, ref, settled.decision, settled.verdict, caller)
+            return self._through(package, ref, d, *(await fetch()))
         if entry.facts is None:
-            return None
-        return self.detector.assess(entry.facts, ref.version, record=False)
+            return GatedTarball(*(await fetch()))
+        known = await anyio.to_thread.run_sync(self._known, entry, ref)
+        assert known is not None
+        before = decide(self.policy, self._subject(entry, ref, known, ScanState.METADATA))
+        if before.action is Action.BLOCK:  # refused before any download
+            self._enforce(package, ref, before, known, caller)
+        tarball, state = await fetch()
+        verdict, scan = known, ScanState.TARBALL
+        if not known.tarball_scanned:
+            with anyio.move_on_after(self.scan_timeout) as scope:
+                verdict = await self._scan(entry, ref, tarball, known)
+            if scope.cancelled_caught:
+                log.warning(
+                    "scan of %s@%s did not finish within %.1fs; deciding without it",
+                    package.name,
+                    ref.version,
+                    self.scan_timeout,
+                )
+                verdict, scan = known, ScanState.UNAVAILABLE
+        d = decide(self.policy, self._subject(entry, ref, verdict, scan))
+        if scan is ScanState.TARBALL:
+            self._settle(package.name, ref, d, verdict)
+        d = self._enforce(package, ref, d, verdict, caller)
+        return self._through(package, ref, d, tarball, state)
+
+    @staticmethod
+    def _through(
+        package: PackageName,
+        ref: VersionRef,
+        d: Decision,
+        tarball: CachedTarball,
+        state: CacheState,
+    ) -> GatedTarball:
+        notice = ""
+        if d.action in (Action.WARN, Action.HIDE):
+            notice = f"{package.name}@{ref.version}: {warning_message(d)}"
+        return GatedTarball(tarball, state, notice)
+
+    async def prescan(
+        self, package: PackageName, entry: PackumentEntry, ref: VersionRef, fetch: Fetch
+    ) -> None:
+        """Fetch and scan a version ahead of any request for it, unless already scanned."""
+        known = await anyio.to_thread.run_sync(self._known, entry, ref)
+        if known is None or known.tarball_scanned:
+            return
+        tarball, _ = await fetch()
+        await self._scan(entry, ref, tarball, known)
 
     async def assess(
-        self, entry: PackumentEntry, version: str
+        self, package: PackageName, entry: PackumentEntry, version: str, fetch: Fetch
     ) -> tuple[Verdict | None, Decision] | None:
         """What Floodgate knows and decides about one version (for `npm audit` and the verdict
-        endpoint): the stored tarball verdict, else the metadata one. None: no such version."""
+        endpoint): the tarball verdict, scanned now (at most `scan_timeout`) when it has not
+        been; the metadata verdict when the scan cannot be had."""
         ref = entry.summary.versions.get(version)
         if ref is None or entry.facts is None:
             return None
         verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
-        facts = entry.facts
-        return verdict, decide(self.policy, Subject.of(facts, version, verdict, self.clock()))
+        assert verdict is not None
+        if not verdict.tarball_scanned:
+            try:
+                with anyio.fail_after(self.scan_timeout):
+                    tarball, _ = await fetch()
+                    verdict = await self._scan(entry, ref, tarball, verdict)
+            except (FloodgateError, TimeoutError) as exc:
+                log.info("deciding %s@%s without its tarball: %s", package.name, version, exc)
+        return verdict, decide(self.policy, Subject.of(entry.facts, version, verdict, self.clock()))
 
     def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
         settled = self._settled.get((name, ref.version, ref.integrity or ""))
@@ -314,103 +626,6 @@ class PolicyGate:
     def _settle(self, name: str, ref: VersionRef, d: Decision, verdict: Verdict) -> None:
         key = (name, ref.version, ref.integrity or "")
         self._settled[key] = _Settled(self.salt, self._generation.get(name, 0), d, verdict)
-
-    async def before_download(
-        self, package: PackageName, entry: PackumentEntry, ref: VersionRef, caller: Caller
-    ) -> None:
-        """Refuse before any download when what is already known blocks this version."""
-        if entry.facts is None:
-            return
-        verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
-        d = decide(self.policy, Subject.of(entry.facts, ref.version, verdict, self.clock()))
-        if d.action is Action.BLOCK:
-            self.record(package.name, ref.version, d, verdict, caller, "tarball")
-            raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))
-
-    async def scan(
-        self, package: PackageName, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball
-    ) -> Verdict | None:
-        """The tarball verdict (stored, or made now); a label change re-plans the packument."""
-        if entry.facts is None:
-            return None
-        facts = entry.facts
-        stored = await anyio.to_thread.run_sync(
-            lambda: self.verdicts.get(package.name, ref.version, ref.integrity, need_tarball=True)
-        )
-        if stored is not None:
-            return self.detector.current(stored, facts)
-        # One scan per version however many ask; a caller that gives up (scan_timeout) leaves
-        # the scan running, and its verdict is stored for the next request.
-        return await self._scans.run(
-            (package.name, ref.version),
-            lambda: anyio.to_thread.run_sync(
-                self._scan_now, entry, ref, tarball, abandon_on_cancel=True
-            ),
-        )
-
-    def _scan_now(self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball) -> Verdict:
-        assert entry.facts is not None
-        source = tarball.data if tarball.data is not None else tarball.path
-        assert source is not None
-        before = self.detector.assess(entry.facts, ref.version, record=False)
-        facts = read_tarball(source)
-        verdict = self.detector.assess(entry.facts, ref.version, facts)
-        self.verdicts.put(verdict, ref.integrity)
-        if verdict.label is not before.label:
-            name = entry.facts.name
-            self._generation[name] = self._generation.get(name, 0) + 1
-            log.info(
-                "tarball scan of %s@%s: %s (%d), was %s from metadata: %s",
-                name,
-                ref.version,
-                verdict.label,
-                verdict.score,
-                before.label,
-                "; ".join(verdict.reasons[:3]),
-            )
-        return verdict
-
-    async def check_tarball(
-        self,
-        package: PackageName,
-        entry: PackumentEntry,
-        ref: VersionRef,
-        tarball: CachedTarball,
-        caller: Caller,
-    ) -> Decision:
-        """Scan (bounded by scan_timeout), decide and log; raise PolicyBlocked to refuse.
-
-        A decision made on a scanned tarball is remembered until the policy, the OSV index or
-        the package's verdicts change, so that `settled` can answer for a hot tarball.
-        """
-        verdict: Verdict | None = None
-        scan_state = ScanState.TARBALL
-        with anyio.move_on_after(self.scan_timeout) as scope:
-            verdict = await self.scan(package, entry, ref, tarball)
-        if scope.cancelled_caught:
-            log.warning(
-                "scan of %s@%s did not finish within %.1fs; deciding without it",
-                package.name,
-                ref.version,
-                self.scan_timeout,
-            )
-            scan_state = ScanState.UNAVAILABLE
-            verdict = await anyio.to_thread.run_sync(self._known, entry, ref)
-        if entry.facts is None:
-            return Decision(Action.ALLOW, "", "no package facts")
-        subject = Subject.of(entry.facts, ref.version, verdict, self.clock(), scan_state)
-        d = decide(self.policy, subject)
-        if scan_state is ScanState.TARBALL and verdict is not None:
-            self._settle(package.name, ref, d, verdict)
-        return self._enforce(package, ref, d, verdict, caller)
-
-    def settled(self, package: PackageName, ref: VersionRef, caller: Caller) -> Decision | None:
-        """The hot path: the remembered decision on this scanned tarball, enforced (raises
-        PolicyBlocked) and logged; None when there is none and the full check must run."""
-        settled = self._remembered(package.name, ref)
-        if settled is None:
-            return None
-        return self._enforce(package, ref, settled.decision, settled.verdict, caller)
 
     def _enforce(
         self,
@@ -429,9 +644,19 @@ class PolicyGate:
             last = self._logged.get(key)
             if last is None or now - last >= PACKUMENT_LOG_WINDOW:
                 self._logged[key] = now
-                self.record(package.name, ref.version, d, verdict, caller, "tarball")
+                self._record(package.name, ref.version, d, verdict, caller, "tarball")
             return d
-        self.record(package.name, ref.version, d, verdict, caller, "tarball")
+        self._record(package.name, ref.version, d, verdict, caller, "tarball")
         if d.action is Action.BLOCK:
             raise PolicyBlocked(blocked_message(package.name, ref.version, d, self.policy.name))
+        if d.action is Action.HIDE and self._resolved_from_listing(caller, package, ref):
+            raise PolicyBlocked(hidden_message(package.name, ref.version, d, self.policy.name))
         return d
+
+    def _resolved_from_listing(self, caller: Caller, package: PackageName, ref: VersionRef) -> bool:
+        """Whether this client was lately served a packument of the package that listed this
+        version (see the module docstring on `hide` found by the tarball)."""
+        listed = self._listed.get((caller.client, package.name))
+        if listed is None or time.monotonic() - listed[0] > LISTED_WINDOW:
+            return False
+        return ref.version not in listed[1]

@@ -1,24 +1,36 @@
-"""The proxy's pipeline, with no HTTP framework in it.
+"""The proxy's pipeline, with no HTTP framework in it:
 
-    request → upstream facts (cached) → decide (the gate) → rendered response
+    request → cache → upstream → inspect → decide (the gate) → render
 
 `Service` answers what the HTTP layer asks: a packument in one representation, one version's
-manifest, dist-tags, a tarball, or a passthrough call. It owns the caches' freshness rules:
-fresh entries are served as they are, expired ones are revalidated with the upstream's ETag,
-and when the upstream fails a cached copy is served "stale" (and the failure is remembered for
-`STALE_RETRY` seconds so that every request does not wait for the same timeout again).
+manifest, dist-tags, a tarball, npm audit findings, or a passthrough call. It owns the caches'
+freshness rules: fresh entries are served as they are, expired ones revalidated with the
+upstream's ETag, and when the upstream fails a cached copy is served "stale" (the failure is
+remembered for `STALE_RETRY` seconds so that every request does not wait for the same timeout
+again). An upstream 404 is remembered for `not_found_ttl` seconds.
+
+The cold path never waits for work a client does not need: a packument is answered from its
+metadata and the tarball verdicts already known; a tarball is scanned when a client fetches it;
+the versions a client is likely to fetch next are downloaded and scanned in the background
+(bounded, see `prefetch_candidates`), and their verdicts shape the packuments served after.
+
+`async with Service(...)` opens what it needs (disk indexes, render workers, the gate's
+maintenance task) and closes everything it holds on the way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from cachetools import TTLCache
 
 from proxy.audit.advisories import advisory
 from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, SingleFlight
@@ -26,20 +38,24 @@ from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
 from proxy.detect.facts import inspect
 from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, NotFound, UpstreamError
-from proxy.gate import OPEN_PLAN, Caller, Plan, PolicyGate, warning_message
+from proxy.gate import Caller, Fetch, Gate
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
-from proxy.policy.model import Action, Decision
+from proxy.policy.model import Decision
 from proxy.settings import Settings
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
 from proxy.workers import RenderPool
 
 log = logging.getLogger(__name__)
 
+MB = 1024 * 1024
 STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale packument
-PREFETCH_CONCURRENCY = 4  # background tarball downloads and scans at once
+PREFETCH_CONCURRENCY = 2  # background tarball downloads and scans at once
+PREFETCH_QUEUE = 64  # background scans waiting at most; more are dropped, not queued
+PREFETCH_MAX_UNPACKED = 4 * MB  # a version other than `latest` larger than this is not prefetched
 ADVISORY_CONCURRENCY = 16  # packages assessed at once for one npm audit request
+NOT_FOUND_MEMO = 10_000  # upstream 404s remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +74,23 @@ class ServedTarball:
     notice: str = ""  # a policy warning for the client (sent as npm-notice)
 
 
-def likely_versions(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
-    """The versions an install is most likely to fetch next: dist-tag targets, then the newest
-    release of each of the newest majors."""
+def _placeholder(v: Version) -> bool:
+    return v.major == 0 and v.minor == 0
+
+
+def prefetch_candidates(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
+    """The versions an install is most likely to fetch next, worth downloading ahead of it: the
+    `latest` target, then the newest release of each of the newest majors. Never a version that
+    declares `os`/`cpu`/`libc` (a platform build most machines skip), never a `0.0.x`
+    placeholder, and, other than `latest`, nothing over `PREFETCH_MAX_UNPACKED`."""
     chosen: dict[str, pk.VersionRef] = {}
-    for version in summary.dist_tags.values():
-        if version in summary.versions:
-            chosen.setdefault(version, summary.versions[version])
+
+    def worth(ref: pk.VersionRef, v: Version | None) -> bool:
+        return not ref.platform and (v is None or not _placeholder(v))
+
+    latest = summary.versions.get(summary.dist_tags.get("latest", ""))
+    if latest is not None and worth(latest, Version.try_parse(latest.version)):
+        chosen[latest.version] = latest
     releases = sorted(
         (v, text)
         for text in summary.versions
@@ -72,9 +98,13 @@ def likely_versions(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
     )
     seen_majors: set[int] = set()
     for v, text in reversed(releases):
-        if v.major not in seen_majors:
-            seen_majors.add(v.major)
-            chosen.setdefault(text, summary.versions[text])
+        if v.major in seen_majors:
+            continue
+        seen_majors.add(v.major)
+        ref = summary.versions[text]
+        size = ref.unpacked_size
+        if worth(ref, v) and (size is None or size <= PREFETCH_MAX_UNPACKED):
+            chosen.setdefault(text, ref)
     return list(chosen.values())[:limit]
 
 
@@ -90,7 +120,8 @@ class Service:
         saved: PackumentStore,
         tarballs: TarballStore,
         pool: RenderPool,
-        gate: PolicyGate | None = None,
+        gate: Gate,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.settings = settings
         self.upstream = upstream
@@ -98,24 +129,68 @@ class Service:
         self.saved = saved
         self.tarballs = tarballs
         self.pool = pool
-        self.gate = gate  # None: enforcement off, everything is served as the upstream has it
-        self.tasks: TaskGroup | None = None  # for background scans; set while the app runs
+        self.gate = gate
+        self.clock = clock
+        self._tasks: TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
+        self._prefetch_pending = 0
+        self._missing: TTLCache[str, str] = TTLCache(
+            NOT_FOUND_MEMO, max(settings.not_found_ttl, 1e-9), timer=clock
+        )
         self._fetches: SingleFlight[str, tuple[PackumentEntry, CacheState]] = SingleFlight()
         self._renders: SingleFlight[tuple[str, pk.RenderKeyT], pk.Rendered] = SingleFlight()
         self._downloads: SingleFlight[str, CachedTarball] = SingleFlight()
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Service:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self.gate.close)
+            stack.push_async_callback(self.upstream.aclose)
+            await anyio.to_thread.run_sync(self.tarballs.index.scan)
+            await anyio.to_thread.run_sync(self.saved.index.scan)
+            log.info(
+                "cache %s: %d tarballs (%.1f MB), %d saved packuments",
+                self.settings.cache_dir,
+                len(self.tarballs.index),
+                self.tarballs.index.total / MB,
+                len(self.saved.index),
+            )
+            self.pool.start()
+            stack.callback(self.pool.shutdown)
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._tasks.cancel_scope.cancel)
+            self._tasks.start_soon(self.gate.maintain)
+            log.info("%s", self.gate.describe())
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._tasks = self._stack, None, None
+        if stack is not None:
+            await stack.__aexit__(kind, exc, tb)
 
     # -- packuments --------------------------------------------------------------------------
 
     async def entry(self, package: PackageName) -> tuple[PackumentEntry, CacheState]:
         """The cached packument entry, fetched or revalidated as freshness requires."""
         entry = self.packuments.get(package.name)
-        now = time.monotonic()
+        now = self.clock()
         if entry is not None:
             if entry.is_fresh(now, self.settings.packument_ttl):
                 return entry, CacheState.HIT
             if now < entry.stale_until:
                 return entry, CacheState.STALE
+        else:
+            missing = self._missing.get(package.name)
+            if missing is not None:
+                raise NotFound(missing)
         return await self._fetches.run(package.name, lambda: self._refresh(package, entry))
 
     async def _refresh(
@@ -128,17 +203,19 @@ class Service:
             inspected = None
             if isinstance(got, Fetched):
                 inspected = await self.pool.run(inspect, got.body, package)
-        except NotFound:
+        except NotFound as exc:
             self.packuments.drop(package.name)
+            if self.settings.not_found_ttl > 0:
+                self._missing[package.name] = str(exc)
             raise
         except UpstreamError as exc:
             if entry is None:
                 raise
             log.warning("serving stale packument for %r: %s", package.name, exc)
-            entry = entry.failed(time.monotonic() + STALE_RETRY, str(exc))
+            entry = entry.failed(self.clock() + STALE_RETRY, str(exc))
             self.packuments.put(package.name, entry)
             return entry, CacheState.STALE
-        now = time.monotonic()
+        now = self.clock()
         if inspected is None:
             assert entry is not None
             assert not isinstance(got, Fetched)
@@ -176,9 +253,6 @@ class Service:
             return None
         return PackumentEntry(raw, summary, etag, confirmed_at=float("-inf"), facts=facts)
 
-    async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
-        return OPEN_PLAN if self.gate is None else await self.gate.plan(package, entry)
-
     async def packument(
         self, package: PackageName, variant: pk.Variant, base_url: str, caller: Caller
     ) -> ServedPackument:
@@ -187,22 +261,18 @@ class Service:
         Raises PolicyBlocked when the policy blocks every version of the package.
         """
         entry, state = await self.entry(package)
-        if state is CacheState.MISS:
-            await self._prescan(package, entry)
-        plan = await self.plan(package, entry)
-        if plan.acted and self.gate is not None:
-            if plan.blocked is not None:
-                raise self.gate.refuse_package(package, plan, caller)
-            self.gate.record_plan(package, plan, caller)
+        if state is CacheState.MISS:  # a client is resolving versions of a new document
+            self._prefetch(package, entry)
+        plan = await self.gate.plan(package, entry)
+        self.gate.admit(package, plan, caller)
         edits = plan.edits
-        salt = self.gate.salt if self.gate is not None else ""
-        key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
+        key: pk.RenderKeyT = (variant.value, base_url, edits.digest, self.gate.salt)
         rendered = entry.renders.get(key)
         if rendered is None:
             rendered = await self._renders.run(
                 (package.name, key),
                 lambda: self.pool.run(
-                    pk.render, entry.raw, package, variant, base_url, edits, salt
+                    pk.render, entry.raw, package, variant, base_url, edits, self.gate.salt
                 ),
             )
             entry.remember(key, rendered)
@@ -212,7 +282,7 @@ class Service:
     async def version(self, package: PackageName, spec: str, base_url: str) -> bytes:
         """The served manifest of one version (exact version or dist-tag)."""
         entry, _ = await self.entry(package)
-        edits = (await self.plan(package, entry)).edits
+        edits = (await self.gate.plan(package, entry)).edits
         body = await self.pool.run(pk.render_version, entry.raw, package, spec, base_url, edits)
         if body is None:
             raise NotFound(f"{package.name}@{spec} is not in this registry")
@@ -220,11 +290,18 @@ class Service:
 
     async def dist_tags(self, package: PackageName) -> Mapping[str, str]:
         entry, _ = await self.entry(package)
-        edits = (await self.plan(package, entry)).edits
+        edits = (await self.gate.plan(package, entry)).edits
         kept = [v for v in entry.summary.versions if v not in edits.removed]
         return pk.repair_dist_tags(entry.summary.dist_tags, kept)
 
     # -- tarballs ----------------------------------------------------------------------------
+
+    async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
+        """A tarball by file name: located in the packument, let through (or refused) by the
+        gate, which fetches it when it needs the bytes."""
+        entry, ref = await self._locate(package, filename)
+        gated = await self.gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
+        return ServedTarball(gated.tarball, gated.cache, ref.store_key, gated.notice)
 
     async def _locate(
         self, package: PackageName, filename: str
@@ -238,93 +315,57 @@ class Service:
             raise NotFound(f"{package.name}: no version has a tarball named {filename!r}")
         return entry, ref
 
-    async def _fetch_tarball(
-        self, package: PackageName, ref: pk.VersionRef
-    ) -> tuple[CachedTarball, CacheState]:
+    def _fetcher(self, package: PackageName, ref: pk.VersionRef) -> Fetch:
         """The tarball bytes, cached or downloaded (verified against its integrity)."""
-        key = ref.store_key
-        cached = self.tarballs.get(key)
-        if cached is not None:
-            return cached, CacheState.HIT
-        url = ref.tarball or f"{self.upstream.base}/{package.path}/-/{ref.filename}"
-        digest = ref.digest
-        if digest is None:
-            log.warning(
-                "%s@%s has no integrity or shasum: caching unverified", package, ref.version
+
+        async def fetch() -> tuple[CachedTarball, CacheState]:
+            key = ref.store_key
+            cached = self.tarballs.get(key)
+            if cached is not None:
+                return cached, CacheState.HIT
+            url = self.upstream.check_url(
+                ref.tarball or f"{self.upstream.base}/{package.path}/-/{ref.filename}"
             )
-        what = f"tarball of {package.name}@{ref.version}"
-        self.upstream.check_url(url)
-        fresh = await self._downloads.run(
-            key,
-            lambda: self.tarballs.fill(
-                key, digest, lambda sink: self.upstream.download(url, sink), what
-            ),
-        )
-        return fresh, CacheState.MISS
+            digest = ref.digest
+            if digest is None:
+                log.warning(
+                    "%s@%s has no integrity or shasum: caching unverified", package, ref.version
+                )
+            what = f"tarball of {package.name}@{ref.version}"
+            fresh = await self._downloads.run(
+                key,
+                lambda: self.tarballs.fill(
+                    key, digest, lambda sink: self.upstream.download(url, sink), what
+                ),
+            )
+            return fresh, CacheState.MISS
 
-    async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
-        """A tarball by file name: located in the packument, checked by the policy (before the
-        download when the verdict is already known, after a scan otherwise), then served."""
-        entry, ref = await self._locate(package, filename)
-        if self.gate is None:
-            tarball, state = await self._fetch_tarball(package, ref)
-            return ServedTarball(tarball, state, ref.store_key)
-        decision = self.gate.settled(package, ref, caller)
-        if decision is None:
-            await self.gate.before_download(package, entry, ref, caller)
-        tarball, state = await self._fetch_tarball(package, ref)
-        if decision is None:
-            decision = await self.gate.check_tarball(package, entry, ref, tarball, caller)
-        notice = ""
-        if decision.action in (Action.WARN, Action.HIDE):
-            notice = f"{package.name}@{ref.version}: {warning_message(decision)}"
-        return ServedTarball(tarball, state, ref.store_key, notice)
+        return fetch
 
-    async def _prescan(self, package: PackageName, entry: PackumentEntry) -> None:
-        """Download and scan the versions an install will likely ask for next, before the
-        packument goes out, so that its plan already reflects their tarballs (a spam version
-        is hidden before a client picks it). Waits at most `scan_timeout`; what is not done
-        by then finishes in the background."""
-        if self.gate is None or self.tasks is None or self.settings.prefetch_scans <= 0:
+    def _prefetch(self, package: PackageName, entry: PackumentEntry) -> None:
+        """Start background scans of the versions an install will likely ask for next, so
+        their verdicts shape the packuments served after; never waited for."""
+        if self._tasks is None or self.settings.prefetch_scans <= 0:
             return
-        done = [
-            self._background(self._prefetch_one, package, entry, ref)
-            for ref in likely_versions(entry.summary, self.settings.prefetch_scans)
-        ]
-        with anyio.move_on_after(self.settings.scan_timeout):
-            for event in done:
-                await event.wait()
+        for ref in prefetch_candidates(entry.summary, self.settings.prefetch_scans):
+            if self._prefetch_pending >= PREFETCH_QUEUE:
+                log.debug("prefetch queue full: not prescanning %s@%s", package, ref.version)
+                return
+            self._prefetch_pending += 1
+            self._tasks.start_soon(self._prescan, package, entry, ref)
 
-    def _background(
-        self,
-        fn: Callable[[PackageName, PackumentEntry, pk.VersionRef], Awaitable[None]],
-        *args: Any,
-    ) -> anyio.Event:
-        """Run `fn(*args)` in the app's task group; the event is set when it ends."""
-        assert self.tasks is not None
-        event = anyio.Event()
-
-        async def run() -> None:
-            try:
-                await fn(*args)
-            finally:
-                event.set()
-
-        self.tasks.start_soon(run)
-        return event
-
-    async def _prefetch_one(
+    async def _prescan(
         self, package: PackageName, entry: PackumentEntry, ref: pk.VersionRef
     ) -> None:
-        assert self.gate is not None
         try:
             async with self._prefetch_limit:
-                tarball, _ = await self._fetch_tarball(package, ref)
-                await self.gate.scan(package, entry, ref, tarball)
+                await self.gate.prescan(package, entry, ref, self._fetcher(package, ref))
         except FloodgateError as exc:
             log.info("background scan of %s@%s skipped: %s", package.name, ref.version, exc)
         except Exception:
             log.exception("background scan of %s@%s failed", package.name, ref.version)
+        finally:
+            self._prefetch_pending -= 1
 
     # -- npm audit ----------------------------------------------------------------------------
 
@@ -333,29 +374,11 @@ class Service:
     ) -> tuple[Verdict | None, Decision] | None:
         """The verdict and decision on one version; None when there is no such version or
         enforcement is off."""
-        if self.gate is None:
-            return None
         entry, _ = await self.entry(package)
-        return await self._assessed(package, entry, version)
-
-    async def _assessed(
-        self, package: PackageName, entry: PackumentEntry, version: str
-    ) -> tuple[Verdict | None, Decision] | None:
-        """The verdict on `version`, from its tarball: scanned now (at most `scan_timeout`)
-        when it has not been; on metadata when the scan cannot be had."""
-        assert self.gate is not None
-        found = await self.gate.assess(entry, version)
-        if found is None or (found[0] is not None and found[0].tarball_scanned):
-            return found
-        ref = entry.summary.versions[version]
-        try:
-            with anyio.fail_after(self.settings.scan_timeout):
-                tarball, _ = await self._fetch_tarball(package, ref)
-                await self.gate.scan(package, entry, ref, tarball)
-        except (FloodgateError, TimeoutError) as exc:
-            log.info("deciding %s@%s without its tarball: %s", package.name, version, exc)
-            return found
-        return await self.gate.assess(entry, version)
+        ref = entry.summary.versions.get(version)
+        if ref is None:
+            return None
+        return await self.gate.assess(package, entry, version, self._fetcher(package, ref))
 
     async def advisories(
         self, wanted: Mapping[str, Sequence[str]], base_url: str
@@ -364,27 +387,22 @@ class Service:
 
         Names that are invalid or cannot be fetched are skipped (the audit goes on)."""
         out: dict[str, list[dict[str, Any]]] = {}
-        if self.gate is None:
-            return out
         limiter = anyio.CapacityLimiter(ADVISORY_CONCURRENCY)
 
         async def one(name: str, versions: Sequence[str]) -> None:
             async with limiter:
                 try:
                     package = PackageName.parse(name)
-                    entry, _ = await self.entry(package)
+                    for version in versions:
+                        found = await self.verdict(package, version)
+                        if found is None:
+                            continue
+                        url = f"{base_url}/-/floodgate/verdict/{package.path}/{version}"
+                        item = advisory(package.name, version, found[0], found[1], url)
+                        if item is not None:
+                            out.setdefault(package.name, []).append(item)
                 except FloodgateError as exc:
                     log.info("audit: skipping %r: %s", name, exc)
-                    return
-                assert self.gate is not None
-                for version in versions:
-                    found = await self._assessed(package, entry, version)
-                    if found is None:
-                        continue
-                    url = f"{base_url}/-/floodgate/verdict/{package.path}/{version}"
-                    item = advisory(package.name, version, found[0], found[1], url)
-                    if item is not None:
-                        out.setdefault(package.name, []).append(item)
 
         async with anyio.create_task_group() as tg:
             for name, versions in wanted.items():

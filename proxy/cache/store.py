@@ -1,8 +1,9 @@
 """On-disk stores: content-addressed tarballs and last-known packuments, both size-capped.
 
-Every file is written to a temporary file in its final directory, checked, then renamed into
-place with `os.replace`, so a reader never sees a half-written file and a crash leaves only a
-`.tmp` file that the next start removes. Least recently used files are evicted past the cap.
+Every file is written with `proxy.files.atomic_file` (a temporary file in its final directory,
+checked, then renamed into place), so a reader never sees a half-written file and a crash leaves
+only a `.tmp` file that the next start removes. Least recently used files are evicted past the
+cap.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -24,11 +24,11 @@ import orjson
 from cachetools import LRUCache
 
 from proxy.errors import UpstreamBadResponse
+from proxy.files import TMP_SUFFIX, atomic_file, write_atomically
 from proxy.npm.integrity import Digest, Hasher
 
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".tmp"
 MEMORY_ITEM_MAX = 1024 * 1024  # bytes: tarballs up to this size are also kept in memory when hot
 
 Sink = Callable[[bytes], object]
@@ -101,27 +101,9 @@ class FileIndex:
         return len(self._files)
 
 
-def write_atomically(final: Path, fill: Callable[[Sink], None]) -> int:
-    """Write a file through a temp file in the same directory; return its size."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".", suffix=TMP_SUFFIX)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fill(f.write)
-            f.flush()
-            os.fsync(f.fileno())
-            size = f.tell()
-        os.replace(tmp, final)
-        return size
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _sync_and_close(f: BinaryIO) -> None:
+def _sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
-    f.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,34 +161,27 @@ class TarballStore:
         `download` raises; the temp file is removed in every case.
         """
         final = self.path_for(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".", suffix=TMP_SUFFIX)
-        tmp = Path(tmp_name)
         hasher = Hasher(expected)
         small: list[bytes] | None = [] if self._memory is not None else None
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with atomic_file(final, fsync=False) as f:
 
-                def sink(chunk: bytes) -> None:
-                    nonlocal small
-                    hasher.update(chunk)
-                    f.write(chunk)
+            def sink(chunk: bytes) -> None:
+                nonlocal small
+                hasher.update(chunk)
+                f.write(chunk)
+                if small is not None:
+                    small = small if hasher.size <= MEMORY_ITEM_MAX else None
                     if small is not None:
-                        small = small if hasher.size <= MEMORY_ITEM_MAX else None
-                        if small is not None:
-                            small.append(chunk)
+                        small.append(chunk)
 
-                await download(sink)
-                if not hasher.matches():
-                    assert expected is not None
-                    raise UpstreamBadResponse(
-                        f"{what} failed its integrity check: expected {expected.sri}, "
-                        f"got {hasher.sha512.sri} ({hasher.size} bytes); not cached"
-                    )
-                await anyio.to_thread.run_sync(_sync_and_close, f)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)  # noqa: ASYNC240 (a no-op after the rename)
+            await download(sink)
+            if not hasher.matches():
+                assert expected is not None
+                raise UpstreamBadResponse(
+                    f"{what} failed its integrity check: expected {expected.sri}, "
+                    f"got {hasher.sha512.sri} ({hasher.size} bytes); not cached"
+                )
+            await anyio.to_thread.run_sync(_sync, f)
         self.index.add(final, hasher.size)
         if small is not None and self._memory is not None:
             data = b"".join(small)
@@ -228,13 +203,8 @@ class PackumentStore:
     def save(self, name: str, raw: bytes, etag: str | None) -> None:
         """Write `raw` atomically with a one-line header (blocking: call from a thread)."""
         header = orjson.dumps({"name": name, "etag": etag, "saved": time.time()}) + b"\n"
-
-        def fill(write: Sink) -> None:
-            write(header)
-            write(raw)
-
         path = self.path_for(name)
-        self.index.add(path, write_atomically(path, fill))
+        self.index.add(path, write_atomically(path, header, raw))
 
     def load(self, name: str) -> tuple[bytes, str | None] | None:
         """The saved bytes and ETag for `name`, or None (blocking: call from a thread)."""

@@ -134,6 +134,11 @@ class Detector:
         db = Database(directory / INDEX_FILE if directory is not None else None, schema)
         return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db))
 
+    def close(self) -> None:
+        """Close the index database(s) this detector opened."""
+        for db in {id(i.db): i.db for i in (self.clones, self.wallets, self.graph)}.values():
+            db.close()
+
     def context(
         self, package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
     ) -> Context:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import threading
 import time
 import zipfile
@@ -28,6 +26,7 @@ from typing import Any
 import orjson
 
 from proxy.detect.facts import OsvHit
+from proxy.files import write_atomically
 from proxy.npm.semver import Version
 
 log = logging.getLogger(__name__)
@@ -246,8 +245,10 @@ class OsvFeed:
     """The current OSV index, refreshed from a path or URL at most every `interval` seconds.
 
     A URL source is downloaded with the injected `fetch` (the detector has no HTTP client of its
-    own) into `cache_dir` with an atomic replace, then loaded. A failed refresh keeps the index
-    it had and logs why.
+    own) into `cache_dir` with an atomic replace, then loaded. A download younger than
+    `interval` (by its file time, `wall` clock) is loaded as it is, so commands that start often
+    (`floodgate scan`, `audit`) fetch the feed only when it is stale. A failed refresh keeps
+    the index it had and logs why.
     """
 
     def __init__(
@@ -258,12 +259,14 @@ class OsvFeed:
         cache_dir: Path | None = None,
         interval: float = DEFAULT_REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ):
         self.source = str(source) if source is not None else None
         self._fetch = fetch
         self._cache_dir = cache_dir
         self.interval = interval
         self._clock = clock
+        self._wall = wall
         self._lock = threading.Lock()
         self.index = OsvIndex()
         self.loaded_at: float | None = None
@@ -299,23 +302,25 @@ class OsvFeed:
         return self.refresh() if self.due() else False
 
     def _download(self) -> Path:
+        """The feed archive: the cached download while it is younger than `interval` (on the
+        first load of this process), else a fresh one written atomically over it."""
         if self._fetch is None or self._cache_dir is None:
             raise ValueError("an OSV feed URL needs a fetch function and a cache directory")
         assert self.source is not None
+        target = self._cache_dir / "osv-feed.zip"
+        if self.loaded_at is None:
+            try:
+                age: float | None = self._wall() - target.stat().st_mtime
+            except OSError:
+                age = None
+            if age is not None and 0 <= age < self.interval:
+                log.info("OSV feed %s: using the download from %.0f s ago", self.source, age)
+                return target
         data = self._fetch(self.source)
         if len(data) > MAX_FEED_BYTES:
             raise ValueError(f"OSV feed from {self.source} is over {MAX_FEED_BYTES} bytes")
         zipfile.ZipFile(io.BytesIO(data)).testzip()  # raises BadZipFile before we replace
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
-        target = self._cache_dir / "osv-feed.zip"
-        fd, tmp = tempfile.mkstemp(dir=self._cache_dir, prefix=".osv-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomically(target, data)
         return target
 
     def lookup(self, name: str, version: str) -> tuple[OsvHit, ...]:

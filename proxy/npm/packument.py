@@ -102,6 +102,8 @@ class VersionRef:
     integrity: str | None
     shasum: str | None
     digest: Digest | None  # the strongest of integrity and shasum, parsed once
+    platform: bool = False  # declares `os`, `cpu` or `libc`: installed only on some machines
+    unpacked_size: int | None = None  # dist.unpackedSize, when the registry gives it
 
     @property
     def store_key(self) -> str:
@@ -208,6 +210,9 @@ def parse(raw: bytes, expected_name: str) -> Doc:
     return doc
 
 
+PLATFORM_FIELDS = ("os", "cpu", "libc")  # manifest fields that restrict where a version installs
+
+
 def _versions(doc: Doc) -> dict[str, Doc]:
     """The well-formed version entries; malformed ones (not objects) are dropped."""
     versions = doc.get("versions") or {}
@@ -238,7 +243,17 @@ def summarize(doc: Doc, package: PackageName) -> Summary:
         integrity = _str(dist.get("integrity")) or None
         shasum = _str(dist.get("shasum")) or None
         digest = expected_digest(integrity, shasum)
-        refs[version] = VersionRef(version, url, filename, integrity, shasum, digest)
+        size = dist.get("unpackedSize")
+        refs[version] = VersionRef(
+            version,
+            url,
+            filename,
+            integrity,
+            shasum,
+            digest,
+            platform=any(manifest.get(k) for k in PLATFORM_FIELDS),
+            unpacked_size=size if isinstance(size, int) and size >= 0 else None,
+        )
         by_filename[filename] = version
     tags = {
         t: v for t, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str) and v in refs

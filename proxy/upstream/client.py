@@ -1,4 +1,4 @@
-"""`UpstreamClient`: the one module that builds an httpx client and speaks to the upstream.
+"""`UpstreamClient`: speaks to the upstream registry (its httpx options come from `http.py`).
 
 Every URL it fetches is checked against the configured upstream origin (and the tarball
 allow-list) first; redirects are followed only within those origins. httpx errors are mapped
@@ -9,32 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urljoin, urlsplit
 
 import anyio
-import certifi
 import httpx
 
-from proxy import __version__
 from proxy.errors import (
-    ForbiddenOrigin,
     NotFound,
-    SettingsError,
     UpstreamBadResponse,
     UpstreamError,
     UpstreamUnavailable,
 )
+from proxy.files import Capped
 from proxy.npm.names import PackageName
 from proxy.settings import Settings
+from proxy.upstream.http import (
+    MAX_REDIRECTS,
+    Origins,
+    client_options,
+    declared_length,
+    next_url,
+    origin_of,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_REDIRECTS: Final = 3
 MAX_FORWARD_BYTES: Final = 16 * 1024 * 1024  # search and audit answers
 _HOP_HEADERS = frozenset(
     {
@@ -78,54 +80,30 @@ class Forwarded:
     body: bytes
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """Verification for the upstream's TLS: `ca_file` when given; else the system's store
-    (which honours SSL_CERT_FILE and SSL_CERT_DIR, as a corporate TLS proxy needs) plus
-    certifi's bundle (for systems whose OpenSSL has no store of its own)."""
-    if ca_file:
-        try:
-            return ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise SettingsError(f"cannot load ca_file {ca_file}: {exc}") from exc
-    context = ssl.create_default_context()
-    context.load_verify_locations(certifi.where())
-    return context
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with default ports filled in; ForbiddenOrigin for a malformed URL."""
-    try:
-        p = urlsplit(url)
-        port = p.port or (443 if p.scheme == "https" else 80)
-    except ValueError as exc:  # a bad port in a URL taken from upstream data
-        raise ForbiddenOrigin(f"refusing to fetch {url!r}: malformed URL ({exc})") from None
-    return (p.scheme, (p.hostname or "").lower(), port)
-
-
 class UpstreamClient:
     """Fetches packuments, tarballs and passthrough endpoints from the configured upstream."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.base = settings.upstream_url.rstrip("/")
-        self._origin = _origin(self.base)
-        self._allowed_hosts = frozenset(h.lower() for h in settings.allow_tarball_hosts)
+        self.origins = Origins(
+            self.base,
+            settings.allow_tarball_hosts,
+            why=f"it is not on the configured upstream ({origin_of(self.base)[1]}) and its "
+            "host is not in allow_tarball_hosts",
+        )
         self._max_packument = settings.max_packument_mb * 1024 * 1024
         self._max_tarball = settings.max_tarball_mb * 1024 * 1024
         self._deadline = settings.upstream_deadline
         self._forward_auth = settings.forward_auth
-        headers = {"user-agent": f"floodgate/{__version__}", "accept-encoding": "gzip"}
         # Sent only to the upstream origin itself, never to allow-listed tarball hosts.
         self._token = f"Bearer {settings.upstream_token}" if settings.upstream_token else None
         self._client = httpx.AsyncClient(
-            headers=headers,
-            verify=tls_context(settings.ca_file),
             timeout=httpx.Timeout(
                 settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
             ),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            follow_redirects=False,
-            trust_env=False,  # never route through a proxy the environment happens to name
             transport=transport,
+            **client_options(settings.ca_file),
         )
 
     async def aclose(self) -> None:
@@ -135,15 +113,7 @@ class UpstreamClient:
 
     def check_url(self, url: str) -> str:
         """Return `url` if Floodgate may fetch it; raise ForbiddenOrigin otherwise."""
-        scheme, host, port = _origin(url)
-        if (scheme, host, port) == self._origin:
-            return url
-        if host in self._allowed_hosts and scheme in ("http", "https"):
-            return url
-        raise ForbiddenOrigin(
-            f"refusing to fetch {url}: it is not on the configured upstream "
-            f"({self._origin[1]}) and {host!r} is not in allow_tarball_hosts"
-        )
+        return self.origins.check(url)
 
     def packument_url(self, package: PackageName) -> str:
         return f"{self.base}/{package.escaped}"
@@ -162,42 +132,40 @@ class UpstreamClient:
         The upstream token goes only to the upstream origin (unless the caller sent its own
         Authorization); each hop gets its own Host header.
         """
-        for _ in range(MAX_REDIRECTS + 1):
+        for hops in range(MAX_REDIRECTS + 2):
             hop = dict(headers)
-            if self._token and "authorization" not in hop and _origin(url) == self._origin:
+            if self._token and "authorization" not in hop and self.origins.is_home(url):
                 hop["authorization"] = self._token
-            self.check_url(url)
+            self.origins.check(url)
             request = self._client.build_request(method, url, headers=hop, content=content)
             response = await self._client.send(request, stream=True)
-            if method != "GET" or response.status_code not in (301, 302, 303, 307, 308):
+            if method != "GET":
                 return response
-            location = response.headers.get("location", "")
+            target = next_url(
+                self.origins,
+                url,
+                response.status_code,
+                response.headers.get("location", ""),
+                hops,
+            )
+            if target is None:
+                return response
             await response.aclose()
-            target = urljoin(url, location)
-            self.check_url(target)
             log.debug("upstream redirected %s to %s", url, target)
-            if _origin(target) != _origin(url):
+            if origin_of(target) != origin_of(url):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             url = target
-        raise UpstreamBadResponse(f"too many redirects from the upstream for {url}")
+        raise AssertionError("unreachable: next_url stops after MAX_REDIRECTS")
 
     async def _read_capped(self, response: httpx.Response, limit: int, what: str) -> bytes:
-        declared = response.headers.get("content-length")
-        if (
-            declared
-            and declared.isdigit()
-            and int(declared) > limit
-            and not response.headers.get("content-encoding")
-        ):
-            raise UpstreamBadResponse(f"{what} is {declared} bytes, over the {limit} byte limit")
-        chunks: list[bytes] = []
-        total = 0
+        def too_big(total: int) -> Exception:
+            return UpstreamBadResponse(f"{what} is {total} bytes, over the {limit} byte limit")
+
+        capped = Capped(limit, too_big)
+        capped.check_declared(declared_length(response))
         async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > limit:
-                raise UpstreamBadResponse(f"{what} is over the {limit} byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            capped.add(chunk)
+        return capped.body()
 
     async def get_packument(
         self, package: PackageName, etag: str | None = None

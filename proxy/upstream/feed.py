@@ -1,17 +1,21 @@
-"""Fetch a feed file (the OSV malicious-packages export) over HTTP, for `OsvFeed`.
+"""`FeedClient`: fetches a feed file (the OSV malicious-packages export) for `OsvFeed`.
 
-The detector has no HTTP client of its own; this is the fetch function the CLI and the app
-hand to `OsvFeed`. It is a plain GET with timeouts and a size cap, errors mapped to ours.
+The detector has no HTTP client of its own; this is the fetch function `open_detector` hands
+to `OsvFeed`. It is built like the upstream client (`client_options`: `ca_file`, no environment
+proxies), follows redirects only within the feed URL's own origin, and caps the body.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import httpx
 
-from proxy import __version__
-from proxy.errors import UpstreamBadResponse, UpstreamUnavailable
+from proxy.errors import ForbiddenOrigin, UpstreamBadResponse, UpstreamError, UpstreamUnavailable
+from proxy.files import Capped
+from proxy.upstream.http import Origins, client_options, declared_length, next_url
 
 log = logging.getLogger(__name__)
 
@@ -19,24 +23,55 @@ MAX_FEED_BYTES = 512 * 1024 * 1024
 TIMEOUT = 60.0  # seconds per read
 
 
-def fetch_feed(url: str, max_bytes: int = MAX_FEED_BYTES) -> bytes:
-    """GET `url` and return its body; raise UpstreamUnavailable or UpstreamBadResponse."""
-    headers = {"user-agent": f"floodgate/{__version__}"}
-    try:
-        with (
-            httpx.Client(timeout=TIMEOUT, follow_redirects=True, trust_env=False) as client,
-            client.stream("GET", url, headers=headers) as response,
-        ):
-            if response.status_code != 200:
-                raise UpstreamBadResponse(f"feed {url} answered {response.status_code}")
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in response.iter_bytes():
-                total += len(chunk)
-                if total > max_bytes:
-                    raise UpstreamBadResponse(f"feed {url} is over {max_bytes} bytes")
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(f"feed {url}: {type(exc).__name__}: {exc}") from exc
-    log.info("fetched feed %s: %d bytes", url, total)
-    return b"".join(chunks)
+class FeedClient:
+    """A callable `url -> bytes` for OsvFeed; raises UpstreamUnavailable, UpstreamBadResponse or
+    ForbiddenOrigin."""
+
+    def __init__(self, ca_file: str | None = None, max_bytes: int = MAX_FEED_BYTES):
+        self._options = client_options(ca_file)
+        self.max_bytes = max_bytes
+        self.downloads = 0  # how many feed bodies were fetched (for logs and tests)
+
+    def __call__(self, url: str) -> bytes:
+        origins = Origins(url, why="a feed may only redirect within its own origin")
+        try:
+            with httpx.Client(timeout=TIMEOUT, **self._options) as client:
+                for hops in range(10):
+                    with _open(client, url) as response:
+                        target = next_url(
+                            origins,
+                            url,
+                            response.status_code,
+                            response.headers.get("location", ""),
+                            hops,
+                        )
+                        if target is None:
+                            body = self._read(response, url)
+                            break
+                    url = target
+        except (UpstreamError, ForbiddenOrigin):
+            raise
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"feed {url}: {type(exc).__name__}: {exc}") from exc
+        self.downloads += 1
+        log.info("fetched feed %s: %d bytes", url, len(body))
+        return body
+
+    def _read(self, response: httpx.Response, url: str) -> bytes:
+        if response.status_code != 200:
+            raise UpstreamBadResponse(f"feed {url} answered {response.status_code}")
+
+        def too_big(total: int) -> Exception:
+            return UpstreamBadResponse(f"feed {url} is over {self.max_bytes} bytes ({total})")
+
+        capped = Capped(self.max_bytes, too_big)
+        capped.check_declared(declared_length(response))
+        for chunk in response.iter_bytes():
+            capped.add(chunk)
+        return capped.body()
+
+
+@contextlib.contextmanager
+def _open(client: httpx.Client, url: str) -> Iterator[httpx.Response]:
+    with client.stream("GET", url) as response:
+        yield response

@@ -258,8 +258,9 @@ async def _bounded_body(request: Request) -> bytes:
 
 
 def routes() -> list[BaseRoute]:
-    """The route table: `/-/` system endpoints (one mount, so that package requests, the hot
-    path, are not tested against each of them), then packages (npm-protocol notes)."""
+    """The route table: `/-/` system endpoints (one mount), then writes to package paths.
+    Package reads (GET and HEAD outside `/-/`, the hot path) never reach the router:
+    `proxy.app.PackageFastLane` sends them straight to `PackageEndpoint`."""
     system = [
         Route("/ping", ping, methods=["GET"]),
         Route("/whoami", whoami, methods=["GET"]),
@@ -278,6 +279,5 @@ def routes() -> list[BaseRoute]:
     ]
     return [
         Mount("/-", routes=system),
-        Route("/{path:path}", PackageEndpoint(), methods=["GET"]),
         Route("/{path:path}", read_only, methods=WRITE_METHODS),
     ]

@@ -12,16 +12,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from proxy.cache.store import (
-    MEMORY_ITEM_MAX,
-    TMP_SUFFIX,
-    FileIndex,
-    PackumentStore,
-    Sink,
-    TarballStore,
-    write_atomically,
-)
+from proxy.cache.store import MEMORY_ITEM_MAX, FileIndex, PackumentStore, Sink, TarballStore
 from proxy.errors import UpstreamBadResponse
+from proxy.files import TMP_SUFFIX
 from proxy.npm.integrity import Digest, expected_digest
 from tests.fakes.packages import integrity_of, make_tarball
 from tests.npm.packuments import packument, raw
@@ -112,41 +105,6 @@ def test_re_adding_a_path_replaces_its_size(tmp_path: Path) -> None:
     index.forget(path)
     assert (len(index), index.total) == (0, 0)
     assert not index.touch(path)
-
-
-# -- write_atomically --------------------------------------------------------------------------
-
-
-def test_write_atomically_writes_through_a_temp_file(tmp_path: Path) -> None:
-    final = tmp_path / "deep" / "dir" / "file.json"
-    seen_during: list[list[Path]] = []
-
-    def fill(write: Sink) -> None:
-        write(b'{"name":')
-        seen_during.append(files_under(tmp_path))
-        write(b'"left-pad"}')
-
-    assert write_atomically(final, fill) == len(b'{"name":"left-pad"}')
-    assert final.read_bytes() == b'{"name":"left-pad"}'
-    assert files_under(tmp_path) == [final]
-    # While writing, only a temp file existed, never a half-written final one.
-    assert len(seen_during[0]) == 1
-    assert seen_during[0][0].name.endswith(TMP_SUFFIX)
-    assert seen_during[0][0].parent == final.parent
-
-
-def test_write_atomically_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
-    final = tmp_path / "file.json"
-    final.write_bytes(b"old")
-
-    def fill(write: Sink) -> None:
-        write(b"half of the new")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        write_atomically(final, fill)
-    assert files_under(tmp_path) == [final]
-    assert final.read_bytes() == b"old"
 
 
 # -- TarballStore ------------------------------------------------------------------------------

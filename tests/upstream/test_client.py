@@ -31,7 +31,8 @@ from proxy.errors import (
 )
 from proxy.npm.names import PackageName
 from proxy.settings import Settings
-from proxy.upstream.client import MAX_REDIRECTS, Fetched, NotModified, UpstreamClient
+from proxy.upstream.client import Fetched, NotModified, UpstreamClient
+from proxy.upstream.http import MAX_REDIRECTS
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry, UvicornThread, running_registry
 

@@ -49,7 +49,15 @@ def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> str:
 def test_token_farming_package_is_refused_with_the_rule_and_reason(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy()  # the shipped default policy
+    proxy = make_proxy(prefetch_scans=0)  # the shipped default policy
+    # Cold, the packument is answered from its metadata: nothing there gives it away.
+    assert proxy.client.get("/fg-farm").status_code == 200
+    # Its tarball is scanned before it is served, and refused with the reason.
+    tarball = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
+    assert tarball.status_code == 403
+    assert "token-farming" in tarball.json()["error"]
+    assert "tea.xyz registration file" in tarball.json()["error"]
+    # From then on the whole package is refused: its only version is blocked.
     r = proxy.client.get("/fg-farm")
     assert r.status_code == 403
     error = r.json()["error"]
@@ -57,15 +65,30 @@ def test_token_farming_package_is_refused_with_the_rule_and_reason(
     assert "token-farming" in error
     assert "tea.xyz registration file" in error
     assert "token-farming" in r.headers["npm-notice"]
-    tarball = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
-    assert tarball.status_code == 403
-    assert "token-farming" in tarball.json()["error"]
+
+
+def test_likely_versions_are_scanned_in_the_background(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy()  # prefetch_scans: 2
+    assert proxy.client.get("/fg-mixed").status_code == 200
+    # No client asks for a tarball, yet the latest version is scanned and then restricted.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        doc = proxy.client.get("/fg-mixed").json()
+        if "policyRestrictions" in doc:
+            break
+        time.sleep(0.05)
+    assert list(doc["policyRestrictions"]["versions"]) == ["1.1.0"]
+    assert list(doc["versions"]) == ["1.0.0"]
+    assert spammy.requests_for("/fg-mixed/-/fg-mixed-1.1.0.tgz")
 
 
 def test_blocked_version_is_restricted_and_tags_repointed(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy()
+    proxy = make_proxy(prefetch_scans=0)
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 403
     doc = proxy.client.get("/fg-mixed", headers={"accept": ABBREVIATED}).json()
     assert list(doc["versions"]) == ["1.0.0"]
     assert "1.1.0" not in doc["time"]
@@ -80,7 +103,14 @@ def test_blocked_version_is_restricted_and_tags_repointed(
 def test_hidden_version_is_removed_without_restriction(
     spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
 ) -> None:
-    proxy = make_proxy(policy=write_policy(tmp_path, HIDE_SPAM))
+    proxy = make_proxy(policy=write_policy(tmp_path, HIDE_SPAM), prefetch_scans=0)
+    assert set(proxy.client.get("/fg-mixed").json()["versions"]) == {"1.0.0", "1.1.0"}
+    # The first client to ask for the version only its tarball shows to be spam is refused:
+    # it resolved from a packument that still listed it, and must not install it silently.
+    first = proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz")
+    assert first.status_code == 403
+    assert "hid fg-mixed@1.1.0" in first.json()["error"]
+    assert "install again" in first.json()["error"]
     doc = proxy.client.get("/fg-mixed").json()
     assert list(doc["versions"]) == ["1.0.0"]
     assert "policyRestrictions" not in doc
@@ -93,14 +123,14 @@ def test_hidden_version_is_removed_without_restriction(
 def test_weak_signals_are_served_deprecated_with_the_reason(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy()
+    proxy = make_proxy(prefetch_scans=0)
+    r = proxy.client.get("/fg-hello/-/fg-hello-1.0.0.tgz")
+    assert r.status_code == 200
+    assert "weak-signals" in r.headers["npm-notice"]
     doc = proxy.client.get("/fg-hello").json()
     message = doc["versions"]["1.0.0"]["deprecated"]
     assert "weak-signals" in message
     assert "greeting" in message
-    r = proxy.client.get("/fg-hello/-/fg-hello-1.0.0.tgz")
-    assert r.status_code == 200
-    assert "weak-signals" in r.headers["npm-notice"]
 
 
 def test_clean_package_is_untouched(spammy: FakeRegistry, make_proxy: ProxyFactory) -> None:
@@ -121,9 +151,9 @@ def test_dry_run_serves_and_logs_would_block(
     spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
 ) -> None:
     text = Path("policies/default.yaml").read_text().replace("mode: enforce", "mode: dry-run")
-    proxy = make_proxy(policy=write_policy(tmp_path, text))
-    assert proxy.client.get("/fg-farm", headers={"user-agent": "npm/11 test"}).status_code == 200
+    proxy = make_proxy(policy=write_policy(tmp_path, text), prefetch_scans=0)
     assert proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 200
+    assert proxy.client.get("/fg-farm", headers={"user-agent": "npm/11 test"}).status_code == 200
     proxy.stop()  # flushes the decision log
     rows = list(query(proxy.settings.cache_dir / "decisions.sqlite3", package="fg-farm"))
     assert rows
@@ -158,6 +188,7 @@ def test_waiver_allows_until_it_expires(
         policy=write_policy(tmp_path, policy_with_waiver(today - timedelta(days=1)), "old.yaml"),
         cache_dir=str(tmp_path / "other-cache"),
     )
+    assert expired.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 403
     assert expired.client.get("/fg-farm").status_code == 403
 
 
@@ -165,7 +196,8 @@ def test_policy_edits_reload_and_change_etags(
     spammy: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
 ) -> None:
     path = Path(write_policy(tmp_path, Path("policies/audit.yaml").read_text()))
-    proxy = make_proxy(policy=str(path))
+    proxy = make_proxy(policy=str(path), prefetch_scans=0)
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 200  # scanned
     first = proxy.client.get("/fg-mixed")
     assert set(first.json()["versions"]) == {"1.0.0", "1.1.0"}  # audit: served, with a warning
     clean_etag = proxy.client.get("/fg-clean").headers["etag"]
