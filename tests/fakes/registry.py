@@ -8,6 +8,7 @@ Fault modes (`registry.faults[name_or_path] = mode`):
     "drop"        promise a body, send part of it, then drop the connection
     "integrity"   serve tarball bytes that do not match dist.integrity
     "404"         answer 404
+    "hold"        answer only once `registry.release` is set (or after `hold_limit` seconds)
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class FakeRegistry:
     slow_seconds: float = 5.0
     mirror: bool = False  # behave like a trimmed mirror: no ETag, no gzip, Accept ignored
     tarball_host: str | None = None  # write tarball URLs with this host instead of 127.0.0.1
+    release: threading.Event = field(default_factory=threading.Event)  # ends "hold" faults
+    hold_limit: float = 30.0  # seconds a "hold" lasts at most, so a failing test cannot hang
 
     # -- building ----------------------------------------------------------------------------
 
@@ -138,6 +141,8 @@ class FakeRegistry:
         fault = self.faults.get(path) or self.faults.get(name)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
+        elif fault == "hold":
+            await asyncio.to_thread(self.release.wait, self.hold_limit)
         elif fault == "500":
             return Response(b'{"error":"boom"}', 500)
         elif fault == "404":
