@@ -59,7 +59,7 @@ class Settings:
     upstream_token: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     forward_auth: bool = False
-    render_workers: int = 1
+    render_workers: int = 0
     log_level: str = "info"
     access_log: bool = True
     policy: str | None = None
@@ -67,7 +67,7 @@ class Settings:
     osv_feed: str | None = None
     osv_refresh_seconds: float = 21600.0
     scan_timeout: float = 10.0
-    prefetch_scans: int = 2
+    prefetch_scans: int = 1
 
     @property
     def upstream_url(self) -> str:
@@ -104,7 +104,9 @@ FIELD_HELP: dict[str, str] = {
     "store, which honours SSL_CERT_FILE and SSL_CERT_DIR, plus certifi's)",
     "forward_auth": "forward clients' Authorization header to the upstream for whoami, "
     "search and audit",
-    "render_workers": "worker processes that parse and render large packuments",
+    "render_workers": "worker processes that parse and render packuments over 1 MB (0: a "
+    "thread, which holds the event loop for the few ms orjson needs per MB; each worker "
+    "process costs ~50 MB of memory)",
     "log_level": "log level: " + ", ".join(LOG_LEVELS),
     "access_log": "log one line per request",
     "policy": "policy file, or a shipped policy: default, strict, audit (default: default)",
@@ -114,7 +116,8 @@ FIELD_HELP: dict[str, str] = {
     "osv_refresh_seconds": "seconds between reloads of the OSV feed",
     "scan_timeout": "seconds a tarball request waits for its scan before the rule's unscanned "
     "mode decides",
-    "prefetch_scans": "versions per fetched packument to download and scan ahead of installs",
+    "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
+    "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

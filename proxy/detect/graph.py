@@ -4,12 +4,17 @@ Farming rings publish packages that depend on each other (often in a circle) to 
 dependents counts. The graph answers "does a path lead from this package's dependencies back to
 it?" and "which of its dependencies were flagged?". Persisted in SQLite; grows with every
 package assessed.
+
+Versions of one package mostly share their dependency set, so answers are memoised by the
+question and the graph's change count: assessing a 4,000-version packument asks SQLite once per
+distinct dependency set, not once per version, and any `record` makes older answers stale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from proxy.detect.db import Database
 from proxy.detect.model import Label
@@ -17,6 +22,7 @@ from proxy.detect.model import Label
 MAX_DEPTH = 4  # edges followed when looking for a cycle
 MAX_VISITS = 2_000  # nodes expanded per cycle search
 MAX_CYCLES = 5
+MEMO_SIZE = 4096  # memoised answers kept (all dropped when full)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS dep_edges (name TEXT NOT NULL, dep TEXT NOT NULL, "
     "PRIMARY KEY (name, dep)) WITHOUT ROWID",
@@ -33,6 +39,19 @@ class PackageGraph:
         if db is not None:
             for statement in SCHEMA:
                 db.query(statement)
+        self.changes = 0  # bumped by every record: memoised answers older than it are stale
+        self._memo: dict[Hashable, tuple[int, Any]] = {}
+
+    def _memoised(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        changes = self.changes  # read first: a record racing the query makes the answer stale
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == changes:
+            return hit[1]
+        value = compute()
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = (changes, value)
+        return value
 
     def _deps(self, name: str) -> list[str]:
         return [
@@ -41,8 +60,15 @@ class PackageGraph:
 
     def cycles(self, name: str, deps: Iterable[str]) -> tuple[tuple[str, ...], ...]:
         """Paths name → dep → ... → name through recorded edges (self-dependency included)."""
+        wanted = frozenset(deps)
+        result: tuple[tuple[str, ...], ...] = self._memoised(
+            ("cycles", name, wanted), lambda: self._cycles(name, wanted)
+        )
+        return result
+
+    def _cycles(self, name: str, deps: frozenset[str]) -> tuple[tuple[str, ...], ...]:
         found: list[tuple[str, ...]] = []
-        frontier: list[tuple[str, ...]] = [(name, d) for d in sorted(set(deps))]
+        frontier: list[tuple[str, ...]] = [(name, d) for d in sorted(deps)]
         visits = 0
         seen: set[str] = set()
         while frontier and visits < MAX_VISITS and len(found) < MAX_CYCLES:
@@ -62,9 +88,16 @@ class PackageGraph:
 
     def flagged(self, names: Iterable[str]) -> Mapping[str, str]:
         """The given names that were labelled spam or malicious, with their label."""
-        wanted = sorted(set(names))
+        wanted = frozenset(names)
         if not wanted:
             return {}
+        result: Mapping[str, str] = self._memoised(
+            ("flagged", wanted), lambda: self._flagged(wanted)
+        )
+        return result
+
+    def _flagged(self, names: frozenset[str]) -> Mapping[str, str]:
+        wanted = sorted(names)
         marks = ",".join("?" * len(wanted))
         rows = self.db.query(
             f"SELECT name, label FROM name_labels WHERE name IN ({marks})",  # noqa: S608
@@ -73,6 +106,12 @@ class PackageGraph:
         return {str(n): str(lab) for n, lab in rows if Label(lab).flagged}
 
     def record(self, name: str, deps: Iterable[str], label: Label) -> None:
+        try:
+            self._record(name, deps, label)
+        finally:
+            self.changes += 1  # after the write: an answer computed meanwhile is stale
+
+    def _record(self, name: str, deps: Iterable[str], label: Label) -> None:
         with self.db.transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO dep_edges (name, dep) VALUES (?, ?)",

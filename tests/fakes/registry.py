@@ -87,6 +87,7 @@ class FakeRegistry:
     tarball_host: str | None = None  # write tarball URLs with this host instead of 127.0.0.1
     release: threading.Event = field(default_factory=threading.Event)  # ends "hold" faults
     hold_limit: float = 30.0  # seconds a "hold" lasts at most, so a failing test cannot hang
+    latency: float = 0.0  # seconds added to every answer (benchmarks: a distant registry)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class FakeRegistry:
         raw = request.scope.get("raw_path", b"").decode()
         path = raw.split("?", 1)[0]
         self.seen.append(Seen(request.method, path, dict(request.headers)))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         name = path[1:].replace("%2f", "/").replace("%2F", "/")
         fault = self.faults.get(path) or self.faults.get(name)
         if fault == "slow":

@@ -55,7 +55,7 @@ def test_cold_packument_is_answered_while_its_tarballs_are_held(
     registry.add("fg-slow", clean("1.0.0"), clean("2.0.0"))
     for version in ("1.0.0", "2.0.0"):
         registry.faults[registry.tarball_path("fg-slow", version)] = "hold"
-    proxy = make_proxy()  # prefetch_scans: 2, so both tarballs are wanted in the background
+    proxy = make_proxy(prefetch_scans=2)  # both tarballs are wanted in the background
     try:
         r = proxy.client.get("/fg-slow", timeout=5)  # far less than the 30 s hold
         assert r.status_code == 200
@@ -129,7 +129,7 @@ def test_platform_builds_and_placeholders_are_fetched_only_when_asked(
     )
     registry.add("fg-placeholder", FakeVersion("0.0.1"))
     registry.add("fg-multi", clean("0.0.1"), clean("1.0.0"), clean("2.0.0"))
-    proxy = make_proxy()
+    proxy = make_proxy(prefetch_scans=3)
     for name in ("@fg/native-darwin-arm64", "fg-placeholder", "fg-multi"):
         assert proxy.client.get(f"/{name.replace('/', '%2f')}").status_code == 200
     # The last packument's prefetches ran (queued after the first two, had there been any).

@@ -70,7 +70,7 @@ def test_token_farming_package_is_refused_with_the_rule_and_reason(
 def test_likely_versions_are_scanned_in_the_background(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy()  # prefetch_scans: 2
+    proxy = make_proxy()  # prefetch_scans: 1, the latest version
     assert proxy.client.get("/fg-mixed").status_code == 200
     # No client asks for a tarball, yet the latest version is scanned and then restricted.
     deadline = time.monotonic() + 10
