@@ -21,6 +21,7 @@ maintenance task) and closes everything it holds on the way out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from cachetools import TTLCache
 from proxy.audit.advisories import advisory
 from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
-from proxy.detect.facts import inspect
+from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, NotFound, UpstreamError
 from proxy.gate import Caller, Fetch, Gate
@@ -45,7 +46,7 @@ from proxy.npm.semver import Version
 from proxy.policy.model import Decision
 from proxy.settings import Settings
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
-from proxy.workers import RenderPool
+from proxy.workers import INLINE_MAX, RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,9 @@ class Service:
         self._missing: TTLCache[str, str] = TTLCache(
             NOT_FOUND_MEMO, max(settings.not_found_ttl, 1e-9), timer=clock
         )
-        self._fetches: SingleFlight[str, tuple[PackumentEntry, CacheState]] = SingleFlight()
+        self._fetches: SingleFlight[str, tuple[PackumentEntry, CacheState, pk.Doc | None]] = (
+            SingleFlight()
+        )
         self._renders: SingleFlight[tuple[str, pk.RenderKeyT], pk.Rendered] = SingleFlight()
         self._downloads: SingleFlight[str, CachedTarball] = SingleFlight()
 
@@ -180,29 +183,45 @@ class Service:
 
     async def entry(self, package: PackageName) -> tuple[PackumentEntry, CacheState]:
         """The cached packument entry, fetched or revalidated as freshness requires."""
+        entry, state, _ = await self._entry(package)
+        return entry, state
+
+    async def _entry(
+        self, package: PackageName
+    ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
+        """`entry`, plus the parsed document when it was just fetched (read-only; for the
+        first render, so that a cold packument is parsed once)."""
         entry = self.packuments.get(package.name)
         now = self.clock()
         if entry is not None:
             if entry.is_fresh(now, self.settings.packument_ttl):
-                return entry, CacheState.HIT
+                return entry, CacheState.HIT, None
             if now < entry.stale_until:
-                return entry, CacheState.STALE
+                return entry, CacheState.STALE, None
         else:
             missing = self._missing.get(package.name)
             if missing is not None:
                 raise NotFound(missing)
         return await self._fetches.run(package.name, lambda: self._refresh(package, entry))
 
+    async def _inspect(
+        self, raw: bytes, package: PackageName
+    ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
+        if self.pool.in_process(len(raw)):
+            summary, facts = await self.pool.run(inspect, raw, package)
+            return summary, facts, None
+        return await self.pool.run(inspect_keeping, raw, package)
+
     async def _refresh(
         self, package: PackageName, entry: PackumentEntry | None
-    ) -> tuple[PackumentEntry, CacheState]:
+    ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         if entry is None:
             entry = await self._load_saved(package)
         try:
             got = await self.upstream.get_packument(package, entry.upstream_etag if entry else None)
             inspected = None
             if isinstance(got, Fetched):
-                inspected = await self.pool.run(inspect, got.body, package)
+                inspected = await self._inspect(got.body, package)
         except NotFound as exc:
             self.packuments.drop(package.name)
             if self.settings.not_found_ttl > 0:
@@ -214,16 +233,16 @@ class Service:
             log.warning("serving stale packument for %r: %s", package.name, exc)
             entry = entry.failed(self.clock() + STALE_RETRY, str(exc))
             self.packuments.put(package.name, entry)
-            return entry, CacheState.STALE
+            return entry, CacheState.STALE, None
         now = self.clock()
         if inspected is None:
             assert entry is not None
             assert not isinstance(got, Fetched)
             entry = entry.confirmed(now, got.etag)
             self.packuments.put(package.name, entry)
-            return entry, CacheState.REVALIDATED
+            return entry, CacheState.REVALIDATED, None
         assert isinstance(got, Fetched)
-        summary, facts = inspected
+        summary, facts, doc = inspected
         entry = PackumentEntry(got.body, summary, got.etag, now, facts=facts)
         self.packuments.put(package.name, entry)
         log.debug(
@@ -234,7 +253,7 @@ class Service:
             got.elapsed,
         )
         await anyio.to_thread.run_sync(self._save, package.name, got.body, got.etag)
-        return entry, CacheState.MISS
+        return entry, CacheState.MISS, doc
 
     def _save(self, name: str, raw: bytes, etag: str | None) -> None:
         try:
@@ -260,7 +279,7 @@ class Service:
 
         Raises PolicyBlocked when the policy blocks every version of the package.
         """
-        entry, state = await self.entry(package)
+        entry, state, doc = await self._entry(package)
         if state is CacheState.MISS:  # a client is resolving versions of a new document
             self._prefetch(package, entry)
         plan = await self.gate.plan(package, entry)
@@ -269,12 +288,19 @@ class Service:
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, self.gate.salt)
         rendered = entry.renders.get(key)
         if rendered is None:
-            rendered = await self._renders.run(
-                (package.name, key),
-                lambda: self.pool.run(
-                    pk.render, entry.raw, package, variant, base_url, edits, self.gate.salt
-                ),
-            )
+            salt = self.gate.salt
+
+            async def render() -> pk.Rendered:
+                if doc is not None:  # just parsed: render from it, in a thread when large
+                    job = functools.partial(pk.render, doc, package, variant, base_url, edits, salt)
+                    if len(entry.raw) <= INLINE_MAX:
+                        return job()
+                    return await anyio.to_thread.run_sync(job)
+                return await self.pool.run(
+                    pk.render, entry.raw, package, variant, base_url, edits, salt
+                )
+
+            rendered = await self._renders.run((package.name, key), render)
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
         return ServedPackument(rendered, variant, state, entry.stale_reason)

@@ -53,11 +53,15 @@ class RenderPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def in_process(self, size: int) -> bool:
+        """Whether `run` sends an input of `size` bytes to a worker process."""
+        return self._pool is not None and size >= self.process_threshold
+
     async def run(self, fn: Callable[..., T], raw: bytes, *args: Any) -> T:
         """`fn(raw, *args)`, off the event loop when `raw` is large. `fn` must be picklable."""
         if len(raw) <= INLINE_MAX:
             return fn(raw, *args)
-        if self._pool is None or len(raw) < self.process_threshold:
+        if not self.in_process(len(raw)):
             return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
         loop = asyncio.get_running_loop()
         try:

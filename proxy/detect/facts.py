@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from proxy.npm.names import PackageName
-from proxy.npm.packument import INSTALL_SCRIPTS, Summary, parse, summarize
+from proxy.npm.packument import INSTALL_SCRIPTS, Doc, Summary, parse, summarize
 from proxy.npm.semver import Version
 from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
 
@@ -298,5 +298,12 @@ def inspect(raw: bytes, package: PackageName) -> tuple[Summary, PackageFacts]:
 
     The entry point of the render worker process for large documents (picklable in and out).
     """
+    summary, facts, _ = inspect_keeping(raw, package)
+    return summary, facts
+
+
+def inspect_keeping(raw: bytes, package: PackageName) -> tuple[Summary, PackageFacts, Doc]:
+    """`inspect`, also returning the parsed document, so that a fresh packument's first render
+    need not parse it again (in-process only: the document is large to pickle)."""
     doc = parse(raw, package.name)
-    return summarize(doc, package), PackageFacts.from_packument(doc)
+    return summarize(doc, package), PackageFacts.from_packument(doc), doc

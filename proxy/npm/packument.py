@@ -376,15 +376,17 @@ def encode(doc: Doc, variant: Variant, salt: str) -> Rendered:
 
 
 def render(
-    raw: bytes,
+    raw: bytes | Doc,
     package: PackageName,
     variant: Variant,
     base_url: str,
     edits: Edits = NO_EDITS,
     salt: str = "",
 ) -> Rendered:
-    """Upstream bytes to served bytes: parse, apply edits, abbreviate if asked, rewrite tarballs."""
-    doc = rewrite_tarballs(apply_edits(parse(raw, package.name), edits), base_url, package)
+    """Upstream bytes (or the document they parse to, never modified) to served bytes: parse,
+    apply edits, abbreviate if asked, rewrite tarballs."""
+    parsed = parse(raw, package.name) if isinstance(raw, bytes) else raw
+    doc = rewrite_tarballs(apply_edits(parsed, edits), base_url, package)
     if variant is Variant.ABBREVIATED:
         doc = abbreviate(doc)
     return encode(doc, variant, salt)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
@@ -83,65 +84,126 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One kind of rule condition: whether `match` sets it, whether it holds for a subject, and
+    the words `policy explain` shows (formatted only when asked for)."""
+
+    name: str
+    given: Callable[[Match], bool]
+    holds: Callable[[Match, Subject], bool]
+    detail: Callable[[Match, Subject], str]
+
+
+def _label(s: Subject) -> str:
+    return s.verdict.label if s.verdict is not None else "no verdict"
+
+
+def _score(s: Subject) -> object:
+    return s.verdict.score if s.verdict is not None else "no verdict"
+
+
+def _fired(s: Subject) -> list[str]:
+    return sorted(s.verdict.signal_ids) if s.verdict is not None else []
+
+
+def _osv_ids(s: Subject) -> list[str]:
+    return list(s.verdict.osv_ids) if s.verdict is not None else []
+
+
+def _younger(a: timedelta | None, limit: timedelta | None) -> bool:
+    return a is not None and limit is not None and a < limit
+
+
+CONDITIONS: tuple[Condition, ...] = (
+    Condition(
+        "names",
+        lambda m: bool(m.names),
+        lambda m, s: any(fnmatch.fnmatchcase(s.name, g) for g in m.names),
+        lambda m, s: f"{s.name} vs {', '.join(m.names)}",
+    ),
+    Condition(
+        "scopes",
+        lambda m: bool(m.scopes),
+        lambda m, s: any(s.name.startswith(scope + "/") for scope in m.scopes),
+        lambda m, s: f"{s.name} vs {', '.join(m.scopes)}",
+    ),
+    Condition(
+        "versions",
+        lambda m: m.versions is not None,
+        lambda m, s: m.versions is not None and m.versions.contains(s.version),
+        lambda m, s: f"{s.version} vs {m.versions}",
+    ),
+    Condition(
+        "labels",
+        lambda m: bool(m.labels),
+        lambda m, s: (s.verdict.label if s.verdict is not None else None) in m.labels,
+        lambda m, s: f"{_label(s)} vs {', '.join(m.labels)}",
+    ),
+    Condition(
+        "min_score",
+        lambda m: m.min_score is not None,
+        lambda m, s: s.verdict is not None and s.verdict.score >= (m.min_score or 0),
+        lambda m, s: f"{_score(s)} >= {m.min_score}",
+    ),
+    Condition(
+        "max_score",
+        lambda m: m.max_score is not None,
+        lambda m, s: s.verdict is not None and s.verdict.score <= (m.max_score or 0),
+        lambda m, s: f"{_score(s)} <= {m.max_score}",
+    ),
+    Condition(
+        "signals",
+        lambda m: bool(m.signals),
+        lambda m, s: s.verdict is not None and any(x in s.verdict.signal_ids for x in m.signals),
+        lambda m, s: f"fired {_fired(s) or 'none'} vs {', '.join(m.signals)}",
+    ),
+    Condition(
+        "osv",
+        lambda m: bool(m.osv),
+        lambda m, s: bool(ids := _osv_ids(s)) and ("*" in m.osv or any(i in ids for i in m.osv)),
+        lambda m, s: f"records {_osv_ids(s) or 'none'} vs {', '.join(m.osv)}",
+    ),
+    Condition(
+        "version_younger_than",
+        lambda m: m.version_younger_than is not None,
+        lambda m, s: _younger(age(s.now, s.published), m.version_younger_than),
+        lambda m, s: f"age {age(s.now, s.published) or 'unknown'}",
+    ),
+    Condition(
+        "package_younger_than",
+        lambda m: m.package_younger_than is not None,
+        lambda m, s: _younger(age(s.now, s.created), m.package_younger_than),
+        lambda m, s: f"age {age(s.now, s.created) or 'unknown'}",
+    ),
+    Condition(
+        "install_scripts",
+        lambda m: m.install_scripts is not None,
+        lambda m, s: s.install_scripts is not None and s.install_scripts == m.install_scripts,
+        lambda m, s: f"{s.install_scripts}",
+    ),
+)
+
+
 def check_match(match: Match, s: Subject) -> list[Check]:
     """Every condition `match` sets, evaluated against `s` (an empty list matches everything)."""
-    v = s.verdict
-    out: list[Check] = []
-    if match.names:
-        hit = any(fnmatch.fnmatchcase(s.name, g) for g in match.names)
-        out.append(Check("names", hit, f"{s.name} vs {', '.join(match.names)}"))
-    if match.scopes:
-        hit = any(s.name.startswith(scope + "/") for scope in match.scopes)
-        out.append(Check("scopes", hit, f"{s.name} vs {', '.join(match.scopes)}"))
-    if match.versions is not None:
-        hit = match.versions.contains(s.version)
-        out.append(Check("versions", hit, f"{s.version} vs {match.versions}"))
-    if match.labels:
-        label = v.label if v is not None else None
-        hit = label in match.labels
-        out.append(Check("labels", hit, f"{label or 'no verdict'} vs {', '.join(match.labels)}"))
-    if match.min_score is not None:
-        hit = v is not None and v.score >= match.min_score
-        out.append(
-            Check("min_score", hit, f"{v.score if v else 'no verdict'} >= {match.min_score}")
-        )
-    if match.max_score is not None:
-        hit = v is not None and v.score <= match.max_score
-        out.append(
-            Check("max_score", hit, f"{v.score if v else 'no verdict'} <= {match.max_score}")
-        )
-    if match.signals:
-        fired = sorted(v.signal_ids) if v is not None else []
-        hit = any(sig in fired for sig in match.signals)
-        out.append(Check("signals", hit, f"fired {fired or 'none'} vs {', '.join(match.signals)}"))
-    if match.osv:
-        ids = list(v.osv_ids) if v is not None else []
-        hit = bool(ids) and ("*" in match.osv or any(i in ids for i in match.osv))
-        out.append(Check("osv", hit, f"records {ids or 'none'} vs {', '.join(match.osv)}"))
-    if match.version_younger_than is not None:
-        a = age(s.now, s.published)
-        hit = a is not None and a < match.version_younger_than
-        out.append(Check("version_younger_than", hit, f"age {a or 'unknown'}"))
-    if match.package_younger_than is not None:
-        a = age(s.now, s.created)
-        hit = a is not None and a < match.package_younger_than
-        out.append(Check("package_younger_than", hit, f"age {a or 'unknown'}"))
-    if match.install_scripts is not None:
-        hit = s.install_scripts is not None and s.install_scripts == match.install_scripts
-        out.append(Check("install_scripts", hit, f"{s.install_scripts}"))
-    return out
+    return [
+        Check(c.name, c.holds(match, s), c.detail(match, s)) for c in CONDITIONS if c.given(match)
+    ]
 
 
 def rule_matches(rule: Rule, s: Subject) -> bool:
-    return all(c.holds for c in check_match(rule.match, s))
+    """Whether every condition of the rule holds (no explanation text is built)."""
+    m = rule.match
+    return all(c.holds(m, s) for c in CONDITIONS if c.given(m))
 
 
 def _could_match_later(rule: Rule, s: Subject) -> bool:
     """True when the rule's conditions that do not depend on the verdict hold."""
     verdict_conditions = {"labels", "min_score", "max_score", "signals", "osv"}
-    checks = check_match(rule.match, s)
-    return rule.match.needs_verdict and all(
-        c.holds for c in checks if c.condition not in verdict_conditions
+    m = rule.match
+    return m.needs_verdict and all(
+        c.holds(m, s) for c in CONDITIONS if c.given(m) and c.name not in verdict_conditions
     )
 
 

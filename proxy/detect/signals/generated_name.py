@@ -20,6 +20,7 @@ letter/digit switches pass), and scoped packages named after commit hashes or bu
 
 from __future__ import annotations
 
+import functools
 import re
 
 from proxy.detect.facts import Subject
@@ -39,6 +40,7 @@ MIN_SWITCHES = 3  # letter/digit alternations inside one word
 MIN_VOWELLESS = 9  # letters in a word without any vowel
 
 
+@functools.lru_cache(maxsize=4096)  # a function of the name: once per package
 def _shape(bare: str) -> tuple[str, Confidence] | None:
     if bare.startswith("-"):
         return "starts with a hyphen, which npm no longer accepts for new names", Confidence.LOW

@@ -17,6 +17,7 @@ several of these words (`video-stream-online-hd-player`); they rarely use the lu
 
 from __future__ import annotations
 
+import functools
 import re
 
 from proxy.detect.facts import Subject
@@ -58,7 +59,8 @@ STRONG_WORDS = 4  # distinct spam words that fire strongly without a distinctive
 WEAK_WORDS = 3
 
 
-def spam_words(name: str) -> tuple[list[str], list[str]]:
+@functools.lru_cache(maxsize=4096)  # a function of the name: once per package
+def spam_words(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(distinctive words, other spam words) found in `name`, in order, without repeats."""
     bare = name.lower().rsplit("/", 1)[-1]
     bare = bare.replace("v-bucks", "vbucks").replace("v-buck", "vbuck")
@@ -74,15 +76,15 @@ def spam_words(name: str) -> tuple[list[str], list[str]]:
             distinctive.append(word)
         elif word in _ALL:
             other.append(word)
-    return list(dict.fromkeys(distinctive)), [
+    return tuple(dict.fromkeys(distinctive)), tuple(
         w for w in dict.fromkeys(other) if w not in distinctive
-    ]
+    )
 
 
 def check(s: Subject) -> Finding | None:
     distinctive, other = spam_words(s.name)
     total = len(distinctive) + len(other)
-    evidence = {"spam_words": distinctive + other}
+    evidence = {"spam_words": [*distinctive, *other]}
     if (distinctive and total >= 2) or total >= STRONG_WORDS:
         return SPEC.finding(
             f"the name is built from SEO-spam words ({', '.join(distinctive + other)})", evidence
