@@ -10,7 +10,8 @@
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
      ├── TarballRejected           a tarball the safe reader refuses to look into
      ├── PolicyError               a malformed policy file
-     ├── PolicyBlocked             the policy refuses a package or version (403)
+     ├── PolicyBlocked             the policy refuses a package or version (451)
+     ├── CacheUnavailable          the cache folder cannot be written (full, read-only, gone: 503)
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      ├── RequestTooLarge           a client request body over the limit
@@ -81,3 +82,8 @@ class LockfileError(FloodgateError):
 
 class BadRequest(FloodgateError):
     """Raised when a client's request body is not what the endpoint takes."""
+
+
+class CacheUnavailable(FloodgateError):
+    """Raised when the cache folder cannot be written while serving (disk full, read-only,
+    removed); the request gets a 503 with the reason instead of an internal error."""

@@ -2,9 +2,10 @@
 
 For a packument it assesses every version (from the stored tarball verdict when there is one,
 else from the metadata) and turns the policy's decisions into `Edits`: blocked versions are
-removed and listed under `policyRestrictions`, hidden ones removed, warned ones deprecated with
-the reason. For a tarball it scans the bytes before they are served (bounded by `scan_timeout`)
-and refuses blocked versions. Every enforced decision goes to the decision log.
+listed under `policyRestrictions` and pointed at a blocked tarball URL that spells the reason,
+hidden ones removed, warned ones deprecated with the reason. For a tarball it scans the bytes
+before they are served (bounded by `scan_timeout`) and refuses blocked versions. Every
+enforced decision goes to the decision log.
 
 Plans are memoised per package and invalidated by a new upstream document, a new tarball
 verdict that changes a label, or a new policy or OSV index (the `salt`).
@@ -87,11 +88,17 @@ class Plan:
 OPEN_PLAN = Plan()
 
 
+def why_hint(name: str, version: str = "") -> str:
+    """The one step that explains any decision, wherever a client shows only part of it."""
+    return f"floodgate why {name}@{version}" if version else f"floodgate why {name}"
+
+
 def blocked_message(name: str, version: str, decision: Decision, policy: str) -> str:
-    """The `error` npm prints for a blocked package or tarball."""
+    """The `error` clients print for a blocked package or tarball (and its URL slug)."""
     what = f"{name}@{version}" if version else name
     return (
-        f"Floodgate blocked {what} (policy {policy!r}, rule {decision.rule!r}): {decision.reason}"
+        f"Floodgate blocked {what} (policy {policy!r}, rule {decision.rule!r}): "
+        f"{decision.reason.rstrip('.')}. Details: {why_hint(name, version)}"
     )
 
 
@@ -100,7 +107,12 @@ def warning_message(decision: Decision) -> str:
 
 
 def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
-    """Turn per-version decisions into packument edits (pure)."""
+    """Turn per-version decisions into packument edits (pure).
+
+    Blocked versions stay in the packument (see `Edits`), so the whole package is never
+    refused at the packument: every client then reaches a blocked tarball URL and prints its
+    reason, directly or transitively. (`all_versions` is kept for the callers' signature.)
+    """
     hidden = frozenset(a.version for a in decisions if a.decision.action is Action.HIDE)
     blocked = [a for a in decisions if a.decision.action is Action.BLOCK]
     deprecated = tuple(
@@ -108,18 +120,17 @@ def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
         for a in decisions
         if a.decision.action is Action.WARN
     )
+    reasons = tuple(
+        (a.version, blocked_message(a.verdict.name, a.version, a.decision, policy.name))
+        for a in blocked
+    )
     message = ""
     if blocked:
-        lines = [f"{a.version}: rule {a.decision.rule!r}: {a.decision.reason}" for a in blocked]
-        more = len(lines) - MAX_RESTRICTION_LINES
-        message = f"Floodgate policy {policy.name!r} blocks these versions:\n" + "\n".join(
-            lines[:MAX_RESTRICTION_LINES]
-        )
-        if more > 0:
-            message += f"\n(and {more} more)"
-    edits = Edits(hidden, frozenset(a.version for a in blocked), message, deprecated)
-    whole = blocked[0] if blocked and len(blocked) == all_versions else None
-    return Plan(edits, tuple(decisions), whole, policy.name, policy.digest)
+        lines = [text for _, text in reasons[:MAX_RESTRICTION_LINES]]
+        more = len(reasons) - MAX_RESTRICTION_LINES
+        message = "\n".join(lines) + (f"\n(and {more} more)" if more > 0 else "")
+    edits = Edits(hidden, frozenset(a.version for a in blocked), message, deprecated, reasons)
+    return Plan(edits, tuple(decisions), None, policy.name, policy.digest)
 
 
 @dataclass(frozen=True, slots=True)

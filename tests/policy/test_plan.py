@@ -120,13 +120,14 @@ def test_warned_versions_are_deprecated_with_the_reason() -> None:
     )
 
 
-def test_restriction_message_lists_rules_and_reasons() -> None:
+def test_restriction_message_lists_each_blocked_version_with_rule_and_reason() -> None:
     plan = plan_for(POLICY, [TEA_010, SEO_100, TEA_011], all_versions=8)
-    assert plan.edits.message == (
-        "Floodgate policy 'default' blocks these versions:\n"
-        f"0.1.0: rule 'token-farming': {TEA_REASON}\n"
-        f"0.1.1: rule 'token-farming': {TEA_REASON}"
-    )
+    first = blocked_message("kopiliong", "0.1.0", TEA_010.decision, "default")
+    second = blocked_message("kopiliong", "0.1.1", TEA_011.decision, "default")
+    assert plan.edits.message == f"{first}\n{second}"
+    # Each blocked version carries its own line (its deprecation and blocked-URL text).
+    assert plan.edits.blocked == (("0.1.0", first), ("0.1.1", second))
+    assert plan.edits.block_reason("0.1.1") == second
 
 
 @pytest.mark.parametrize(
@@ -142,46 +143,43 @@ def test_restriction_message_is_capped(blocked: int, lines: int, more: int | Non
     decisions = [acted(tea_spam(version=f"0.1.{i}")) for i in range(blocked)]
     plan = plan_for(POLICY, decisions, all_versions=100)
     body = plan.edits.message.splitlines()
-    assert body[0] == "Floodgate policy 'default' blocks these versions:"
-    listed = [line for line in body[1:] if line.startswith("0.1.")]
-    assert [line.split(":")[0] for line in listed] == [f"0.1.{i}" for i in range(lines)]
-    assert len(plan.edits.restricted) == blocked  # every one is removed, listed or not
+    listed = [line for line in body if line.startswith("Floodgate blocked kopiliong@0.1.")]
+    assert [line.split()[2] for line in listed] == [f"kopiliong@0.1.{i}" for i in range(lines)]
+    assert len(plan.edits.restricted) == blocked  # every one is restricted, listed or not
+    assert len(plan.edits.blocked) == blocked
     if more is None:
-        assert len(body) == 1 + lines
+        assert len(body) == lines
     else:
         assert body[-1] == f"(and {more} more)"
-        assert len(body) == 2 + lines
+        assert len(body) == 1 + lines
 
 
 @pytest.mark.parametrize(
-    ("decisions", "all_versions", "whole"),
+    ("decisions", "all_versions"),
     [
-        pytest.param([TEA_010, TEA_011, TEA_012], 3, True, id="every-version-blocked"),
-        pytest.param([TEA_010, TEA_011, TEA_012], 4, False, id="one-clean-version-left"),
-        pytest.param([TEA_010, TEA_011, SEO_100], 3, False, id="blocked-and-hidden"),
-        pytest.param([TEA_010, TEA_011, WEAK_110], 3, False, id="blocked-and-warned"),
-        pytest.param([TEA_010], 1, True, id="single-version-package"),
-        pytest.param([SEO_100], 1, False, id="single-hidden-version"),
+        pytest.param([TEA_010, TEA_011, TEA_012], 3, id="every-version-blocked"),
+        pytest.param([TEA_010, TEA_011, TEA_012], 4, id="one-clean-version-left"),
+        pytest.param([TEA_010], 1, id="single-version-package"),
     ],
 )
-def test_whole_package_block_only_when_every_version_is_blocked(
-    decisions: list[Acted], all_versions: int, whole: bool
-) -> None:
+def test_a_package_is_never_refused_whole(decisions: list[Acted], all_versions: int) -> None:
+    # Refusing the packument loses the reason in yarn 1 (transitive) and bun; the blocked
+    # versions' tarball URLs carry it to every client instead.
     plan = plan_for(POLICY, decisions, all_versions)
-    if whole:
-        assert plan.blocked == decisions[0]
-    else:
-        assert plan.blocked is None
+    assert plan.blocked is None
+    assert plan.edits.restricted == {a.version for a in decisions}
 
 
 def test_blocked_and_warning_messages() -> None:
     d = TEA_010.decision
     assert blocked_message("kopiliong", "0.1.0", d, "default") == (
-        f"Floodgate blocked kopiliong@0.1.0 (policy 'default', rule 'token-farming'): {TEA_REASON}"
+        f"Floodgate blocked kopiliong@0.1.0 (policy 'default', rule 'token-farming'): "
+        f"{TEA_REASON}. Details: floodgate why kopiliong@0.1.0"
     )
     assert blocked_message("kopiliong", "", d, "default").startswith(
         "Floodgate blocked kopiliong (policy 'default'"
     )
+    assert blocked_message("kopiliong", "", d, "default").endswith("floodgate why kopiliong")
     assert warning_message(WEAK_110.decision) == (
         "Floodgate warning (rule 'weak-signals'): "
         "the entry point index.js is empty or only prints a greeting"
