@@ -137,17 +137,18 @@ class Auditor:
 
     async def _decide(self, locked: LockedPackage, package: _Package) -> Audited:
         facts = package.facts
+        if locked.version in package.restricted:
+            # Auditing through a Floodgate: its policy blocks this version (it lists it under
+            # policyRestrictions, and keeps it in `versions` with a blocked tarball URL).
+            d = Decision(
+                Action.BLOCK,
+                "registry",
+                package.restriction_message or "the registry's policy blocks this version",
+                Action.BLOCK,
+            )
+            return Audited(locked, decision=d)
         vf = facts.versions.get(locked.version)
         if vf is None:
-            if locked.version in package.restricted:
-                # Auditing through a Floodgate: its policy already withholds this version.
-                d = Decision(
-                    Action.BLOCK,
-                    "registry",
-                    package.restriction_message or "the registry's policy blocks this version",
-                    Action.BLOCK,
-                )
-                return Audited(locked, decision=d)
             return Audited(locked, error=f"{locked.spec} is not in the registry")
         integrity = vf.integrity
         verdict = await anyio.to_thread.run_sync(

@@ -59,10 +59,15 @@ def floodgate(upstream: str, workdir: Path, *extra: str) -> Iterator[Floodgate]:
 
 @contextmanager
 def serve(
-    args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+    args: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    own_group: bool = False,
 ) -> Iterator[Floodgate]:
     """`floodgate serve ARGS` as a subprocess, waited for until it listens; stopped (SIGTERM,
-    then SIGKILL after 10 s) when the block ends unless the test stopped it already."""
+    then SIGKILL after 10 s) when the block ends unless the test stopped it already. With
+    `own_group` it leads its own process group, as a command in a terminal does (Ctrl-C
+    signals the whole group, worker processes included)."""
     if env is None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
     with log_path.open("wb") as log_file:
@@ -71,6 +76,7 @@ def serve(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,
+            process_group=0 if own_group else None,
         )
     try:
         deadline = time.monotonic() + 30

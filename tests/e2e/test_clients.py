@@ -3,8 +3,8 @@
 One Floodgate and one fake upstream for the module; each test gets a fresh project, home and
 client cache. Per client: a cold install and a lockfile install with a fresh cache; a blocked
 package (direct, transitive, pinned by a lockfile) fails and the output carries the reason; a
-hidden version makes a range fall back to the clean one; a warning is shown where the client
-shows one (yarn 4 prints no deprecation at install: documented in the README's client table).
+hidden or blocked version makes a range fall back to the clean one; a warning is shown where the
+client shows one (yarn 4 prints none at install: `yarn npm audit` shows it, as the README says).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def upstream() -> Iterator[FakeRegistry]:
     with running_registry() as (registry, _server):
         publish_basics(registry)
         registry.add("fg-farm", farm("1.0.0"))
+        registry.add("@fg-scope/farm", farm("1.0.0"))
         registry.add("fg-parent", clean("1.0.0", dependencies={"fg-farm": "^1.0.0"}))
         registry.add("fg-locked", clean("1.0.0"), farm("1.1.0"))
         registry.add("fg-shady", clean("1.0.0"), clean("1.1.0"))
@@ -123,18 +124,18 @@ def test_cold_install_then_lockfile_install_with_a_fresh_cache(
 
 
 @pytest.mark.parametrize(
-    "dependencies",
-    [{"fg-farm": "^1.0.0"}, {"fg-parent": "^1.0.0"}],  # fg-parent depends on fg-farm
-    ids=["direct", "transitive"],
+    ("dependency", "blocked"),
+    [("fg-farm", "fg-farm"), ("fg-parent", "fg-farm"), ("@fg-scope/farm", "@fg-scope/farm")],
+    ids=["direct", "transitive", "scoped"],  # fg-parent depends on fg-farm
 )
 def test_a_blocked_package_fails_with_the_reason(
-    client: Client, gate: Floodgate, tmp_path: Path, dependencies: dict[str, str]
+    client: Client, gate: Floodgate, tmp_path: Path, dependency: str, blocked: str
 ) -> None:
-    box = project(client, gate, tmp_path, dependencies)
+    box = project(client, gate, tmp_path, {dependency: "^1.0.0"})
     run = box.install(check=False)
     assert run.returncode != 0, run.output
-    assert_reason(run.output, "fg-farm", "1.0.0")
-    assert box.installed("fg-farm") is None
+    assert_reason(run.output, blocked, "1.0.0")
+    assert box.installed(blocked) is None
 
 
 def test_a_lockfile_pinning_a_blocked_version_fails_with_the_reason(
@@ -160,12 +161,15 @@ def test_a_lockfile_pinning_a_blocked_version_fails_with_the_reason(
     assert box.installed("fg-locked") is None
 
 
-def test_a_hidden_version_makes_a_range_fall_back_to_the_clean_one(
-    client: Client, gate: Floodgate, tmp_path: Path
+@pytest.mark.parametrize("package", ["fg-shady", "fg-locked"], ids=["hidden", "blocked"])
+def test_a_range_falls_back_to_the_clean_version(
+    client: Client, gate: Floodgate, tmp_path: Path, package: str
 ) -> None:
-    box = project(client, gate, tmp_path, {"fg-shady": "^1.0.0"})
+    # fg-shady 1.1.0 is hidden (gone from the packument); fg-locked 1.1.0 is blocked (kept,
+    # so that an exact pin hears why, but no tag points at it).
+    box = project(client, gate, tmp_path, {package: "^1.0.0"})
     box.install()
-    assert box.installed("fg-shady") == "1.0.0"
+    assert box.installed(package) == "1.0.0"
 
 
 def test_a_warning_installs_and_is_shown(client: Client, gate: Floodgate, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import publish_basics
-from tests.e2e.npm import floodgate, serve
+from tests.e2e.npm import serve
 from tests.fakes.packages import clean
 from tests.fakes.registry import running_registry
 
@@ -39,14 +39,19 @@ def test_a_signal_finishes_the_request_in_flight_and_exits_0(
         registry.add("fg-slow", clean("1.0.0"))
         registry.faults["fg-slow"] = "slow"
         registry.slow_seconds = 1.0  # the upstream's delay: the request is in flight meanwhile
-        with floodgate(registry.url, tmp_path, "--render-workers", "1") as gate:
+        args = [
+            "--upstream", registry.url, "--port", "0", "--cache-dir", str(tmp_path / "cache"),
+            "--render-workers", "1",
+        ]  # fmt: skip
+        with serve(args, tmp_path / "floodgate.log", own_group=True) as gate:
             answers: list[httpx.Response] = []
             request = threading.Thread(
                 target=lambda: answers.append(httpx.get(gate.url + "/fg-slow", timeout=30))
             )
             request.start()
             wait_for(lambda: registry.requests_for("/fg-slow"))  # reached the upstream
-            gate.process.send_signal(sig)
+            # As from a terminal (Ctrl-C) or a process manager: to the whole process group.
+            os.killpg(gate.process.pid, sig)
             assert gate.process.wait(30) == 0
             request.join(30)
         log = gate.log()
