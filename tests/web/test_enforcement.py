@@ -100,6 +100,9 @@ def test_blocked_version_is_restricted_and_tags_repointed(
     )
     assert proxy.client.get("/fg-mixed/-/fg-mixed-1.0.0.tgz").status_code == 200
     assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 302
+    # The dist-tags endpoint agrees with the packument's tags.
+    assert proxy.client.get("/-/package/fg-mixed/dist-tags").json() == {"latest": "1.0.0"}
+    assert proxy.client.get("/-/package/fg-farm/dist-tags").json() == {"latest": "1.0.0"}
     assert proxy.client.get(doc["versions"]["1.1.0"]["dist"]["tarball"]).status_code == 451
 
 
