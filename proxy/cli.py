@@ -193,9 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream (or a running Floodgate: --upstream URL), assess it and decide with the policy. "
         "Exit status: 0 nothing blocked, 1 something blocked, 2 could not audit.",
     )
-    audit.add_argument("path", nargs="?", default=".", type=Path, metavar="PATH")
     audit.add_argument(
-        "--format", choices=["table", "json", "sarif"], default="table", help="output format"
+        "path", nargs="?", default=".", type=Path, metavar="PATH",
+        help="project folder or lockfile (default: the current folder)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--format",
+        choices=["table", "json", "sarif"],
+        default="table",
+        help="output format (default: table)",
     )
     audit.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
     audit.add_argument("--sbom", type=Path, metavar="FILE", help="write a CycloneDX 1.5 SBOM")
@@ -207,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--metadata-only", action="store_true", help="do not download and scan tarballs"
     )
-    audit.add_argument("--concurrency", type=int, default=16, help="packages audited at once")
+    audit.add_argument(
+        "--concurrency", type=int, default=16, help="packages audited at once (default: 16)"
+    )
     audit.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(audit, (*COMMON_SETTINGS, "policy"))
     audit.set_defaults(handler=cmd_audit, settings_names=(*COMMON_SETTINGS, "policy"))
@@ -237,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="enforced or intended action (repeatable)",
     )
     decisions.add_argument("--since", metavar="AGE|TIME", help="e.g. 1h, 7d, or an ISO time")
-    decisions.add_argument("--limit", type=int, default=100, help="at most this many (0: all)")
+    decisions.add_argument(
+        "--limit", type=int, default=100, help="at most this many, 0 for all (default: 100)"
+    )
     decisions.add_argument("--json", action="store_true", help="print JSON lines")
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(decisions, ("cache_dir", "log_level"))

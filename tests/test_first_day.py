@@ -53,6 +53,15 @@ def test_serve_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> N
         assert shown in text
 
 
+def test_other_commands_show_their_defaults_too(capsys: pytest.CaptureFixture[str]) -> None:
+    audit = help_text(capsys, "audit")
+    assert "--concurrency CONCURRENCY packages audited at once (default: 16)" in audit
+    assert "output format (default: table)" in audit
+    assert "--policy POLICY policy file, or a shipped policy: default, strict, audit " in audit
+    decisions = help_text(capsys, "decisions")
+    assert "at most this many, 0 for all (default: 100)" in decisions
+
+
 def test_one_flag_per_idea_old_spellings_still_work(capsys: pytest.CaptureFixture[str]) -> None:
     scan = help_text(capsys, "scan")
     assert "--osv-feed" in scan
