@@ -27,7 +27,9 @@ ENV FLOODGATE_HOST=0.0.0.0 \
 VOLUME ["/var/cache/floodgate"]
 EXPOSE 4873
 USER ${UID}
-HEALTHCHECK --interval=30s --timeout=5s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4873/-/ping', timeout=4)"
+# Healthy means ready to install through: /-/ready answers 503 while the upstream cannot be reached
+# (cached packages are still served meanwhile). /-/ping is the cheap liveness check.
+HEALTHCHECK --interval=30s --timeout=6s --start-period=10s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4873/-/ready', timeout=5)"
 ENTRYPOINT ["floodgate"]
 CMD ["serve"]

@@ -18,6 +18,7 @@ from proxy.cache.store import PackumentStore, TarballStore
 from proxy.decisions import DecisionLog
 from proxy.errors import (
     BadRequest,
+    CacheUnavailable,
     FloodgateError,
     ForbiddenOrigin,
     InvalidPackageName,
@@ -44,7 +45,9 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 
 # The one mapping from domain errors to HTTP. Upstream failures are 502/504 (npm retries those);
-# refusals Floodgate makes on purpose are 4xx so that npm prints them and does not retry.
+# refusals Floodgate makes on purpose are 4xx so that clients print them and do not retry. A
+# policy block is 451, not 403: pnpm answers 401/403 with "try pnpm login", and yarn 1 prints the
+# standard phrase of the code ("Unavailable For Legal Reasons") when it prints nothing else.
 STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (InvalidPackageName, 400),
     (NotFound, 404),
@@ -52,9 +55,10 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (RequestTooLarge, 413),
     (BadRequest, 400),
     (ForbiddenOrigin, 403),
-    (PolicyBlocked, 403),
+    (PolicyBlocked, 451),
     (UpstreamUnavailable, 502),
     (UpstreamBadResponse, 502),
+    (CacheUnavailable, 503),
 )
 
 
@@ -63,7 +67,7 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
     status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
     if status >= 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-    elif status == 403:
+    elif status in (403, 451):
         log.warning("%s %s refused: %s", request.method, request.url.path, exc)
     headers = {"allow": "GET, HEAD"} if status == 405 else None
     if isinstance(exc, PolicyBlocked):
@@ -73,6 +77,12 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, OSError):
+        # Local I/O reaching the edge is the cache folder failing (network errors are
+        # UpstreamErrors by now): the request is fine and may work later, so 503 with why.
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = f"Floodgate cannot write its cache{where}: {exc.strerror or exc}; try again later"
+        return await floodgate_error(request, CacheUnavailable(reason))
     request_id = request.scope.get("state", {}).get("request_id", "?")
     log.exception(
         "unexpected error on %s %s (request id %s)", request.method, request.url.path, request_id

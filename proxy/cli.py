@@ -10,17 +10,29 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy import __version__
 from proxy.errors import FloodgateError
 from proxy.log import setup_logging
 from proxy.progress import Progress
-from proxy.settings import FIELD_HELP, Settings, load_settings, resolve_upstream
+from proxy.settings import (
+    FIELD_HELP,
+    Settings,
+    ensure_cache_dir,
+    load_settings,
+    remember_upstream,
+    resolve_upstream,
+)
+
+if TYPE_CHECKING:
+    from proxy.decisions import DecisionRecord
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +87,7 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
                 dest=name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=FIELD_HELP[name],
+                help=setting_help(name),
             )
         else:
             group.add_argument(
@@ -83,13 +95,37 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
                 dest=name,
                 default=argparse.SUPPRESS,
                 metavar=_METAVARS.get(name, name.split("_")[-1].upper()),
-                help=FIELD_HELP[name],
+                help=setting_help(name),
             )
+
+
+def setting_help(name: str) -> str:
+    """A setting's help with its default, unless the text already says it (pure)."""
+    text = FIELD_HELP[name].replace("%", "%%")  # argparse formats help with %
+    if "default:" in text:
+        return text
+    value = getattr(Settings(), name)
+    if value is None or value == ():
+        shown = "none"
+    elif isinstance(value, bool):
+        shown = "on" if value else "off"
+    elif isinstance(value, float) and value.is_integer():
+        shown = str(int(value))
+    else:
+        shown = str(value)
+    return f"{text} (default: {shown})"
 
 
 def _settings_from(args: argparse.Namespace, names: Sequence[str]) -> Settings:
     given: dict[str, Any] = {n: getattr(args, n) for n in names if hasattr(args, n)}
     return load_settings(given, config_file=args.config)
+
+
+def ensure_settings(args: argparse.Namespace) -> Settings:
+    """The command's settings, with its cache folder created and proven writable."""
+    settings = _settings_from(args, args.settings_names)
+    ensure_cache_dir(settings.cache_dir)
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,10 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("targets", nargs="*", metavar="NAME[@VERSION|@RANGE]")
     scan.add_argument("--tarball", action="append", type=Path, default=[], metavar="FILE.tgz")
     scan.add_argument("--json", action="store_true", help="print one JSON object")
-    scan.add_argument(
-        "--osv", dest="osv_feed", default=argparse.SUPPRESS, metavar="PATH|URL",
-        help="same as --osv-feed",
-    )  # fmt: skip
+    # Deprecated spelling of --osv-feed, still accepted; not listed.
+    scan.add_argument("--osv", dest="osv_feed", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     scan.add_argument("--metadata-only", action="store_true", help="do not download tarballs")
     scan.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(scan, COMMON_SETTINGS)
@@ -150,38 +184,53 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream, assess it and walk the policy's rules. Exit status 0 when it would be "
         "served, 1 when hidden or blocked, 2 on errors.",
     )
-    explain.add_argument("spec", metavar="NAME@VERSION")
-    explain.add_argument("--json", action="store_true", help="print one JSON object")
-    explain.add_argument(
-        "--metadata-only", action="store_true", help="do not download and scan the tarball"
-    )
-    explain.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(explain, (*COMMON_SETTINGS, "policy"))
-    explain.set_defaults(handler=cmd_policy_explain, settings_names=(*COMMON_SETTINGS, "policy"))
+    _add_explain_arguments(explain, "NAME@VERSION", cmd_policy_explain)
 
     audit = commands.add_parser(
         "audit",
         help="check a project's lockfile against the detector and the policy",
         description="Read the lockfile in PATH (package-lock.json v1-v3, npm-shrinkwrap.json, "
         "pnpm-lock.yaml v6/v9, yarn.lock classic or berry), fetch every package through the "
-        "upstream (or a running Floodgate: --registry), assess it and decide with the policy. "
+        "upstream (or a running Floodgate: --upstream URL), assess it and decide with the policy. "
         "Exit status: 0 nothing blocked, 1 something blocked, 2 could not audit.",
     )
-    audit.add_argument("path", nargs="?", default=".", type=Path, metavar="PATH")
     audit.add_argument(
-        "--format", choices=["table", "json", "sarif"], default="table", help="output format"
+        "path", nargs="?", default=".", type=Path, metavar="PATH",
+        help="project folder or lockfile (default: the current folder)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--format",
+        choices=["table", "json", "sarif"],
+        default="table",
+        help="output format (default: table)",
     )
     audit.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
     audit.add_argument("--sbom", type=Path, metavar="FILE", help="write a CycloneDX 1.5 SBOM")
     audit.add_argument("--all", action="store_true", help="list clean packages too (table)")
-    audit.add_argument("--registry", metavar="URL", help="audit through a running Floodgate")
+    # Deprecated spelling of --upstream (e.g. a running Floodgate), still accepted; not listed.
+    audit.add_argument(
+        "--registry", dest="upstream", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     audit.add_argument(
         "--metadata-only", action="store_true", help="do not download and scan tarballs"
     )
-    audit.add_argument("--concurrency", type=int, default=16, help="packages audited at once")
+    audit.add_argument(
+        "--concurrency", type=int, default=16, help="packages audited at once (default: 16)"
+    )
     audit.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(audit, (*COMMON_SETTINGS, "policy"))
     audit.set_defaults(handler=cmd_audit, settings_names=(*COMMON_SETTINGS, "policy"))
+
+    why = commands.add_parser(
+        "why",
+        help="why Floodgate blocked, hid or warned about a package",
+        description="Why NAME[@VERSION] was blocked, hidden or warned about: Floodgate's latest "
+        "decisions on it from the decision log (run it where `floodgate serve` runs, or give "
+        "its --cache-dir), with the rule and every reason; when the log has none, the "
+        "policy's answer now, as `floodgate policy explain`. Exit status: 0 served, 1 hidden "
+        "or blocked, 2 errors.",
+    )
+    _add_explain_arguments(why, "NAME[@VERSION]", cmd_why)  # it falls back to explain
 
     decisions = commands.add_parser(
         "decisions",
@@ -197,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="enforced or intended action (repeatable)",
     )
     decisions.add_argument("--since", metavar="AGE|TIME", help="e.g. 1h, 7d, or an ISO time")
-    decisions.add_argument("--limit", type=int, default=100, help="at most this many (0: all)")
+    decisions.add_argument(
+        "--limit", type=int, default=100, help="at most this many, 0 for all (default: 100)"
+    )
     decisions.add_argument("--json", action="store_true", help="print JSON lines")
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(decisions, ("cache_dir", "log_level"))
@@ -205,13 +256,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_explain_arguments(
+    parser: argparse.ArgumentParser, metavar: str, handler: Callable[[argparse.Namespace], int]
+) -> None:
+    """The arguments `policy explain` takes (and `why`, which falls back to it)."""
+    parser.add_argument("spec", metavar=metavar)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--metadata-only", action="store_true", help="do not download and scan the tarball"
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(parser, (*COMMON_SETTINGS, "policy"))
+    parser.set_defaults(handler=handler, settings_names=(*COMMON_SETTINGS, "policy"))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import create_app
 
-    settings = resolve_upstream(_settings_from(args, args.settings_names))
+    settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
+    ensure_cache_dir(settings.cache_dir)
+    settings = resolve_upstream(settings)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -230,6 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
+    remember_upstream(settings.cache_dir, settings.upstream_url)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -237,13 +305,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="auto",
         http="auto",
         lifespan="on",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
     server = uvicorn.Server(config)
     display_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)
-    server.run(sockets=[sock])
+    # uvicorn stops on SIGINT and SIGTERM (finishing requests in flight, at most GRACE_SECONDS)
+    # and then raises the signal again: that is a normal stop here, exit 0, no traceback.
+    previous = signal.signal(signal.SIGTERM, _stopped_by_signal)
+    try:
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    log.info("Floodgate stopped")
     return EXIT_OK
+
+
+GRACE_SECONDS = 5  # requests in flight when asked to stop get this long to finish
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived (re-raised by uvicorn after its graceful shutdown)."""
+
+
+def _stopped_by_signal(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -257,6 +345,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise FloodgateError("nothing to scan: give NAME[@VERSION|@RANGE] or --tarball FILE")
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
+    ensure_cache_dir(settings.cache_dir)
     inspector = open_detector(settings)
     detector, store = inspector.detector, inspector.verdicts
     targets = [scan.Target.parse(t) for t in args.targets]
@@ -297,7 +386,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from proxy.errors import PolicyError
     from proxy.policy.holder import resolve_policy_path
-    from proxy.policy.loader import load_policy
+    from proxy.policy.loader import load_policy, policy_warnings
 
     status = EXIT_OK
     for name in args.files:
@@ -311,6 +400,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
             f"{policy.source}: ok ({policy.name}, {len(policy.rules)} rules, "
             f"{len(policy.waivers)} waivers, mode {policy.mode}, digest {policy.digest})"
         )
+        for warning in policy_warnings(policy, date.today()):
+            print(f"warning: {policy.source}: {warning}", file=sys.stderr)
     return status
 
 
@@ -325,7 +416,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     from proxy.policy.model import Action
     from proxy.upstream.client import UpstreamClient
 
-    settings = resolve_upstream(_settings_from(args, args.settings_names))
+    settings = resolve_upstream(ensure_settings(args))
     setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     policy = load_policy(resolve_policy_path(settings.policy))
 
@@ -348,8 +439,6 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import anyio
     import orjson
 
@@ -363,10 +452,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from proxy.policy.loader import load_policy
     from proxy.upstream.client import UpstreamClient
 
-    settings = _settings_from(args, args.settings_names)
-    if args.registry:
-        settings = dataclasses.replace(settings, upstream=args.registry)
-    settings = resolve_upstream(settings)
+    settings = resolve_upstream(ensure_settings(args))
     setup_logging("warning" if settings.log_level == "info" else settings.log_level)
     lockfile = read_lockfile(find_lockfile(args.path))
     policy = load_policy(resolve_policy_path(settings.policy))
@@ -418,6 +504,65 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_FLAGGED if any(r.blocked for r in results) else EXIT_OK
 
 
+WHY_VERSIONS = 5  # versions shown by `floodgate why NAME`
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    import orjson
+
+    from proxy.decisions import query
+    from proxy.policy.loader import split_spec
+
+    settings = _settings_from(args, args.settings_names)
+    name, version = split_spec(args.spec)
+    rows = query(settings.cache_dir / "decisions.sqlite3", package=name, limit=1000)
+    latest = latest_refusals(rows, version)
+    if not latest:
+        print(
+            f"no decision on {args.spec} in the log under {settings.cache_dir}; "
+            "asking the policy now",
+            file=sys.stderr,
+        )
+        return cmd_policy_explain(args)
+    if args.json:
+        print(orjson.dumps({"decisions": [r.to_json() for r in latest]}).decode())
+    else:
+        print("\n".join(explain_decision(r) for r in latest))
+    return EXIT_FLAGGED if latest[0].action in ("hide", "block") else EXIT_OK
+
+
+def latest_refusals(rows: Iterable[DecisionRecord], version: str | None) -> list[DecisionRecord]:
+    """The newest decision that did (or would have done) something, per version, newest
+    first, for `version` only when given (pure; `rows` are newest first)."""
+    seen: dict[str, DecisionRecord] = {}
+    for r in rows:
+        if version is not None and r.version != version:
+            continue
+        if r.action == "allow" and r.intended == "allow":
+            continue
+        seen.setdefault(r.version, r)
+    return list(seen.values())[:WHY_VERSIONS]
+
+
+def explain_decision(r: DecisionRecord) -> str:
+    """One decision as a paragraph: what, by which rule and policy, when, and every reason."""
+    import time
+
+    action = {"block": "blocked", "hide": "hidden", "warn": "warned about"}.get(r.action, r.action)
+    if r.action != r.intended:
+        action = f"{action} (the rule says {r.intended})"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time))
+    score = r.score if r.score is not None else "-"
+    lines = [
+        f"{r.package}@{r.version}: {action} by rule {r.rule or '-'!r} of policy {r.policy!r}",
+        f"  last decided {when} ({r.via}, client {r.client}); verdict {r.label or '-'}/{score}",
+    ]
+    if r.waiver:
+        lines.append(f"  waiver: {r.waiver}")
+    lines += [f"  - {reason}" for reason in r.reasons]
+    return "\n".join(lines)
+
+
 def _since(text: str) -> float:
     import time
     from datetime import datetime
@@ -436,8 +581,6 @@ def _since(text: str) -> float:
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:
-    import time
-
     import orjson
 
     from proxy.decisions import query
@@ -456,19 +599,46 @@ def cmd_decisions(args: argparse.Namespace) -> int:
         since=since,
         limit=args.limit or None,
     )
-    for r in rows:
-        if args.json:
+    if args.json:
+        for r in rows:
             print(orjson.dumps(r.to_json()).decode())
-            continue
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time))
-        action = r.action if r.action == r.intended else f"{r.action}({r.intended})"
-        label = f"{r.label or '-'}/{r.score if r.score is not None else '-'}"
-        reason = r.reasons[0] if r.reasons else ""
-        print(
-            f"{when}  {action:<15} {r.package}@{r.version:<12} rule={r.rule or '-'} "
-            f"{label} via={r.via} client={r.client} {reason[:120]}"
-        )
+        return EXIT_OK
+    for line in decision_table(list(rows)):
+        print(line)
     return EXIT_OK
+
+
+DECISION_COLUMNS = ("TIME", "ACTION", "PACKAGE", "RULE", "LABEL", "VIA", "CLIENT", "REASON")
+MAX_REASON = 120  # characters of the first reason in the table
+
+
+def decision_table(rows: Sequence[DecisionRecord]) -> list[str]:
+    """The decisions as aligned columns under a header; the reason comes last (pure)."""
+    import time
+
+    table = [DECISION_COLUMNS]
+    for r in rows:
+        action = r.action if r.action == r.intended else f"{r.action}({r.intended})"
+        score = r.score if r.score is not None else "-"
+        table.append(
+            (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.time)),
+                action,
+                f"{r.package}@{r.version}",
+                r.rule or "-",
+                f"{r.label or '-'}/{score}",
+                r.via,
+                r.client,
+                (r.reasons[0] if r.reasons else "")[:MAX_REASON],
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(DECISION_COLUMNS) - 1)]
+    return [
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]
+        ).rstrip()
+        for row in table
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,10 +7,12 @@
      ├── UpstreamError             the upstream failed us
      │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
      │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
+     │    │    └── UpstreamRefused refused by a registry's policy (451, as another Floodgate)
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
      ├── TarballRejected           a tarball the safe reader refuses to look into
      ├── PolicyError               a malformed policy file
-     ├── PolicyBlocked             the policy refuses a package or version (403)
+     ├── PolicyBlocked             the policy refuses a package or version (451)
+     ├── CacheUnavailable          the cache folder cannot be written (full, read-only, gone: 503)
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      ├── RequestTooLarge           a client request body over the limit
@@ -51,6 +53,10 @@ class UpstreamBadResponse(UpstreamError):
     """Raised when the upstream answered something unusable: bad JSON, too big, bad integrity."""
 
 
+class UpstreamRefused(UpstreamBadResponse):
+    """Raised when the upstream refuses a package by its policy (451), with its reason."""
+
+
 class ForbiddenOrigin(UpstreamError):
     """Raised when a URL points outside the configured upstream origin and the allow-list."""
 
@@ -81,3 +87,8 @@ class LockfileError(FloodgateError):
 
 class BadRequest(FloodgateError):
     """Raised when a client's request body is not what the endpoint takes."""
+
+
+class CacheUnavailable(FloodgateError):
+    """Raised when the cache folder cannot be written while serving (disk full, read-only,
+    removed); the request gets a 503 with the reason instead of an internal error."""

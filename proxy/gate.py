@@ -3,12 +3,13 @@ enforcement is off. The service calls the same methods on either; only the gate 
 the detector, the verdict store, the policy and the decision log.
 
 Packuments. `plan` assesses every version (the stored tarball verdict when there is one, else
-the metadata verdict) and turns the policy's decisions into `Edits`: blocked versions removed
-and listed under `policyRestrictions`, hidden ones removed, warned ones deprecated with the
-reason. Work is incremental: metadata verdicts are kept per (version, integrity), so a
-refreshed packument assesses only its new versions; tarball verdicts come in one query per
-package; a plan is memoised until the document, a verdict's label, the policy or the OSV index
-changes (the `salt` and a per-package generation).
+the metadata verdict) and turns the policy's decisions into `Edits`: blocked versions are
+listed under `policyRestrictions` and pointed at a blocked tarball URL that spells the reason,
+hidden ones removed, warned ones deprecated with the reason. Work is incremental: metadata
+verdicts are kept per (version, integrity), so a refreshed packument assesses only its new
+versions; tarball verdicts come in one query per package; a plan is memoised until the
+document, a verdict's label, the policy or the OSV index changes (the `salt` and a per-package
+generation).
 
 Tarballs. `tarball` refuses before any download what is already known to be blocked; otherwise
 the bytes are fetched, scanned (at most `scan_timeout`; then the rule's `unscanned` mode
@@ -101,7 +102,6 @@ class Plan:
 
     edits: Edits = NO_EDITS
     acted: tuple[Acted, ...] = ()
-    blocked: Acted | None = None  # every version is blocked: refuse the whole package
     policy: str = ""
     digest: str = ""
 
@@ -109,11 +109,17 @@ class Plan:
 OPEN_PLAN = Plan()
 
 
+def why_hint(name: str, version: str = "") -> str:
+    """The one step that explains any decision, wherever a client shows only part of it."""
+    return f"floodgate why {name}@{version}" if version else f"floodgate why {name}"
+
+
 def blocked_message(name: str, version: str, decision: Decision, policy: str) -> str:
-    """The `error` npm prints for a blocked package or tarball."""
+    """The `error` clients print for a blocked package or tarball (and its URL slug)."""
     what = f"{name}@{version}" if version else name
     return (
-        f"Floodgate blocked {what} (policy {policy!r}, rule {decision.rule!r}): {decision.reason}"
+        f"Floodgate blocked {what} (policy {policy!r}, rule {decision.rule!r}): "
+        f"{decision.reason.rstrip('.')}. Details: {why_hint(name, version)}"
     )
 
 
@@ -130,8 +136,13 @@ def hidden_message(name: str, version: str, decision: Decision, policy: str) -> 
     )
 
 
-def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
-    """Turn per-version decisions into packument edits (pure)."""
+def plan_for(policy: Policy, decisions: list[Acted]) -> Plan:
+    """Turn per-version decisions into packument edits (pure).
+
+    Blocked versions stay in the packument (see `Edits`), so the whole package is never
+    refused at the packument: every client then reaches a blocked tarball URL and prints its
+    reason, directly or transitively.
+    """
     hidden = frozenset(a.version for a in decisions if a.decision.action is Action.HIDE)
     blocked = [a for a in decisions if a.decision.action is Action.BLOCK]
     deprecated = tuple(
@@ -139,18 +150,17 @@ def plan_for(policy: Policy, decisions: list[Acted], all_versions: int) -> Plan:
         for a in decisions
         if a.decision.action is Action.WARN
     )
+    reasons = tuple(
+        (a.version, blocked_message(a.verdict.name, a.version, a.decision, policy.name))
+        for a in blocked
+    )
     message = ""
     if blocked:
-        lines = [f"{a.version}: rule {a.decision.rule!r}: {a.decision.reason}" for a in blocked]
-        more = len(lines) - MAX_RESTRICTION_LINES
-        message = f"Floodgate policy {policy.name!r} blocks these versions:\n" + "\n".join(
-            lines[:MAX_RESTRICTION_LINES]
-        )
-        if more > 0:
-            message += f"\n(and {more} more)"
-    edits = Edits(hidden, frozenset(a.version for a in blocked), message, deprecated)
-    whole = blocked[0] if blocked and len(blocked) == all_versions else None
-    return Plan(edits, tuple(decisions), whole, policy.name, policy.digest)
+        lines = [text for _, text in reasons[:MAX_RESTRICTION_LINES]]
+        more = len(reasons) - MAX_RESTRICTION_LINES
+        message = "\n".join(lines) + (f"\n(and {more} more)" if more > 0 else "")
+    edits = Edits(hidden, frozenset(a.version for a in blocked), message, deprecated, reasons)
+    return Plan(edits, tuple(decisions), policy.name, policy.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +183,7 @@ class Gate(Protocol):
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan: ...
 
     def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
-        """Log a packument's decisions; raise PolicyBlocked when every version is blocked."""
+        """Log a packument's decisions (a packument is never refused whole: see `plan_for`)."""
 
     async def tarball(
         self,
@@ -415,14 +425,14 @@ class PolicyGate:
             d = decide(policy, Subject.of(facts, version, verdict, now))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
-        return plan_for(policy, acted, len(facts.versions))
+        return plan_for(policy, acted)
 
     def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
         """Log a packument's decisions: once per client, package and plan every
         `PACKUMENT_LOG_WINDOW` seconds (a package with hundreds of warned versions would
         otherwise write hundreds of rows per request). Raise PolicyBlocked when every version
         is blocked."""
-        self._listed[(caller.client, package.name)] = (time.monotonic(), plan.edits.removed)
+        self._listed[(caller.client, package.name)] = (time.monotonic(), plan.edits.hidden)
         if not plan.acted:
             return
         key = (caller.client, package.name, plan.edits.digest, plan.digest)
@@ -432,9 +442,6 @@ class PolicyGate:
             self._logged[key] = now
             for a in plan.acted:
                 self._record(package.name, a.version, a.decision, a.verdict, caller, "packument")
-        if plan.blocked is not None:
-            message = blocked_message(package.name, "", plan.blocked.decision, plan.policy)
-            raise PolicyBlocked(message)
 
     def _record(
         self,

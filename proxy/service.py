@@ -317,8 +317,8 @@ class Service:
     async def dist_tags(self, package: PackageName) -> Mapping[str, str]:
         entry, _ = await self.entry(package)
         edits = (await self.gate.plan(package, entry)).edits
-        kept = [v for v in entry.summary.versions if v not in edits.removed]
-        return pk.repair_dist_tags(entry.summary.dist_tags, kept)
+        kept = [v for v in entry.summary.versions if v not in edits.hidden]
+        return pk.served_dist_tags(entry.summary.dist_tags, kept, edits.restricted)
 
     # -- tarballs ----------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ receives a frozen `Settings`. The upstream registry is never written in code: it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
+import logging
 import math
 import os
 import shutil
@@ -25,6 +27,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from proxy.errors import SettingsError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "FLOODGATE_"
 NPM_CONFIG_TIMEOUT = 20.0  # seconds for `npm config get registry`
@@ -73,15 +77,13 @@ class Settings:
     def upstream_url(self) -> str:
         """The upstream base URL; raise SettingsError when none was resolved."""
         if not self.upstream:
-            raise SettingsError(
-                "no upstream registry: pass --upstream URL, set FLOODGATE_UPSTREAM, "
-                "or configure npm (npm config set registry URL)"
-            )
+            raise SettingsError(no_upstream_message(shutil.which("npm") is not None))
         return self.upstream
 
 
 FIELD_HELP: dict[str, str] = {
-    "upstream": "registry to proxy (default: the output of `npm config get registry`)",
+    "upstream": "registry to proxy (default: the registry npm is configured with; when that "
+    "is this Floodgate, the upstream it last served, remembered in the cache folder)",
     "host": "address to listen on",
     "port": "port to listen on (0 picks a free one)",
     "public_url": "base URL clients reach Floodgate at, for tarball links behind a reverse "
@@ -307,18 +309,69 @@ def _is_local(host: str) -> bool:
         return False
 
 
+REMEMBERED_UPSTREAM = "upstream"  # file in the cache folder: the upstream serve last used
+
+
+class _Loop(SettingsError):
+    """The upstream is this Floodgate itself."""
+
+
 def resolve_upstream(
     settings: Settings, discover: Callable[[], str | None] = npm_configured_registry
 ) -> Settings:
-    """Settings with the upstream filled in and checked.
+    """Settings with the upstream filled in and checked, from the first of:
 
-    Uses the configured upstream, else asks `discover` (npm's configuration). Raises SettingsError
-    when there is none or when it points back at this Floodgate (a request loop).
+    1. the configured upstream (flag, environment, config file);
+    2. the registry npm is configured with (`discover`), unless that is this Floodgate, as it
+       is once the quick start's `npm config set registry` has run;
+    3. the upstream remembered in the cache folder (`remember_upstream`: `floodgate serve`
+       writes it), so that a plain `floodgate serve` keeps working after that.
+
+    The choice and its source are logged. Raises SettingsError when there is none, or when the
+    configured one points back at this Floodgate (a request loop).
     """
-    upstream = settings.upstream or discover()
-    if not upstream:
-        settings.upstream_url  # noqa: B018 (raises the helpful "no upstream" error)
-    assert upstream is not None
+    if settings.upstream:
+        return _checked(settings, settings.upstream)
+    loop: _Loop | None = None
+    npm = discover()
+    if npm:
+        try:
+            chosen = _checked(settings, npm)
+        except _Loop as exc:
+            loop = exc
+        else:
+            log.info("upstream %s: the registry npm is configured with", chosen.upstream)
+            return chosen
+    saved = remembered_upstream(settings.cache_dir)
+    if saved:
+        try:
+            chosen = _checked(settings, saved)
+        except SettingsError as exc:
+            log.warning("ignoring the upstream remembered in %s: %s", settings.cache_dir, exc)
+        else:
+            why = f"npm's registry {npm} is this Floodgate" if npm else "npm names no registry"
+            log.info(
+                "upstream %s: remembered in %s (%s)",
+                chosen.upstream,
+                settings.cache_dir / REMEMBERED_UPSTREAM,
+                why,
+            )
+            return chosen
+    if loop is not None:
+        raise loop
+    raise SettingsError(no_upstream_message(shutil.which("npm") is not None))
+
+
+def no_upstream_message(npm_installed: bool) -> str:
+    """What to do when no upstream is known; npm is only suggested where it exists (pure)."""
+    fix = "pass --upstream URL or set FLOODGATE_UPSTREAM"
+    if npm_installed:
+        return f"no upstream registry: {fix}, or configure npm (npm config set registry URL)"
+    return f"no upstream registry: {fix} (npm is not installed here, so its registry is unknown)"
+
+
+def _checked(settings: Settings, upstream: str) -> Settings:
+    """`upstream` checked as an http(s) URL that is not this Floodgate itself."""
     _check_http_url("upstream", upstream)
     upstream = upstream.rstrip("/")
     parts = urlsplit(upstream)
@@ -326,7 +379,7 @@ def resolve_upstream(
     host = parts.hostname or ""
     same_host = host == settings.host or (_is_local(host) and _is_local(settings.host))
     if settings.port and port == settings.port and same_host:
-        raise SettingsError(
+        raise _Loop(
             f"the upstream {upstream} is this Floodgate itself ({settings.host}:{settings.port}); "
             "pass --upstream with the real registry's URL"
         )
@@ -334,8 +387,48 @@ def resolve_upstream(
         pub = urlsplit(settings.public_url)
         pub_port = pub.port or (443 if pub.scheme == "https" else 80)
         if (pub.hostname, pub_port) == (parts.hostname, port):
-            raise SettingsError(
+            raise _Loop(
                 f"the upstream {upstream} is this Floodgate's public URL; "
                 "pass --upstream with the real registry's URL"
             )
     return dataclasses.replace(settings, upstream=upstream)
+
+
+def remembered_upstream(cache_dir: Path) -> str | None:
+    """The upstream `remember_upstream` stored in `cache_dir`, or None."""
+    try:
+        text = (cache_dir / REMEMBERED_UPSTREAM).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def remember_upstream(cache_dir: Path, upstream: str) -> None:
+    """Store the upstream in `cache_dir` (written whole, then renamed); a failure is logged."""
+    path = cache_dir / REMEMBERED_UPSTREAM
+    if remembered_upstream(cache_dir) == upstream:
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(upstream + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("could not remember the upstream in %s: %s", path, exc.strerror or exc)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def ensure_cache_dir(path: Path) -> Path:
+    """Create the cache folder and prove it writable; SettingsError (a clean exit 2) if not."""
+    probe = path / f".probe.{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SettingsError(
+            f"the cache folder {path} cannot be used: {reason} "
+            "(choose another with --cache-dir or FLOODGATE_CACHE_DIR)"
+        ) from exc
+    return path

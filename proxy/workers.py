@@ -14,6 +14,7 @@ import concurrent.futures
 import functools
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -44,7 +45,9 @@ class RenderPool:
         if self.processes > 0 and self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["proxy.npm.packument"])
-            self._pool = concurrent.futures.ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_ignore_sigint
+            )
             for _ in range(self.processes):
                 self._pool.submit(_warm)
 
@@ -71,3 +74,8 @@ class RenderPool:
             self.shutdown()
             self.start()
             return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the server, which shuts them down (no traceback from them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

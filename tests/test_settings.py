@@ -7,6 +7,7 @@ Every test passes `env=` explicitly, so nothing here depends on the real environ
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,16 @@ from typing import Any
 import pytest
 
 from proxy.errors import SettingsError
-from proxy.settings import Settings, load_settings, resolve_upstream
+from proxy.settings import (
+    REMEMBERED_UPSTREAM,
+    Settings,
+    ensure_cache_dir,
+    load_settings,
+    no_upstream_message,
+    remember_upstream,
+    remembered_upstream,
+    resolve_upstream,
+)
 
 
 def config(tmp_path: Path, text: str, name: str = "floodgate.yaml") -> Path:
@@ -324,14 +334,100 @@ def test_resolve_upstream(
 
 
 @pytest.mark.parametrize("discovered", [None, ""])
-def test_no_upstream_anywhere_is_a_clear_error(discovered: str | None) -> None:
+def test_no_upstream_anywhere_is_a_clear_error(discovered: str | None, tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
-        resolve_upstream(Settings(), discover=found(discovered))
+        resolve_upstream(Settings(cache_dir=tmp_path), discover=found(discovered))
     message = str(info.value)
     assert "--upstream" in message
     assert "FLOODGATE_UPSTREAM" in message
     with pytest.raises(SettingsError, match="--upstream"):
         _ = Settings().upstream_url
+
+
+def test_without_npm_the_error_does_not_suggest_configuring_npm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    with pytest.raises(SettingsError) as info:
+        resolve_upstream(Settings(cache_dir=tmp_path))  # the real discovery: npm is absent
+    message = str(info.value)
+    assert "--upstream" in message
+    assert "npm is not installed here" in message
+    assert "npm config set" not in message
+
+
+def test_no_upstream_message_names_npm_only_where_it_exists() -> None:
+    assert "npm config set registry" in no_upstream_message(npm_installed=True)
+    assert "npm config set registry" not in no_upstream_message(npm_installed=False)
+
+
+# The quick start: serve once (npm still names the real registry), point npm at Floodgate,
+# serve again with no flags.
+SELF = "http://127.0.0.1:4873/"
+REAL = "https://registry-host.invalid"
+
+
+@pytest.mark.parametrize(
+    ("configured", "npm", "saved", "resolved", "source"),
+    [
+        (REAL, never, None, REAL, None),  # configured: npm is not even asked
+        (None, found(REAL), None, REAL, "the registry npm is configured with"),
+        (None, found(REAL + "/"), "https://other.invalid", REAL, "npm is configured with"),
+        (None, found(SELF), REAL, REAL, "npm's registry http://127.0.0.1:4873/ is this Floodgate"),
+        (None, found(None), REAL, REAL, "npm names no registry"),
+        (None, found(SELF), None, "loop", None),
+        (None, found(SELF), SELF, "loop", "ignoring the upstream remembered"),
+        (None, found(None), "not a url", "none", "ignoring the upstream remembered"),
+    ],
+)  # fmt: skip
+def test_the_upstream_is_remembered_for_the_next_start(
+    configured: str | None,
+    npm: Callable[[], str | None],
+    saved: str | None,
+    resolved: str,
+    source: str | None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if saved is not None:
+        (tmp_path / REMEMBERED_UPSTREAM).write_text(saved + "\n")
+    settings = Settings(upstream=configured, cache_dir=tmp_path)
+    caplog.set_level(logging.INFO, logger="proxy.settings")
+    if resolved in ("loop", "none"):
+        with pytest.raises(SettingsError) as info:
+            resolve_upstream(settings, discover=npm)
+        expected = "is this Floodgate itself" if resolved == "loop" else "no upstream registry"
+        assert expected in str(info.value)
+    else:
+        assert resolve_upstream(settings, discover=npm).upstream == resolved
+    if source is not None:
+        assert source in caplog.text
+
+
+def test_remember_upstream_writes_once_and_reads_back(tmp_path: Path) -> None:
+    assert remembered_upstream(tmp_path) is None
+    remember_upstream(tmp_path, REAL)
+    assert remembered_upstream(tmp_path) == REAL
+    assert (tmp_path / REMEMBERED_UPSTREAM).read_text() == REAL + "\n"
+    assert [p.name for p in tmp_path.iterdir()] == [REMEMBERED_UPSTREAM]  # no temporary left
+
+
+def test_remember_upstream_in_an_unusable_folder_logs_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    remember_upstream(blocker / "cache", REAL)  # a folder under a file cannot exist
+    assert "could not remember the upstream" in caplog.text
+
+
+def test_an_unusable_cache_folder_is_a_settings_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match=r"the cache folder .*file/cache cannot be used: "):
+        ensure_cache_dir(blocker / "cache")
+    assert ensure_cache_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert list((tmp_path / "a" / "b").iterdir()) == []  # the probe is gone
 
 
 def test_discovered_upstream_is_checked() -> None:

@@ -21,7 +21,7 @@ from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.detect.scan import fetch_packument, fetch_tarball
 from proxy.detect.store import VerdictStore
-from proxy.errors import FloodgateError, UpstreamUnavailable
+from proxy.errors import FloodgateError, UpstreamRefused, UpstreamUnavailable
 from proxy.npm.names import PackageName
 from proxy.policy.engine import Subject, decide
 from proxy.policy.model import Action, Decision, Policy, ScanState
@@ -137,17 +137,18 @@ class Auditor:
 
     async def _decide(self, locked: LockedPackage, package: _Package) -> Audited:
         facts = package.facts
+        if locked.version in package.restricted:
+            # Auditing through a Floodgate: its policy blocks this version (it lists it under
+            # policyRestrictions, and keeps it in `versions` with a blocked tarball URL).
+            d = Decision(
+                Action.BLOCK,
+                "registry",
+                package.restriction_message or "the registry's policy blocks this version",
+                Action.BLOCK,
+            )
+            return Audited(locked, decision=d)
         vf = facts.versions.get(locked.version)
         if vf is None:
-            if locked.version in package.restricted:
-                # Auditing through a Floodgate: its policy already withholds this version.
-                d = Decision(
-                    Action.BLOCK,
-                    "registry",
-                    package.restriction_message or "the registry's policy blocks this version",
-                    Action.BLOCK,
-                )
-                return Audited(locked, decision=d)
             return Audited(locked, error=f"{locked.spec} is not in the registry")
         integrity = vf.integrity
         verdict = await anyio.to_thread.run_sync(
@@ -156,7 +157,12 @@ class Auditor:
         if verdict is not None:
             verdict = self.detector.current(verdict, facts)
         elif self.scan_tarballs:
-            tarball = await fetch_tarball(self.upstream, facts, locked.version)
+            try:
+                tarball = await fetch_tarball(self.upstream, facts, locked.version)
+            except UpstreamRefused as exc:
+                # Auditing through a Floodgate that learnt of the block from the tarball.
+                d = Decision(Action.BLOCK, "registry", str(exc), Action.BLOCK)
+                return Audited(locked, decision=d)
             verdict = await anyio.to_thread.run_sync(self._assess_and_store, facts, locked, tarball)
         else:
             verdict = await anyio.to_thread.run_sync(self._assess, facts, locked)

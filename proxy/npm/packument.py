@@ -140,16 +140,25 @@ class Summary:
 class Edits:
     """What a policy changes in a packument.
 
-    `hidden` versions disappear; `restricted` versions disappear too and are listed under
-    `policyRestrictions` with `message`, so npm fails with its native E403 "due to policy
-    violations" instead of a misleading ETARGET; `deprecated` maps a version to a message that
-    clients print as a deprecation warning.
+    `hidden` versions disappear. `restricted` (blocked) versions stay, so that every client
+    that picks one hears why instead of silently installing an older version: they are listed
+    under `policyRestrictions` with `message` (npm fails with its native E403 "due to policy
+    violations"), deprecated with their reason (pnpm, yarn 1 and bun print that), and their
+    `dist.tarball` points at a blocked URL whose path spells the reason (the one text yarn 4,
+    bun and pnpm print of a failed download; `blocked_tarball_url`). `blocked` maps a
+    restricted version to its one-line reason. Tags move off restricted versions when a clean
+    one is left. `deprecated` maps a version to a warning clients print at install.
     """
 
     hidden: frozenset[str] = frozenset()
     restricted: frozenset[str] = frozenset()
     message: str = ""
     deprecated: tuple[tuple[str, str], ...] = ()
+    blocked: tuple[tuple[str, str], ...] = ()
+
+    def block_reason(self, version: str) -> str:
+        """The one-line reason a restricted version is blocked (the shared message if none)."""
+        return next((m for v, m in self.blocked if v == version), self.message)
 
     @property
     def removed(self) -> frozenset[str]:
@@ -164,7 +173,13 @@ class Edits:
         if not self:
             return "-"
         blob = orjson.dumps(
-            [sorted(self.hidden), sorted(self.restricted), self.message, sorted(self.deprecated)]
+            [
+                sorted(self.hidden),
+                sorted(self.restricted),
+                self.message,
+                sorted(self.deprecated),
+                sorted(self.blocked),
+            ]
         )
         return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
@@ -319,25 +334,70 @@ def repair_dist_tags(tags: Mapping[str, str], kept: Collection[str]) -> dict[str
     return out
 
 
+def served_dist_tags(
+    tags: Mapping[str, str], kept: Collection[str], restricted: Collection[str]
+) -> dict[str, str]:
+    """Tags over the kept versions, moved off restricted ones while a clean version is left;
+    a tag with no clean place to go stays on its restricted target (so that a client that
+    follows it reaches the blocked tarball and its reason, not a "no such tag" error)."""
+    blocked = set(restricted)
+    out = repair_dist_tags(tags, [v for v in kept if v not in blocked])
+    kept_set = set(kept)
+    for tag, target in tags.items():
+        if tag not in out and target in kept_set:
+            out[tag] = target
+    return out
+
+
 def apply_edits(doc: Doc, edits: Edits) -> Doc:
-    """Remove hidden and restricted versions, mark deprecations, add `policyRestrictions`."""
+    """Remove hidden versions, deprecate warned and blocked ones, add `policyRestrictions`."""
     if not edits:
         return doc
     versions = _versions(doc)
-    removed = edits.removed
-    kept = {v: m for v, m in versions.items() if v not in removed}
+    hidden = edits.hidden
+    kept = {v: m for v, m in versions.items() if v not in hidden}
     for version, message in edits.deprecated:
         if version in kept:
             kept[version] = {**kept[version], "deprecated": message}
+    for version in edits.restricted & kept.keys():
+        kept[version] = {**kept[version], "deprecated": edits.block_reason(version)}
     out = {**doc, "versions": kept}
-    out["dist-tags"] = repair_dist_tags(doc.get("dist-tags") or {}, kept)
+    out["dist-tags"] = served_dist_tags(doc.get("dist-tags") or {}, kept, edits.restricted)
     time = doc.get("time")
     if isinstance(time, dict):
-        out["time"] = {k: t for k, t in time.items() if k not in removed}
-    restricted = {v: abbreviate_manifest(versions[v]) for v in edits.restricted if v in versions}
+        out["time"] = {k: t for k, t in time.items() if k not in hidden}
+    restricted = {v: abbreviate_manifest(kept[v]) for v in edits.restricted if v in kept}
     if restricted:
         out["policyRestrictions"] = {"message": edits.message, "versions": restricted}
     return out
+
+
+BLOCKED_PREFIX = "/-/blocked/"
+MAX_SLUG = 400  # characters of reason in a blocked URL; longer ones lose their middle
+
+
+def reason_slug(text: str) -> str:
+    """`text` as one URL path segment that reads as the sentence it came from: runs of
+    characters outside [A-Za-z0-9.@_~] become one "-" (so nothing needs escaping)."""
+    out: list[str] = []
+    for ch in text:
+        if ch.isascii() and (ch.isalnum() or ch in ".@_~"):
+            out.append(ch)
+        elif out and out[-1] != "-":
+            out.append("-")
+    slug = "".join(out).strip("-.") or "blocked"
+    if len(slug) > MAX_SLUG:
+        slug = slug[: MAX_SLUG - 80].rstrip("-") + "--" + slug[-78:].lstrip("-")
+    return slug
+
+
+def blocked_tarball_url(base_url: str, package: PackageName, filename: str, reason: str) -> str:
+    """Where a blocked version's tarball is served: `/-/blocked/<reason slug>/<name>/-/<file>`.
+
+    The slug is for people: clients print the URL of a failed download, so it carries the
+    reason to those that print nothing else. The server ignores it and decides afresh."""
+    tail = proxy_tarball_url("", package, filename)
+    return f"{base_url}{BLOCKED_PREFIX}{reason_slug(reason)}{tail}"
 
 
 def proxy_tarball_url(base_url: str, package: PackageName, filename: str) -> str:
@@ -345,21 +405,36 @@ def proxy_tarball_url(base_url: str, package: PackageName, filename: str) -> str
     return f"{base_url}/{package.path}/-/{quote(filename, safe='-._~!*()+')}"
 
 
-def rewrite_manifest(manifest: Doc, base_url: str, package: PackageName) -> Doc:
-    """One version manifest with `dist.tarball` pointing at the proxy; nothing else changes."""
+def rewrite_manifest(
+    manifest: Doc, base_url: str, package: PackageName, edits: Edits = NO_EDITS
+) -> Doc:
+    """One version manifest with `dist.tarball` pointing at the proxy (at its blocked URL for
+    a restricted version); nothing else changes."""
     dist = manifest.get("dist")
     if not isinstance(dist, dict):
         return manifest
     url = _str(dist.get("tarball"))
     version = str(manifest.get("version", ""))
     filename = tarball_filename(url, package, version)
-    return {**manifest, "dist": {**dist, "tarball": proxy_tarball_url(base_url, package, filename)}}
+    if version in edits.restricted:
+        served = blocked_tarball_url(base_url, package, filename, edits.block_reason(version))
+    else:
+        served = proxy_tarball_url(base_url, package, filename)
+    return {**manifest, "dist": {**dist, "tarball": served}}
 
 
-def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName) -> Doc:
+def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName, edits: Edits = NO_EDITS) -> Doc:
     """The packument with every `dist.tarball` pointing at the proxy (hashes untouched)."""
-    versions = {v: rewrite_manifest(m, base_url, package) for v, m in _versions(doc).items()}
-    return {**doc, "versions": versions}
+    versions = {v: rewrite_manifest(m, base_url, package, edits) for v, m in _versions(doc).items()}
+    out = {**doc, "versions": versions}
+    restrictions = doc.get("policyRestrictions")
+    if isinstance(restrictions, dict) and isinstance(restrictions.get("versions"), dict):
+        listed = {
+            v: rewrite_manifest(m, base_url, package, edits) if isinstance(m, dict) else m
+            for v, m in restrictions["versions"].items()
+        }
+        out["policyRestrictions"] = {**restrictions, "versions": listed}
+    return out
 
 
 def etag_for(body: bytes, variant: Variant, salt: str) -> str:
@@ -386,7 +461,7 @@ def render(
     """Upstream bytes (or the document they parse to, never modified) to served bytes: parse,
     apply edits, abbreviate if asked, rewrite tarballs."""
     parsed = parse(raw, package.name) if isinstance(raw, bytes) else raw
-    doc = rewrite_tarballs(apply_edits(parsed, edits), base_url, package)
+    doc = rewrite_tarballs(apply_edits(parsed, edits), base_url, package, edits)
     if variant is Variant.ABBREVIATED:
         doc = abbreviate(doc)
     return encode(doc, variant, salt)
@@ -402,7 +477,7 @@ def render_version(
     manifest = versions.get(version) or versions.get(tags.get(version, ""))
     if manifest is None:
         return None
-    return orjson.dumps(rewrite_manifest(manifest, base_url, package))
+    return orjson.dumps(rewrite_manifest(manifest, base_url, package, edits))
 
 
 def inspect(raw: bytes, package: PackageName) -> Summary:

@@ -319,6 +319,12 @@ def _policy(data: Any) -> Policy:
         if rule.id in seen:
             raise _Invalid(("rules", i, "id"), f"duplicate rule id {rule.id!r}")
         seen.add(rule.id)
+    for i, raw in enumerate(raw_rules):
+        if "match" not in raw:
+            # Without it the rule matches every package: one forgotten line blocks everything.
+            raise _Invalid(
+                ("rules", i), "a rule needs 'match' (write `match: {}` to match every package)"
+            )
     raw_waivers = top.get("waivers", [])
     if raw_waivers is None:
         raw_waivers = []
@@ -331,3 +337,13 @@ def _policy(data: Any) -> Policy:
         unscanned=_fail_mode(top.get("unscanned", "open"), ("unscanned",)),
         name=_str(top["name"], ("name",)) if "name" in top else "",
     )
+
+
+def policy_warnings(policy: Policy, today: date) -> list[str]:
+    """What is valid but probably not meant: waivers that no longer apply (pure)."""
+    return [
+        f"waiver for {w.name}{'@' + w.versions.raw if w.versions else ''} "
+        f"(owner {w.owner}) expired on {w.expires.isoformat()} and no longer applies"
+        for w in policy.waivers
+        if not w.active(today)
+    ]

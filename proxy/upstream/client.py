@@ -16,11 +16,13 @@ from typing import Final
 
 import anyio
 import httpx
+import orjson
 
 from proxy.errors import (
     NotFound,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamRefused,
     UpstreamUnavailable,
 )
 from proxy.files import Capped
@@ -187,7 +189,7 @@ class UpstreamClient:
                 try:
                     if response.status_code == 304:
                         return NotModified(response.headers.get("etag") or etag)
-                    _raise_for_status(response, what)
+                    await _raise_for_status(response, what)
                     body = await self._read_capped(response, self._max_packument, what)
                 finally:
                     await response.aclose()
@@ -204,7 +206,7 @@ class UpstreamClient:
         with _mapped_errors(what), anyio.fail_after(self._deadline):
             response = await self._send("GET", url, {})
             try:
-                _raise_for_status(response, what)
+                await _raise_for_status(response, what)
                 async for chunk in response.aiter_bytes():
                     total += len(chunk)
                     if total > self._max_tarball:
@@ -249,10 +251,22 @@ class UpstreamClient:
         return Forwarded(response.status_code, kept, data)
 
 
-def _raise_for_status(response: httpx.Response, what: str) -> None:
+MAX_REFUSAL_BYTES = 64 * 1024  # the JSON body of a registry's policy refusal
+
+
+async def _raise_for_status(response: httpx.Response, what: str) -> None:
     status = response.status_code
     if status == 200:
         return
+    if status == 451:  # a registry's policy refusal (another Floodgate's): keep its reason
+        capped = Capped(MAX_REFUSAL_BYTES, lambda n: UpstreamBadResponse(f"{what}: answered 451"))
+        async for chunk in response.aiter_bytes():
+            capped.add(chunk)
+        try:
+            error = orjson.loads(capped.body()).get("error")
+        except (orjson.JSONDecodeError, AttributeError):
+            error = None
+        raise UpstreamRefused(f"{what}: the registry refused it: {error or 'status 451'}")
     if status == 404:
         raise NotFound(f"{what}: not found upstream")
     if status >= 500 or status == 429:

@@ -157,13 +157,15 @@ def tarball_response(scope: Scope, client: ClientHeaders, served: ServedTarball)
     """Tarball bytes exactly as the upstream sent them: from memory, or streamed from disk."""
     note_cache(scope, served.cache)
     etag = f'"{served.key}"'
-    headers = [
-        (b"etag", etag.encode()),
-        *_TARBALL_FIXED,
-        (b"x-floodgate-cache", _CACHE_STATE[served.cache]),
-    ]
+    headers = [(b"etag", etag.encode()), (b"x-floodgate-cache", _CACHE_STATE[served.cache])]
     if served.notice:
+        # npm prints npm-notice only from a response its cache will not keep: a client that
+        # resolved a warned version before the warning was known (only the tarball showed it)
+        # still hears it at install.
         headers.append((b"npm-notice", notice_header(served.notice).encode()))
+        headers.append((b"cache-control", b"no-store"))
+    else:
+        headers.extend(_TARBALL_FIXED)
     if client.etag_matches(etag):
         return PreparedResponse(b"", 304, headers)
     tarball = served.tarball

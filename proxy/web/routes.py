@@ -12,22 +12,31 @@ import zlib
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from proxy.audit.advisories import merge
-from proxy.errors import BadRequest, FloodgateError, NotFound, ReadOnly, RequestTooLarge
+from proxy.errors import (
+    BadRequest,
+    FloodgateError,
+    NotFound,
+    PolicyBlocked,
+    ReadOnly,
+    RequestTooLarge,
+)
 from proxy.gate import Caller
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
-from proxy.npm.packument import negotiate
+from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
 from proxy.web.responses import (
     ClientHeaders,
     error_response,
     json_response,
+    notice_header,
     packument_response,
     tarball_response,
 )
@@ -112,13 +121,36 @@ class PackageEndpoint:
             served = await service.packument(parsed.package, variant, base, caller)
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
-            served_tarball = await service.tarball(parsed.package, parsed.arg, caller)
-            response = tarball_response(scope, client, served_tarball)
+            try:
+                served_tarball = await service.tarball(parsed.package, parsed.arg, caller)
+            except PolicyBlocked as exc:
+                # To the blocked URL, whose path spells the reason: bun and yarn 4 print the
+                # URL they were sent to (a lockfile install asks for the plain URL).
+                base = base_url(service, scope["scheme"], client.host)
+                url = blocked_tarball_url(base, parsed.package, parsed.arg, str(exc))
+                response = RedirectResponse(url, 302, {"npm-notice": notice_header(str(exc))})
+            else:
+                response = tarball_response(scope, client, served_tarball)
         else:
             base = base_url(service, scope["scheme"], client.host)
             body = await service.version(parsed.package, parsed.arg, base)
             response = Response(body, media_type="application/json")
         await response(scope, receive, send)
+
+
+async def blocked_tarball(request: Request) -> Response:
+    """`/-/blocked/{reason slug}/{name}/-/{file}.tgz`: a blocked version's tarball URL. The
+    slug is for people; the tarball is decided afresh (a policy edit may allow it by now), and
+    a refusal is the app's 451 with the reason."""
+    path = raw_path(request.scope).removeprefix(BLOCKED_PREFIX)
+    _slug, _, rest = path.partition("/")
+    parsed = parse_package_path("/" + rest)
+    if parsed.target is not Target.TARBALL:
+        raise NotFound("expected /-/blocked/{reason}/{name}/-/{file}.tgz")
+    client = ClientHeaders.of(request.scope)
+    service = service_of(request)
+    served = await service.tarball(parsed.package, parsed.arg, caller_of(request.scope, client))
+    return tarball_response(request.scope, client, served)
 
 
 async def read_only(request: Request) -> Response:
@@ -138,7 +170,30 @@ async def dist_tags(request: Request) -> Response:
 
 
 async def ping(request: Request) -> Response:
+    """`npm ping` and liveness checks: constant and cheap, whatever the upstream does."""
     return json_response({})
+
+
+READY_TIMEOUT = 4.0  # seconds the upstream gets to answer a readiness check
+
+
+async def ready(request: Request) -> Response:
+    """`/-/ready`: 200 when the upstream answers (any HTTP answer below 500), else 503 saying
+    why, so that a dead or unreachable upstream shows before the first install fails."""
+    service = service_of(request)
+    upstream = service.settings.upstream_url
+    try:
+        with anyio.fail_after(READY_TIMEOUT):
+            got = await service.forward("GET", "/-/ping", None, {})
+        problem = f"it answered {got.status}" if got.status >= 500 else ""
+    except TimeoutError:
+        problem = f"no answer within {READY_TIMEOUT:g}s"
+    except FloodgateError as exc:
+        problem = str(exc)
+    if problem:
+        error = f"the upstream {upstream} is not usable: {problem}"
+        return json_response({"ready": False, "upstream": upstream, "error": error}, 503)
+    return json_response({"ready": True, "upstream": upstream})
 
 
 async def forward(request: Request) -> Response:
@@ -263,6 +318,8 @@ def routes() -> list[BaseRoute]:
     `proxy.app.PackageFastLane` sends them straight to `PackageEndpoint`."""
     system = [
         Route("/ping", ping, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/blocked/{rest:path}", blocked_tarball, methods=["GET"]),
         Route("/whoami", whoami, methods=["GET"]),
         Route("/v1/search", search, methods=["GET"]),
         Route("/npm/v1/security/advisories/bulk", advisories_bulk, methods=["POST"]),

@@ -9,6 +9,7 @@ import pytest
 
 from bench.audit_bench import publish_and_lock
 from proxy.cli import main
+from tests.conftest import ProxyFactory
 from tests.fakes.registry import FakeRegistry
 
 
@@ -108,3 +109,20 @@ def test_audit_of_a_malformed_lockfile_names_the_file_and_spot(
     code, _, err = run(capsys, "audit", str(tmp_path / "empty"), "--upstream", registry.url)
     assert code == 2
     assert "package-lock.json" in err
+
+
+def test_audit_through_a_running_floodgate_reports_its_blocks(
+    registry: FakeRegistry,
+    make_proxy: ProxyFactory,
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The local policy only warns: the block can only come from the Floodgate audited through,
+    # which keeps the blocked version in its packument and lists it under policyRestrictions.
+    proxy = make_proxy()
+    base = ["audit", str(project), "--upstream", proxy.url, "--cache-dir", str(tmp_path / "c")]
+    code, out, _ = run(capsys, *base, "--policy", "audit", "--format", "json")
+    assert code == 1
+    flagged = [p for p in json.loads(out)["packages"] if p["action"] == "block"]
+    assert [(p["name"], p["rule"]) for p in flagged] == [("aud-0014", "registry")]

@@ -34,8 +34,12 @@ class Floodgate:
 
     def logged(self, text: str, timeout: float = 5.0) -> bool:
         """True once `text` is in the log (access lines are written in batches)."""
+        return self.logged_times(text, 1, timeout)
+
+    def logged_times(self, text: str, times: int, timeout: float = 5.0) -> bool:
+        """True once `text` is in the log at least `times` times (polled, bounded)."""
         deadline = time.monotonic() + timeout
-        while text not in self.log():
+        while self.log().count(text) < times:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -45,26 +49,49 @@ class Floodgate:
 @contextmanager
 def floodgate(upstream: str, workdir: Path, *extra: str) -> Iterator[Floodgate]:
     """Run `python -m proxy serve` on a free port in front of `upstream` until the block ends."""
-    log_path = workdir / "floodgate.log"
     args = [
-        sys.executable, "-m", "proxy", "serve", "--upstream", upstream, "--port", "0",
-        "--cache-dir", str(workdir / "floodgate-cache"), "--render-workers", "0", *extra,
+        "--upstream", upstream, "--port", "0", "--cache-dir", str(workdir / "floodgate-cache"),
+        "--render-workers", "0", *extra,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
+    with serve(args, workdir / "floodgate.log") as running:
+        yield running
+
+
+@contextmanager
+def serve(
+    args: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    own_group: bool = False,
+) -> Iterator[Floodgate]:
+    """`floodgate serve ARGS` as a subprocess, waited for until it listens; stopped (SIGTERM,
+    then SIGKILL after 10 s) when the block ends unless the test stopped it already. With
+    `own_group` it leads its own process group, as a command in a terminal does (Ctrl-C
+    signals the whole group, worker processes included)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            process_group=0 if own_group else None,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
-            match = LISTENING.search(log_path.read_text(errors="replace"))
-            if match and "Application startup complete" in log_path.read_text(errors="replace"):
+            text = log_path.read_text(errors="replace")
+            match = LISTENING.search(text)
+            if match and "Application startup complete" in text:
                 break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("floodgate did not start:\n" + log_path.read_text())
+                raise RuntimeError("floodgate did not start:\n" + text)
             time.sleep(0.05)
         yield Floodgate(process, match.group(1), log_path)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:

@@ -51,13 +51,13 @@ def test_blocked_package_fails_the_install_with_our_reason(
     upstream: FakeRegistry, tmp_path: Path
 ) -> None:
     with floodgate(upstream.url, tmp_path) as gate:
-        # Cold, only the tarball shows the farm: its download is refused with the reason; then
-        # the package itself is refused.
-        for attempt in ("c1", "c2"):
+        # Cold, only the tarball shows the farm: its download is refused with the reason (451);
+        # then the packument restricts the version (npm's own E403 "policy violations").
+        for attempt, code in (("c1", "E451"), ("c2", "E403")):
             project = write_project(tmp_path / attempt / "app", {"fg-farm": "^1.0.0"})
             done = npm(["install"], project, gate.url, tmp_path / attempt, check=False)
             assert done.returncode != 0
-            assert "E403" in done.stderr
+            assert code in done.stderr
             assert "Floodgate blocked fg-farm" in done.stderr
             assert "token-farming" in done.stderr
             assert "tea.xyz registration file" in done.stderr
@@ -88,10 +88,13 @@ def test_warned_package_installs_and_npm_prints_our_message(
     upstream: FakeRegistry, tmp_path: Path
 ) -> None:
     with floodgate(upstream.url, tmp_path) as gate:
-        # The first install has the tarballs scanned; from then on the packument carries the
-        # warning as `deprecated`, which npm prints.
+        # Cold, only the tarball shows the warning: npm prints it as the tarball's notice.
         first = write_project(tmp_path / "first", {"fg-hello": "^1.0.0", "fg-clean": "^1.0.0"})
-        npm(["install"], first, gate.url, tmp_path / "c0")
+        cold = npm(["install"], first, gate.url, tmp_path / "c0")
+        assert "npm notice fg-hello@1.0.0: Floodgate warning (rule 'weak-signals')" in (
+            cold.stdout + cold.stderr
+        )
+        # From then on the packument carries it as `deprecated`, which npm prints too.
         project = write_project(tmp_path / "app", {"fg-hello": "^1.0.0", "fg-clean": "^1.0.0"})
         done = npm(["install"], project, gate.url, tmp_path / "c1")
         assert installed_version(project, "fg-hello") == "1.0.0"
@@ -136,7 +139,10 @@ def test_npm_ci_with_a_lockfile_pinning_a_blocked_version_fails_with_the_reason(
         shutil.rmtree(project / "node_modules")
         done = npm(["ci"], project, gate.url, tmp_path / "c2", check=False)
         assert done.returncode != 0
-        assert "403" in done.stderr
+        # 451 (was 403): npm prints the reason either way, and no longer adds its "forbidden
+        # by your security policy, or on a server you do not have access to" guess.
+        assert "E451" in done.stderr
+        assert "/-/blocked/Floodgate-blocked-fg-mixed@1.1.0" in done.stderr  # the redirect
         assert "Floodgate blocked fg-mixed@1.1.0" in done.stderr
         assert "token-farming" in done.stderr
 

@@ -331,10 +331,14 @@ def test_apply_edits_hides_restricts_and_deprecates_without_mutating() -> None:
     )
     out = pk.apply_edits(doc, edits)
     assert doc == before
-    assert set(out["versions"]) == {"1.0.0", "1.1.0", "2.0.0-beta.1"}
-    assert set(out["time"]) == {"created", "modified", "1.0.0", "1.1.0", "2.0.0-beta.1"}
+    # The blocked version stays (clients that pick it must hear why), deprecated with the reason.
+    assert set(out["versions"]) == {"1.0.0", "1.1.0", "1.2.0", "2.0.0-beta.1"}
+    assert set(out["time"]) == {"created", "modified", "1.0.0", "1.1.0", "1.2.0", "2.0.0-beta.1"}
     assert out["dist-tags"] == {"latest": "1.1.0", "next": "2.0.0-beta.1"}
     assert out["versions"]["1.1.0"]["deprecated"] == "flagged by Floodgate: weak signal"
+    assert (
+        out["versions"]["1.2.0"]["deprecated"] == "left-pad 1.2.0 is blocked: token-farming (FG001)"
+    )
     assert "deprecated" not in out["versions"]["1.0.0"]
     restrictions = out["policyRestrictions"]
     assert restrictions["message"] == "left-pad 1.2.0 is blocked: token-farming (FG001)"
@@ -357,10 +361,11 @@ ALL_FOUR = {"1.0.0", "1.1.0", "1.2.0", "1.3.0"}
     [
         (Edits(hidden=frozenset({"1.0.0", "9.9.9"})), ALL_FOUR - {"1.0.0"}, None),
         (Edits(restricted=frozenset({"9.9.9"}), message="m"), ALL_FOUR, None),
-        (
-            Edits(hidden=frozenset({"1.0.0"}), restricted=frozenset({"1.0.0"}), message="m"),
+        (Edits(restricted=frozenset({"1.0.0"}), message="m"), ALL_FOUR, {"1.0.0"}),
+        (  # hidden wins: a removed version is not listed
+            Edits(hidden=frozenset({"1.0.0"}), restricted=frozenset({"1.0.0", "1.1.0"})),
             ALL_FOUR - {"1.0.0"},
-            {"1.0.0"},
+            {"1.1.0"},
         ),
         (Edits(deprecated=(("1.2.0", "old"),)), ALL_FOUR, None),
     ],
@@ -374,6 +379,75 @@ def test_apply_edits_table(edits: Edits, versions: set[str], restricted: set[str
         assert "policyRestrictions" not in out
     else:
         assert set(out["policyRestrictions"]["versions"]) == restricted
+
+
+@pytest.mark.parametrize(
+    ("tags", "kept", "restricted", "served"),
+    [
+        # A clean version is left: tags move off the blocked one, never to a prerelease.
+        ({"latest": "1.1.0"}, ["1.0.0", "1.1.0"], ["1.1.0"], {"latest": "1.0.0"}),
+        # Never from a stable version to a prerelease: then it stays on the blocked one.
+        ({"latest": "1.1.0", "next": "2.0.0-rc.1"}, ["1.1.0", "2.0.0-rc.1"], ["1.1.0"],
+         {"latest": "1.1.0", "next": "2.0.0-rc.1"}),
+        # Nothing clean: the tag stays on the blocked version, whose tarball URL says why.
+        ({"latest": "1.0.0"}, ["1.0.0"], ["1.0.0"], {"latest": "1.0.0"}),
+        # A tag on a hidden (not kept) version with nothing below goes.
+        ({"beta": "0.1.0"}, ["1.0.0"], [], {}),
+        ({"latest": "1.2.0"}, ["1.0.0", "1.2.0"], [], {"latest": "1.2.0"}),
+    ],
+)  # fmt: skip
+def test_served_dist_tags(
+    tags: dict[str, str], kept: list[str], restricted: list[str], served: dict[str, str]
+) -> None:
+    assert pk.served_dist_tags(tags, kept, restricted) == served
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        (
+            "Floodgate blocked fg-farm@1.0.0 (policy 'default', rule 'token-farming'): a tea.xyz "
+            "file. Details: floodgate why fg-farm@1.0.0",
+            "Floodgate-blocked-fg-farm@1.0.0-policy-default-rule-token-farming-a-tea.xyz-file."
+            "-Details-floodgate-why-fg-farm@1.0.0",
+        ),
+        ("@scope/pkg: bad/évil?x=1#y", "@scope-pkg-bad-vil-x-1-y"),
+        ("...", "blocked"),
+        ("a" * 500, "a" * 320 + "--" + "a" * 78),
+    ],
+)
+def test_reason_slug(text: str, slug: str) -> None:
+    assert pk.reason_slug(text) == slug
+    assert len(slug) <= pk.MAX_SLUG
+
+
+def test_blocked_versions_point_at_a_blocked_url_that_spells_the_reason() -> None:
+    doc = packument("@fg/left-pad", ["1.0.0", "1.1.0"])
+    package = PackageName.parse("@fg/left-pad")
+    edits = Edits(
+        restricted=frozenset({"1.1.0"}),
+        message="all: blocked",
+        blocked=(("1.1.0", "Floodgate blocked @fg/left-pad@1.1.0: spam"),),
+    )
+    raw = orjson.dumps(doc)
+    for variant in pk.Variant:
+        out = orjson.loads(pk.render(raw, package, variant, "http://fg.invalid", edits).body)
+        assert out["versions"]["1.0.0"]["dist"]["tarball"] == (
+            "http://fg.invalid/@fg/left-pad/-/left-pad-1.0.0.tgz"
+        )
+        blocked = (
+            "http://fg.invalid/-/blocked/Floodgate-blocked-@fg-left-pad@1.1.0-spam"
+            "/@fg/left-pad/-/left-pad-1.1.0.tgz"
+        )
+        assert out["versions"]["1.1.0"]["dist"]["tarball"] == blocked
+        assert out["policyRestrictions"]["versions"]["1.1.0"]["dist"]["tarball"] == blocked
+        assert (
+            out["versions"]["1.1.0"]["deprecated"] == "Floodgate blocked @fg/left-pad@1.1.0: spam"
+        )
+        assert out["dist-tags"]["latest"] == "1.0.0"
+    version = pk.render_version(raw, package, "1.1.0", "http://fg.invalid", edits)
+    assert version is not None
+    assert orjson.loads(version)["dist"]["tarball"] == blocked
 
 
 def test_deprecating_a_removed_version_does_not_bring_it_back() -> None:
@@ -526,7 +600,7 @@ def test_etag_for_mixes_in_variant_and_salt(variant: Variant, salt: str, same: b
 def test_render_abbreviated_with_edits_keeps_time_consistent() -> None:
     edits = Edits(hidden=frozenset({"1.3.0"}), restricted=frozenset({"1.2.0"}), message="no")
     out = orjson.loads(pk.render(raw(leftpad()), LEFTPAD, Variant.ABBREVIATED, PROXY, edits).body)
-    assert set(out["versions"]) == {"1.0.0", "1.1.0", "2.0.0-beta.1"}
+    assert set(out["versions"]) == {"1.0.0", "1.1.0", "1.2.0", "2.0.0-beta.1"}
     # pnpm needs `time` for every served version and nothing else (pnpm #13741).
     assert set(out["time"]) - {"created", "modified"} == set(out["versions"])
     assert out["dist-tags"]["latest"] == "1.1.0"
@@ -549,7 +623,7 @@ def test_render_rejects_bad_upstream_bytes() -> None:
         ("next", "2.0.0-beta.1"),
         ("1.1.0", "1.1.0"),
         ("1.3.0", None),  # hidden
-        ("1.0.0", None),  # restricted
+        ("1.0.0", "1.0.0"),  # restricted: served, pointing at its blocked URL
         ("9.9.9", None),
         ("beta", None),
     ],
@@ -569,9 +643,13 @@ def test_render_version(spec: str, version: str | None) -> None:
     m = orjson.loads(body)
     assert m["version"] == version
     assert m["_id"] == f"left-pad@{version}"
-    assert m["dist"]["tarball"] == f"{PROXY}/left-pad/-/left-pad-{version}.tgz"
+    tarball = f"{PROXY}/left-pad/-/left-pad-{version}.tgz"
+    if version == "1.0.0":
+        tarball = f"{PROXY}/-/blocked/blocked/left-pad/-/left-pad-1.0.0.tgz"
+    assert m["dist"]["tarball"] == tarball
     assert m["dist"]["integrity"] == leftpad()["versions"][version]["dist"]["integrity"]
-    assert m.get("deprecated") == ("please upgrade" if version == "1.1.0" else None)
+    deprecated = {"1.1.0": "please upgrade", "1.0.0": "blocked"}
+    assert m.get("deprecated") == deprecated.get(version)
 
 
 def test_inspect_parses_and_summarizes() -> None:

@@ -16,7 +16,7 @@ from proxy.detect.model import Label
 from proxy.errors import PolicyError
 from proxy.npm.semver import Range
 from proxy.policy.engine import rule_matches
-from proxy.policy.loader import load_policy, parse_policy, split_spec
+from proxy.policy.loader import load_policy, parse_policy, policy_warnings, split_spec
 from proxy.policy.model import Action, FailMode, Match, Mode, Rule, Waiver
 from tests.policy.verdicts import clean, malicious, subject
 
@@ -451,9 +451,39 @@ def test_match_values(yaml_match: str, expected: Match) -> None:
     assert policy.rules[0].match == expected
 
 
-def test_no_match_key_is_an_empty_match() -> None:
-    policy = parse_policy("rules:\n  - id: everything\n    action: monitor\n", SOURCE)
+def test_an_empty_match_matches_everything_on_purpose() -> None:
+    policy = parse_policy(
+        "rules:\n  - id: everything\n    match: {}\n    action: monitor\n", SOURCE
+    )
     assert policy.rules == (Rule("everything", Match(), Action.MONITOR),)
+
+
+def test_a_rule_without_match_is_refused() -> None:
+    # A forgotten `match:` would make the rule match every package (and block everything).
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(RULES_OK + "  - id: all\n    action: block\n", SOURCE)
+    assert str(caught.value) == (
+        f"{SOURCE}:5: rules[1]: a rule needs 'match' (write `match: {{}}` to match every package)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires", "warned"),
+    [(date(2026, 5, 31), True), (date(2026, 6, 1), False), (date(2027, 1, 1), False)],
+)
+def test_expired_waivers_are_warned_about(expires: date, warned: bool) -> None:
+    text = RULES_OK + (
+        "waivers:\n  - package: '@corp/legacy@^1.2.0'\n    reason: reviewed\n"
+        f"    owner: sec@example.invalid\n    expires: {expires.isoformat()}\n"
+    )
+    warnings = policy_warnings(parse_policy(text, SOURCE), today=date(2026, 6, 1))
+    if warned:
+        assert warnings == [
+            "waiver for @corp/legacy@^1.2.0 (owner sec@example.invalid) expired on 2026-05-31 "
+            "and no longer applies"
+        ]
+    else:
+        assert warnings == []
 
 
 @pytest.mark.parametrize(
@@ -494,8 +524,8 @@ def test_name_from_yaml_beats_the_file_stem(tmp_path: Path) -> None:
 
 def test_rule_severity_for_npm_audit() -> None:
     text = (
-        "rules:\n  - id: a\n    action: warn\n    severity: critical\n"
-        "  - id: b\n    action: block\n"
+        "rules:\n  - id: a\n    action: warn\n    severity: critical\n    match: {}\n"
+        "  - id: b\n    action: block\n    match: {}\n"
     )
     policy = parse_policy(text, "p.yaml")
     assert policy.rules[0].audit_severity.value == "critical"

@@ -83,14 +83,13 @@ MONITOR_120 = acted(clean(name="kopiliong", version="1.2.0"), install_scripts=Tr
 def test_edits(
     decisions: list[Acted], hidden: set[str], restricted: set[str], deprecated: list[str]
 ) -> None:
-    plan = plan_for(POLICY, decisions, all_versions=8)
+    plan = plan_for(POLICY, decisions)
     assert plan.edits.hidden == hidden
     assert plan.edits.restricted == restricted
     assert [v for v, _ in plan.edits.deprecated] == deprecated
     assert plan.edits.removed == hidden | restricted
     assert bool(plan.edits) is bool(hidden or restricted or deprecated)
     assert plan.acted == tuple(decisions)
-    assert plan.blocked is None
     assert (plan.policy, plan.digest) == ("default", POLICY.digest)
 
 
@@ -101,16 +100,15 @@ def test_monitor_and_allow_decisions_make_no_edits() -> None:
         tea_spam(),
     )
     dry = Acted("0.1.1", Decision(Action.MONITOR, "token-farming", "r", Action.BLOCK), tea_spam())
-    plan = plan_for(POLICY, [waived, dry, MONITOR_120], all_versions=3)
+    plan = plan_for(POLICY, [waived, dry, MONITOR_120])
     assert plan.edits == NO_EDITS
     assert not plan.edits
     assert plan.edits.message == ""
-    assert plan.blocked is None
     assert len(plan.acted) == 3  # still logged
 
 
 def test_warned_versions_are_deprecated_with_the_reason() -> None:
-    plan = plan_for(POLICY, [WEAK_110], all_versions=8)
+    plan = plan_for(POLICY, [WEAK_110])
     assert plan.edits.deprecated == (
         (
             "1.1.0",
@@ -120,13 +118,14 @@ def test_warned_versions_are_deprecated_with_the_reason() -> None:
     )
 
 
-def test_restriction_message_lists_rules_and_reasons() -> None:
-    plan = plan_for(POLICY, [TEA_010, SEO_100, TEA_011], all_versions=8)
-    assert plan.edits.message == (
-        "Floodgate policy 'default' blocks these versions:\n"
-        f"0.1.0: rule 'token-farming': {TEA_REASON}\n"
-        f"0.1.1: rule 'token-farming': {TEA_REASON}"
-    )
+def test_restriction_message_lists_each_blocked_version_with_rule_and_reason() -> None:
+    plan = plan_for(POLICY, [TEA_010, SEO_100, TEA_011])
+    first = blocked_message("kopiliong", "0.1.0", TEA_010.decision, "default")
+    second = blocked_message("kopiliong", "0.1.1", TEA_011.decision, "default")
+    assert plan.edits.message == f"{first}\n{second}"
+    # Each blocked version carries its own line (its deprecation and blocked-URL text).
+    assert plan.edits.blocked == (("0.1.0", first), ("0.1.1", second))
+    assert plan.edits.block_reason("0.1.1") == second
 
 
 @pytest.mark.parametrize(
@@ -140,48 +139,44 @@ def test_restriction_message_lists_rules_and_reasons() -> None:
 )
 def test_restriction_message_is_capped(blocked: int, lines: int, more: int | None) -> None:
     decisions = [acted(tea_spam(version=f"0.1.{i}")) for i in range(blocked)]
-    plan = plan_for(POLICY, decisions, all_versions=100)
+    plan = plan_for(POLICY, decisions)
     body = plan.edits.message.splitlines()
-    assert body[0] == "Floodgate policy 'default' blocks these versions:"
-    listed = [line for line in body[1:] if line.startswith("0.1.")]
-    assert [line.split(":")[0] for line in listed] == [f"0.1.{i}" for i in range(lines)]
-    assert len(plan.edits.restricted) == blocked  # every one is removed, listed or not
+    listed = [line for line in body if line.startswith("Floodgate blocked kopiliong@0.1.")]
+    assert [line.split()[2] for line in listed] == [f"kopiliong@0.1.{i}" for i in range(lines)]
+    assert len(plan.edits.restricted) == blocked  # every one is restricted, listed or not
+    assert len(plan.edits.blocked) == blocked
     if more is None:
-        assert len(body) == 1 + lines
+        assert len(body) == lines
     else:
         assert body[-1] == f"(and {more} more)"
-        assert len(body) == 2 + lines
+        assert len(body) == 1 + lines
 
 
 @pytest.mark.parametrize(
-    ("decisions", "all_versions", "whole"),
+    ("decisions", "all_versions"),
     [
-        pytest.param([TEA_010, TEA_011, TEA_012], 3, True, id="every-version-blocked"),
-        pytest.param([TEA_010, TEA_011, TEA_012], 4, False, id="one-clean-version-left"),
-        pytest.param([TEA_010, TEA_011, SEO_100], 3, False, id="blocked-and-hidden"),
-        pytest.param([TEA_010, TEA_011, WEAK_110], 3, False, id="blocked-and-warned"),
-        pytest.param([TEA_010], 1, True, id="single-version-package"),
-        pytest.param([SEO_100], 1, False, id="single-hidden-version"),
+        pytest.param([TEA_010, TEA_011, TEA_012], 3, id="every-version-blocked"),
+        pytest.param([TEA_010, TEA_011, TEA_012], 4, id="one-clean-version-left"),
+        pytest.param([TEA_010], 1, id="single-version-package"),
     ],
 )
-def test_whole_package_block_only_when_every_version_is_blocked(
-    decisions: list[Acted], all_versions: int, whole: bool
-) -> None:
-    plan = plan_for(POLICY, decisions, all_versions)
-    if whole:
-        assert plan.blocked == decisions[0]
-    else:
-        assert plan.blocked is None
+def test_a_package_is_never_refused_whole(decisions: list[Acted], all_versions: int) -> None:
+    # Refusing the packument loses the reason in yarn 1 (transitive) and bun; the blocked
+    # versions' tarball URLs carry it to every client instead.
+    plan = plan_for(POLICY, decisions)
+    assert plan.edits.restricted == {a.version for a in decisions}
 
 
 def test_blocked_and_warning_messages() -> None:
     d = TEA_010.decision
     assert blocked_message("kopiliong", "0.1.0", d, "default") == (
-        f"Floodgate blocked kopiliong@0.1.0 (policy 'default', rule 'token-farming'): {TEA_REASON}"
+        f"Floodgate blocked kopiliong@0.1.0 (policy 'default', rule 'token-farming'): "
+        f"{TEA_REASON}. Details: floodgate why kopiliong@0.1.0"
     )
     assert blocked_message("kopiliong", "", d, "default").startswith(
         "Floodgate blocked kopiliong (policy 'default'"
     )
+    assert blocked_message("kopiliong", "", d, "default").endswith("floodgate why kopiliong")
     assert warning_message(WEAK_110.decision) == (
         "Floodgate warning (rule 'weak-signals'): "
         "the entry point index.js is empty or only prints a greeting"
@@ -190,5 +185,5 @@ def test_blocked_and_warning_messages() -> None:
 
 def test_plan_carries_the_policy_digest() -> None:
     other = Policy(POLICY.rules, name="default", digest="0123456789abcdef")
-    assert plan_for(other, [TEA_010], 8).digest == "0123456789abcdef"
-    assert plan_for(POLICY, [TEA_010], 8).digest == POLICY.digest != other.digest
+    assert plan_for(other, [TEA_010]).digest == "0123456789abcdef"
+    assert plan_for(POLICY, [TEA_010]).digest == POLICY.digest != other.digest

@@ -46,25 +46,50 @@ def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> str:
     return str(path)
 
 
+def assert_blocked_url(url: str, base: str, *words: str) -> None:
+    """A blocked tarball URL: under /-/blocked/, with the reason's words in its path."""
+    assert url.startswith(f"{base}/-/blocked/Floodgate-blocked-"), url
+    for word in words:
+        assert word in url, (word, url)
+
+
 def test_token_farming_package_is_refused_with_the_rule_and_reason(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
     proxy = make_proxy(prefetch_scans=0)  # the shipped default policy
     # Cold, the packument is answered from its metadata: nothing there gives it away.
-    assert proxy.client.get("/fg-farm").status_code == 200
-    # Its tarball is scanned before it is served, and refused with the reason.
-    tarball = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
-    assert tarball.status_code == 403
-    assert "token-farming" in tarball.json()["error"]
-    assert "tea.xyz registration file" in tarball.json()["error"]
-    # From then on the whole package is refused: its only version is blocked.
+    assert "policyRestrictions" not in proxy.client.get("/fg-farm").json()
+    # Its tarball is scanned before it is served, and refused: the plain URL redirects to the
+    # blocked URL, whose path spells the reason.
+    first = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
+    assert first.status_code == 302
+    assert_blocked_url(first.headers["location"], proxy.url, "fg-farm@1.0.0", "token-farming")
+    # From then on the packument is served with the blocked version kept, so every client
+    # reaches its tarball URL (which spells the reason) instead of a packument error some
+    # clients do not print.
     r = proxy.client.get("/fg-farm")
-    assert r.status_code == 403
-    error = r.json()["error"]
-    assert "fg-farm" in error
+    assert r.status_code == 200
+    doc = r.json()
+    manifest = doc["versions"]["1.0.0"]
+    assert_blocked_url(manifest["dist"]["tarball"], proxy.url, "fg-farm@1.0.0", "token-farming")
+    assert manifest["dist"]["tarball"].endswith("/fg-farm/-/fg-farm-1.0.0.tgz")
+    assert "tea.xyz registration file" in manifest["deprecated"]
+    assert "tea.xyz registration file" in doc["policyRestrictions"]["message"]
+    assert doc["dist-tags"] == {"latest": "1.0.0"}  # nothing clean to move to
+    # The blocked URL answers 451 (pnpm prints no log-in hint for it) with the reason.
+    blocked = proxy.client.get(manifest["dist"]["tarball"])
+    assert blocked.status_code == 451
+    error = blocked.json()["error"]
+    assert "fg-farm@1.0.0" in error
     assert "token-farming" in error
     assert "tea.xyz registration file" in error
-    assert "token-farming" in r.headers["npm-notice"]
+    assert error.endswith("Details: floodgate why fg-farm@1.0.0")
+    assert "token-farming" in blocked.headers["npm-notice"]
+    # The plain URL (a lockfile's) redirects there, so clients that print URLs show the reason.
+    plain = proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz")
+    assert plain.status_code == 302
+    assert_blocked_url(plain.headers["location"], proxy.url, "fg-farm@1.0.0", "token-farming")
+    assert proxy.client.get(plain.headers["location"]).status_code == 451
 
 
 def test_likely_versions_are_scanned_in_the_background(
@@ -80,7 +105,8 @@ def test_likely_versions_are_scanned_in_the_background(
             break
         time.sleep(0.05)
     assert list(doc["policyRestrictions"]["versions"]) == ["1.1.0"]
-    assert list(doc["versions"]) == ["1.0.0"]
+    assert doc["dist-tags"]["latest"] == "1.0.0"
+    assert_blocked_url(doc["versions"]["1.1.0"]["dist"]["tarball"], proxy.url, "fg-mixed@1.1.0")
     assert spammy.requests_for("/fg-mixed/-/fg-mixed-1.1.0.tgz")
 
 
@@ -88,16 +114,34 @@ def test_blocked_version_is_restricted_and_tags_repointed(
     spammy: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
     proxy = make_proxy(prefetch_scans=0)
-    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 403
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 302  # scanned
     doc = proxy.client.get("/fg-mixed", headers={"accept": ABBREVIATED}).json()
-    assert list(doc["versions"]) == ["1.0.0"]
-    assert "1.1.0" not in doc["time"]
+    assert list(doc["versions"]) == ["1.0.0", "1.1.0"]
     assert doc["dist-tags"]["latest"] == "1.0.0"
     restrictions = doc["policyRestrictions"]
     assert list(restrictions["versions"]) == ["1.1.0"]
     assert "token-farming" in restrictions["message"]
+    assert_blocked_url(doc["versions"]["1.1.0"]["dist"]["tarball"], proxy.url, "fg-mixed@1.1.0")
+    assert (
+        doc["versions"]["1.0.0"]["dist"]["tarball"] == f"{proxy.url}/fg-mixed/-/fg-mixed-1.0.0.tgz"
+    )
     assert proxy.client.get("/fg-mixed/-/fg-mixed-1.0.0.tgz").status_code == 200
-    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 403
+    assert proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 302
+    # The dist-tags endpoint agrees with the packument's tags.
+    assert proxy.client.get("/-/package/fg-mixed/dist-tags").json() == {"latest": "1.0.0"}
+    assert proxy.client.get("/-/package/fg-farm/dist-tags").json() == {"latest": "1.0.0"}
+    assert proxy.client.get(doc["versions"]["1.1.0"]["dist"]["tarball"]).status_code == 451
+
+
+def test_a_blocked_url_serves_the_tarball_once_the_policy_allows_it(
+    spammy: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    # The slug is decorative: a clean version asked for under /-/blocked/ is served.
+    proxy = make_proxy()
+    r = proxy.client.get("/-/blocked/anything-at-all/fg-clean/-/fg-clean-1.0.0.tgz")
+    assert r.status_code == 200
+    assert r.content == spammy.tarballs["/fg-clean/-/fg-clean-1.0.0.tgz"]
+    assert proxy.client.get("/-/blocked/x/fg-clean").status_code == 404
 
 
 def test_hidden_version_is_removed_without_restriction(
@@ -107,8 +151,8 @@ def test_hidden_version_is_removed_without_restriction(
     assert set(proxy.client.get("/fg-mixed").json()["versions"]) == {"1.0.0", "1.1.0"}
     # The first client to ask for the version only its tarball shows to be spam is refused:
     # it resolved from a packument that still listed it, and must not install it silently.
-    first = proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz")
-    assert first.status_code == 403
+    first = proxy.client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz", follow_redirects=True)
+    assert first.status_code == 451
     assert "hid fg-mixed@1.1.0" in first.json()["error"]
     assert "install again" in first.json()["error"]
     doc = proxy.client.get("/fg-mixed").json()
@@ -182,14 +226,14 @@ def test_waiver_allows_until_it_expires(
 
     today = date.today()
     live = make_proxy(policy=write_policy(tmp_path, policy_with_waiver(today + timedelta(days=1))))
-    assert live.client.get("/fg-farm").status_code == 200
+    assert "policyRestrictions" not in live.client.get("/fg-farm").json()
     assert live.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 200
     expired = make_proxy(
         policy=write_policy(tmp_path, policy_with_waiver(today - timedelta(days=1)), "old.yaml"),
         cache_dir=str(tmp_path / "other-cache"),
     )
-    assert expired.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 403
-    assert expired.client.get("/fg-farm").status_code == 403
+    assert expired.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 302
+    assert "policyRestrictions" in expired.client.get("/fg-farm").json()
 
 
 def test_policy_edits_reload_and_change_etags(
@@ -210,10 +254,10 @@ def test_policy_edits_reload_and_change_etags(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         doc = proxy.client.get("/fg-mixed")
-        if set(doc.json()["versions"]) == {"1.0.0"}:
+        if "policyRestrictions" in doc.json():
             break
         time.sleep(0.2)
-    assert set(doc.json()["versions"]) == {"1.0.0"}
+    assert set(doc.json()["policyRestrictions"]["versions"]) == {"1.1.0"}
     assert doc.headers["etag"] != first.headers["etag"]
     assert proxy.client.get("/fg-clean").headers["etag"] != clean_etag
 
