@@ -269,7 +269,7 @@ class _Settled:
 
 @dataclass
 class _Memo:
-    raw: bytes
+    packed: bytes  # the document the plan was made for
     generation: int
     salt: str
     plan: Plan
@@ -374,15 +374,15 @@ class PolicyGate:
         generation = self._generation.get(name, 0)
         salt = self.salt
         memo = self._memo.get(name)
-        if memo is not None and (memo.raw, memo.generation, memo.salt) == (
-            entry.raw,
+        if memo is not None and (memo.packed, memo.generation, memo.salt) == (
+            entry.packed,
             generation,
             salt,
         ):
             return memo.plan
         policy = self.policy
         plan = await anyio.to_thread.run_sync(self._compute_plan, policy, entry)
-        self._memo[name] = _Memo(entry.raw, generation, salt, plan)
+        self._memo[name] = _Memo(entry.packed, generation, salt, plan)
         if plan.acted:
             log.info(
                 "policy %s on %s: %s",

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,7 +35,13 @@ from anyio.abc import TaskGroup
 from cachetools import TTLCache
 
 from proxy.audit.advisories import advisory
-from proxy.cache.memory import CacheState, PackumentCache, PackumentEntry, SingleFlight
+from proxy.cache.memory import (
+    PACK_LEVEL,
+    CacheState,
+    PackumentCache,
+    PackumentEntry,
+    SingleFlight,
+)
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
@@ -107,6 +114,16 @@ def prefetch_candidates(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
         if worth(ref, v) and (size is None or size <= PREFETCH_MAX_UNPACKED):
             chosen.setdefault(text, ref)
     return list(chosen.values())[:limit]
+
+
+def render_packed(packed: bytes, *args: Any) -> pk.Rendered:
+    """`pk.render` of a packed cache entry's bytes (picklable, for the render workers)."""
+    return pk.render(zlib.decompress(packed), *args)
+
+
+def version_packed(packed: bytes, *args: Any) -> bytes | None:
+    """`pk.render_version` of a packed cache entry's bytes (picklable)."""
+    return pk.render_version(zlib.decompress(packed), *args)
 
 
 class Service:
@@ -243,7 +260,8 @@ class Service:
             return entry, CacheState.REVALIDATED, None
         assert isinstance(got, Fetched)
         summary, facts, doc = inspected
-        entry = PackumentEntry(got.body, summary, got.etag, now, facts=facts)
+        packed = await self.pool.run(zlib.compress, got.body, PACK_LEVEL)
+        entry = PackumentEntry(packed, len(got.body), summary, got.etag, now, facts=facts)
         self.packuments.put(package.name, entry)
         log.debug(
             "fetched packument %r: %d bytes, %d versions in %.3fs",
@@ -270,15 +288,20 @@ class Service:
             summary, facts = await self.pool.run(inspect, raw, package)
         except UpstreamError:
             return None
-        return PackumentEntry(raw, summary, etag, confirmed_at=float("-inf"), facts=facts)
+        packed = await self.pool.run(zlib.compress, raw, PACK_LEVEL)
+        return PackumentEntry(packed, len(raw), summary, etag, float("-inf"), facts=facts)
 
     async def packument(
-        self, package: PackageName, variant: pk.Variant, base_url: str, caller: Caller
+        self,
+        package: PackageName,
+        variant: pk.Variant,
+        base_url: str,
+        caller: Caller,
+        *,
+        plain: bool = False,
     ) -> ServedPackument:
-        """The served packument in `variant`, with tarball URLs under `base_url`.
-
-        Raises PolicyBlocked when the policy blocks every version of the package.
-        """
+        """The served packument in `variant`, with tarball URLs under `base_url`; its plain
+        bytes are kept only once a client asks for them (`plain`: it does not accept gzip)."""
         entry, state, doc = await self._entry(package)
         if state is CacheState.MISS:  # a client is resolving versions of a new document
             self._prefetch(package, entry)
@@ -293,14 +316,30 @@ class Service:
             async def render() -> pk.Rendered:
                 if doc is not None:  # just parsed: render from it, in a thread when large
                     job = functools.partial(pk.render, doc, package, variant, base_url, edits, salt)
-                    if len(entry.raw) <= INLINE_MAX:
+                    if entry.size_raw <= INLINE_MAX:
                         return job()
                     return await anyio.to_thread.run_sync(job)
                 return await self.pool.run(
-                    pk.render, entry.raw, package, variant, base_url, edits, salt
+                    render_packed,
+                    entry.packed,
+                    package,
+                    variant,
+                    base_url,
+                    edits,
+                    salt,
+                    size=entry.size_raw,
                 )
 
             rendered = await self._renders.run((package.name, key), render)
+            if not plain:
+                rendered = rendered.gzip_only()
+            entry.remember(key, rendered)
+            self.packuments.put(package.name, entry)
+        elif plain and rendered.body is None:
+            if len(rendered.gzip) <= INLINE_MAX // 8:
+                rendered = rendered.with_body()
+            else:
+                rendered = await anyio.to_thread.run_sync(rendered.with_body)
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
         return ServedPackument(rendered, variant, state, entry.stale_reason)
@@ -309,7 +348,9 @@ class Service:
         """The served manifest of one version (exact version or dist-tag)."""
         entry, _ = await self.entry(package)
         edits = (await self.gate.plan(package, entry)).edits
-        body = await self.pool.run(pk.render_version, entry.raw, package, spec, base_url, edits)
+        body = await self.pool.run(
+            version_packed, entry.packed, package, spec, base_url, edits, size=entry.size_raw
+        )
         if body is None:
             raise NotFound(f"{package.name}@{spec} is not in this registry")
         return body

@@ -53,7 +53,7 @@ class Settings:
     packument_ttl: float = 300.0
     not_found_ttl: float = 30.0
     tarball_cache_mb: int = 4096
-    tarball_memory_mb: int = 128
+    tarball_memory_mb: int = 32
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     upstream_deadline: float = 120.0

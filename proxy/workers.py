@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 INLINE_MAX = 64 * 1024  # bytes
 PROCESS_THRESHOLD = 1024 * 1024  # bytes
+BIG_DOCUMENT = 1024 * 1024  # bytes: documents this large are parsed one at a time
 
 
 def _warm() -> None:
@@ -40,6 +41,7 @@ class RenderPool:
         self.processes = processes
         self.process_threshold = process_threshold
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._big = anyio.CapacityLimiter(1)
 
     def start(self) -> None:
         if self.processes > 0 and self._pool is None:
@@ -60,20 +62,31 @@ class RenderPool:
         """Whether `run` sends an input of `size` bytes to a worker process."""
         return self._pool is not None and size >= self.process_threshold
 
-    async def run(self, fn: Callable[..., T], raw: bytes, *args: Any) -> T:
-        """`fn(raw, *args)`, off the event loop when `raw` is large. `fn` must be picklable."""
-        if len(raw) <= INLINE_MAX:
-            return fn(raw, *args)
-        if not self.in_process(len(raw)):
-            return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
+    async def run(self, fn: Callable[..., T], raw: bytes, *args: Any, size: int = -1) -> T:
+        """`fn(raw, *args)`, off the event loop when the work is large: `size` bytes of
+        document (default: `len(raw)`; give it when `raw` is compressed). Big documents are
+        handled one at a time: orjson holds the GIL, so more at once is no faster, only a
+        higher peak of memory. `fn` must be picklable."""
+        size = len(raw) if size < 0 else size
+        job = functools.partial(fn, raw, *args)
+        if size <= INLINE_MAX:
+            return job()
+        if size >= BIG_DOCUMENT:
+            async with self._big:
+                return await self._dispatch(job, size)
+        return await self._dispatch(job, size)
+
+    async def _dispatch(self, job: Callable[[], T], size: int) -> T:
+        if not self.in_process(size):
+            return await anyio.to_thread.run_sync(job)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, raw, *args))
+            return await loop.run_in_executor(self._pool, job)
         except BrokenProcessPool:
             log.error("a render worker process died; restarting the pool and using a thread")
             self.shutdown()
             self.start()
-            return await anyio.to_thread.run_sync(functools.partial(fn, raw, *args))
+            return await anyio.to_thread.run_sync(job)
 
 
 def _ignore_sigint() -> None:

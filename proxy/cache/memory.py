@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import zlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,11 +40,20 @@ class CacheState(StrEnum):
     STALE = "stale"
 
 
+PACK_LEVEL = 1  # zlib level for packuments kept in memory: JSON packs ~8x even at the fastest
+
+
 @dataclass(frozen=True, slots=True)
 class PackumentEntry:
-    """One cached packument. Immutable but for `renders`, a memo of derived bytes."""
+    """One cached packument. Immutable but for `renders`, a memo of derived bytes.
 
-    raw: bytes
+    The upstream bytes are kept zlib-packed (`packed`; `size_raw` is their unpacked length):
+    they are needed only to render a representation not in `renders` yet, and a packument
+    kept whole would cost ~8x the memory for that rare use.
+    """
+
+    packed: bytes
+    size_raw: int
     summary: Summary
     upstream_etag: str | None
     confirmed_at: float  # time.monotonic() of the last upstream confirmation
@@ -52,9 +62,26 @@ class PackumentEntry:
     facts: PackageFacts | None = None  # what the detector needs from the document
     renders: dict[RenderKeyT, Rendered] = field(default_factory=dict, compare=False)
 
+    @classmethod
+    def of(
+        cls,
+        raw: bytes,
+        summary: Summary,
+        upstream_etag: str | None,
+        confirmed_at: float,
+        facts: PackageFacts | None = None,
+    ) -> PackumentEntry:
+        """An entry for upstream bytes `raw` (packed here: call from a thread when large)."""
+        packed = zlib.compress(raw, PACK_LEVEL)
+        return cls(packed, len(raw), summary, upstream_etag, confirmed_at, facts=facts)
+
+    def raw(self) -> bytes:
+        """The upstream bytes (unpacked on each call: call from a thread when large)."""
+        return zlib.decompress(self.packed)
+
     @property
     def size(self) -> int:
-        return len(self.raw) + ENTRY_OVERHEAD + sum(r.size for r in self.renders.values())
+        return len(self.packed) + ENTRY_OVERHEAD + sum(r.size for r in self.renders.values())
 
     def is_fresh(self, now: float, ttl: float) -> bool:
         return now - self.confirmed_at < ttl

@@ -189,15 +189,30 @@ NO_EDITS = Edits()
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """Served bytes of one representation, plain and gzipped, with their ETag."""
+    """Served bytes of one representation, gzipped and (`body`, None until a client without
+    gzip asks: every npm client accepts gzip) plain, with their ETag."""
 
-    body: bytes
+    body: bytes | None
     gzip: bytes
     etag: str
 
     @property
     def size(self) -> int:
-        return len(self.body) + len(self.gzip)
+        return len(self.body or b"") + len(self.gzip)
+
+    @property
+    def gzip_plain(self) -> bytes:
+        """The plain bytes, kept or gunzipped."""
+        return self.body if self.body is not None else gzip.decompress(self.gzip)
+
+    def gzip_only(self) -> Rendered:
+        return Rendered(None, self.gzip, self.etag)
+
+    def with_body(self) -> Rendered:
+        """This representation with its plain bytes (gunzipped when not kept)."""
+        if self.body is not None:
+            return self
+        return Rendered(self.gzip_plain, self.gzip, self.etag)
 
 
 def parse(raw: bytes, expected_name: str) -> Doc:

@@ -144,6 +144,7 @@ def packument_response(scope: Scope, client: ClientHeaders, served: ServedPackum
         body = rendered.gzip
         headers.append((b"content-encoding", b"gzip"))
     else:
+        assert rendered.body is not None  # the service keeps it for clients without gzip
         body = rendered.body
     headers.append((b"content-type", served.variant.media_type.encode()))
     headers.append((b"content-length", str(len(body)).encode()))

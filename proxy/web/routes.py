@@ -118,7 +118,9 @@ class PackageEndpoint:
         if parsed.target is Target.PACKUMENT:
             variant = negotiate(client.accept)
             base = base_url(service, scope["scheme"], client.host)
-            served = await service.packument(parsed.package, variant, base, caller)
+            served = await service.packument(
+                parsed.package, variant, base, caller, plain=not client.accepts_gzip
+            )
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
             try:

@@ -23,11 +23,11 @@ KB = 1024
 
 
 def entry(name: str = "left-pad", *, pad: int = 0, confirmed_at: float = 100.0) -> PackumentEntry:
-    """An entry for a real packument; `pad` extra bytes of raw body make sizes predictable."""
+    """An entry for a real packument; `pad` extra packed bytes make sizes predictable."""
     doc = packument(name, ["1.0.0", "1.1.0"])
-    body = raw(doc) + b" " * pad
     summary = pk.summarize(doc, PackageName.parse(name))
-    return PackumentEntry(body, summary, '"etag-1"', confirmed_at)
+    e = PackumentEntry.of(raw(doc), summary, '"etag-1"', confirmed_at)
+    return dataclasses.replace(e, packed=e.packed + b"\0" * pad)
 
 
 def sized(total: int, name: str = "left-pad") -> PackumentEntry:
@@ -62,12 +62,23 @@ def test_is_fresh(confirmed_at: float, now: float, ttl: float, fresh: bool) -> N
     assert entry(confirmed_at=confirmed_at).is_fresh(now, ttl) is fresh
 
 
-def test_size_counts_raw_overhead_and_renders() -> None:
+def test_size_counts_packed_bytes_overhead_and_renders() -> None:
     e = entry()
-    assert e.size == len(e.raw) + ENTRY_OVERHEAD
+    assert e.size == len(e.packed) + ENTRY_OVERHEAD
     r = rendered(1)
     e.remember(key(1), r)
-    assert e.size == len(e.raw) + ENTRY_OVERHEAD + len(r.body) + len(r.gzip)
+    assert e.size == len(e.packed) + ENTRY_OVERHEAD + len(r.gzip_plain) + len(r.gzip)
+    e.remember(key(2), r.gzip_only())
+    assert e.size == len(e.packed) + ENTRY_OVERHEAD + len(r.gzip_plain) + 2 * len(r.gzip)
+
+
+def test_the_upstream_bytes_are_kept_packed_and_come_back_whole() -> None:
+    doc = packument("left-pad", [f"1.{i}.0" for i in range(300)])
+    body = raw(doc)
+    e = PackumentEntry.of(body, pk.summarize(doc, PackageName.parse("left-pad")), None, 0.0)
+    assert e.raw() == body
+    assert e.size_raw == len(body)
+    assert len(e.packed) * 4 < len(body)  # what the memory cache holds
 
 
 def test_remember_is_bounded_and_drops_the_oldest() -> None:
@@ -89,7 +100,7 @@ def test_confirmed_refreshes_and_keeps_renders(new_etag: str | None, kept_etag: 
     new = old.confirmed(now=450.0, etag=new_etag)
     assert (new.confirmed_at, new.upstream_etag, new.stale_until) == (450.0, kept_etag, 0.0)
     assert new.renders == {key(1): rendered(1)}
-    assert (new.raw, new.summary) == (old.raw, old.summary)
+    assert (new.packed, new.summary) == (old.packed, old.summary)
     assert (old.confirmed_at, old.upstream_etag, old.stale_until) == (100.0, '"etag-1"', 500.0)
 
 
@@ -106,7 +117,7 @@ def test_failed_marks_stale_without_touching_the_original() -> None:
 
 def test_entries_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        entry().raw = b"{}"  # type: ignore[misc]
+        entry().packed = b"{}"  # type: ignore[misc]
 
 
 # -- PackumentCache ----------------------------------------------------------------------------

@@ -431,7 +431,7 @@ def test_blocked_versions_point_at_a_blocked_url_that_spells_the_reason() -> Non
     )
     raw = orjson.dumps(doc)
     for variant in pk.Variant:
-        out = orjson.loads(pk.render(raw, package, variant, "http://fg.invalid", edits).body)
+        out = orjson.loads(pk.render(raw, package, variant, "http://fg.invalid", edits).gzip_plain)
         assert out["versions"]["1.0.0"]["dist"]["tarball"] == (
             "http://fg.invalid/@fg/left-pad/-/left-pad-1.0.0.tgz"
         )
@@ -542,9 +542,11 @@ def test_render_full_and_abbreviated() -> None:
     for rendered in (full, abbreviated):
         assert gzip.decompress(rendered.gzip) == rendered.body
         assert rendered.etag.startswith('W/"')
-        assert rendered.size == len(rendered.body) + len(rendered.gzip)
-    full_doc = orjson.loads(full.body)
-    abbreviated_doc = orjson.loads(abbreviated.body)
+        assert rendered.size == len(rendered.gzip_plain) + len(rendered.gzip)
+        assert rendered.gzip_only().size == len(rendered.gzip)
+        assert rendered.gzip_only().with_body() == rendered
+    full_doc = orjson.loads(full.gzip_plain)
+    abbreviated_doc = orjson.loads(abbreviated.gzip_plain)
     assert full_doc["readme"] == leftpad()["readme"]
     assert "readme" not in abbreviated_doc
     assert abbreviated_doc["time"] == leftpad()["time"]
@@ -599,7 +601,9 @@ def test_etag_for_mixes_in_variant_and_salt(variant: Variant, salt: str, same: b
 
 def test_render_abbreviated_with_edits_keeps_time_consistent() -> None:
     edits = Edits(hidden=frozenset({"1.3.0"}), restricted=frozenset({"1.2.0"}), message="no")
-    out = orjson.loads(pk.render(raw(leftpad()), LEFTPAD, Variant.ABBREVIATED, PROXY, edits).body)
+    out = orjson.loads(
+        pk.render(raw(leftpad()), LEFTPAD, Variant.ABBREVIATED, PROXY, edits).gzip_plain
+    )
     assert set(out["versions"]) == {"1.0.0", "1.1.0", "1.2.0", "2.0.0-beta.1"}
     # pnpm needs `time` for every served version and nothing else (pnpm #13741).
     assert set(out["time"]) - {"created", "modified"} == set(out["versions"])

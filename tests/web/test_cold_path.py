@@ -185,7 +185,7 @@ def entry_for(versions: list[str]) -> PackumentEntry:
     }
     raw = orjson.dumps(doc)
     summary, facts = inspect(raw, package)
-    return PackumentEntry(raw, summary, None, 0.0, facts=facts)
+    return PackumentEntry.of(raw, summary, None, 0.0, facts=facts)
 
 
 @pytest.mark.anyio
