@@ -6,9 +6,17 @@ Scoring (`combine`) is a documented, order-independent sum. Each finding is wort
 
 - `malicious`: a malware-family finding of high or critical severity with high confidence
   (a malicious-packages feed record, a path-traversal or device member);
-- `spam`: spam-family findings worth at least SPAM_SCORE, corroborated: one of them high
-  severity with high confidence (tea.yaml naming a wallet, an SEO-spam name), or at least two
-  of medium severity and medium confidence or better (trivial + cloned code, say);
+- `spam`: spam-family findings worth at least SPAM_SCORE, corroborated by their roles (each
+  signal's `role`; a trait counts when its severity is medium or more):
+  - a strong (high severity, high confidence) finding that is not a registration: an SEO-spam
+    name, a feed record classed as spam, a package with nothing at all in it;
+  - registration (a tea.yaml, a reused wallet) *and* at least one trait of no real function or
+    of farm publishing (empty, template, filler, trivial or cloned code, an entry point that
+    resolves to nothing, a generated name, a ring, a burst, a campaign): tea.yaml is evidence
+    that rewards are claimed, not that the package is a farm's;
+  - without registration, two traits or more, one of them high severity or both of medium
+    confidence (template code under a generated name, an empty package in a campaign);
+  so a tea.yaml alone, in a real package, is `suspicious` at most (a policy may warn);
 - `suspicious`: a score of at least SUSPICIOUS_SCORE with one finding of medium severity and
   medium confidence or better, whatever the family; or, from weak findings only (low severity
   or low confidence), a score of at least WEAK_SUSPICIOUS_SCORE: two weak hints (a name that
@@ -31,7 +39,16 @@ from proxy.detect.clones import CloneIndex, code_hashes
 from proxy.detect.db import Database
 from proxy.detect.facts import Context, PackageFacts, Subject, VersionFacts
 from proxy.detect.graph import PackageGraph
-from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec, Verdict
+from proxy.detect.model import (
+    Confidence,
+    Family,
+    Finding,
+    Label,
+    Role,
+    Severity,
+    SignalSpec,
+    Verdict,
+)
 from proxy.detect.osv import OsvFeed, OsvIndex
 from proxy.detect.signals import SIGNALS, Check, known_malicious
 from proxy.detect.wallets import WalletIndex
@@ -40,7 +57,7 @@ from proxy.npm.tarball import TarballFacts
 log = logging.getLogger(__name__)
 
 # Bump when signals or scoring change: stored verdicts of other versions are not reused.
-DETECTOR_VERSION = "1"
+DETECTOR_VERSION = "2"
 
 SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
@@ -49,6 +66,8 @@ SUSPICIOUS_SCORE = 15
 WEAK_SUSPICIOUS_SCORE = 25
 INDEX_FILE = "detector.sqlite3"
 
+LEARNED_SIGNAL = "learned-score"  # the model's signal, left out by `Detector.open(model=False)`
+ROLES = {spec.id: spec.role for spec, _ in SIGNALS}
 _SEV_RANK = {s: i for i, s in enumerate(Severity)}
 _CONF_RANK = {c: i for i, c in enumerate(Confidence)}
 
@@ -71,16 +90,35 @@ def combine(findings: Iterable[Finding]) -> tuple[int, Label]:
     malware = [f for f in fs if f.family is Family.MALWARE]
     if any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in malware):
         return score, Label.MALICIOUS
-    spam = [f for f in fs if f.family is Family.SPAM]
-    spam_score = sum(points(f) for f in spam)
-    strong = any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in spam)
-    medium = sum(1 for f in spam if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
-    if spam_score >= SPAM_SCORE and (strong or medium >= 2):
+    if _spam(fs):
         return score, Label.SPAM
     solid = any(_at_least(f, Severity.MEDIUM, Confidence.MEDIUM) for f in fs)
     if score >= (SUSPICIOUS_SCORE if solid else WEAK_SUSPICIOUS_SCORE):
         return score, Label.SUSPICIOUS
     return score, Label.CLEAN
+
+
+def role(f: Finding) -> Role:
+    """The role of a finding's signal (Role.OTHER for signals not in the registry)."""
+    return ROLES.get(f.signal_id, Role.OTHER)
+
+
+def _spam(fs: list[Finding]) -> bool:
+    spam = [f for f in fs if f.family is Family.SPAM]
+    if sum(points(f) for f in spam) < SPAM_SCORE:
+        return False
+    registration = [f for f in spam if role(f) is Role.REGISTRATION]
+    traits = [f for f in spam if role(f) is not Role.REGISTRATION]
+    if any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in traits):
+        return True
+    counted = [f for f in traits if _at_least(f, Severity.MEDIUM, Confidence.LOW)]
+    if any(_at_least(f, Severity.MEDIUM, Confidence.LOW) for f in registration) and counted:
+        return True
+    if len({f.signal_id for f in counted}) < 2:
+        return False
+    strong = any(_at_least(f, Severity.HIGH, Confidence.MEDIUM) for f in counted)
+    medium = sum(1 for f in counted if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
+    return strong or medium >= 2
 
 
 def run_signals(
@@ -126,13 +164,17 @@ class Detector:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
-    def open(cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None) -> Detector:
-        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory)."""
+    def open(
+        cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None, *, model: bool = True
+    ) -> Detector:
+        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory);
+        `model=False` leaves the learned score out (rules only)."""
         from proxy.detect import clones, graph, wallets
 
         schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA
         db = Database(directory / INDEX_FILE if directory is not None else None, schema)
-        return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db))
+        signals = SIGNALS if model else tuple(s for s in SIGNALS if s[0].id != LEARNED_SIGNAL)
+        return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db), signals=signals)
 
     def context(
         self, package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None

@@ -43,7 +43,9 @@ MAX_KEPT_FILES = 8  # package.json / tea.yaml copies kept
 CHUNK = 64 * 1024  # bytes read from the source and decompressed per step
 BLOCK = 512
 
-SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
+# Sources whose text is kept (bounded: MAX_SOURCE_BYTES each, MAX_SOURCES_TOTAL in all): import
+# checks, entry points, scaffold markers and filler need them.
+SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte")
 
 
 class EntryKind(StrEnum):

@@ -1,9 +1,11 @@
 """dependency-ring: dependencies that exist to inflate metrics, not to be used.
 
 What it detects, strongest first:
-- dependencies on packages the detector already labelled spam or malicious;
+- dependencies on packages the detector already labelled spam: strong when they are at least
+  MIN_RING and half of all dependencies, weak when a real package has one among many;
 - a package that depends on itself;
 - a cycle: this package's dependencies lead back to it through packages already seen;
+- dependencies declared with no JavaScript or TypeScript in the package to use them;
 - dependencies declared but never imported: the tarball's code was read in full and no file
   `require`s or `import`s any declared dependency.
 
@@ -11,9 +13,10 @@ Token farms wire their packages into rings so that each one gains dependents and
 
 Known false positives: real packages in mutual-dependency families (monorepos such as jest's,
 plugin/core pairs), so a cycle alone is low severity; dependencies used only from scripts,
-configs or CLIs spawned by name, which the import check cannot see (low confidence). Only a
-dependency on spam (not on a malicious package, which is blocked on its own) is strong; alone
-the signal makes a verdict `suspicious` at most.
+configs or CLIs spawned by name, which the import check cannot see (low confidence), and
+meta-packages that exist to install others (no code, low confidence). Only a dependency on spam
+(not on a malicious package, which is blocked on its own) is strong; alone the signal makes a
+verdict `suspicious` at most.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from __future__ import annotations
 import re
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("dependency-ring", "dependency ring", Severity.MEDIUM, Confidence.MEDIUM)
+SPEC = SignalSpec(
+    "dependency-ring", "dependency ring", Severity.MEDIUM, Confidence.MEDIUM, role=Role.FARM
+)
+MIN_RING = 2  # flagged dependencies that, as half of all, make a ring
 _IMPORT = re.compile(
     r"""(?:require\s*\(\s*|import\s*\(\s*|from\s+|import\s+|export\s+\*\s+from\s+)['"]([^'"\s]+)['"]"""
 )
@@ -50,11 +56,15 @@ def check(s: Subject) -> Finding | None:
     spam_deps = {n: lb for n, lb in c.flagged_dependencies.items() if lb == "spam"}
     if spam_deps:
         names = sorted(spam_deps)
+        # A ring member's dependencies are mostly the ring; a real package with one flagged
+        # dependency among many is its victim (and one wrong verdict must not cascade).
+        ring = len(names) >= MIN_RING and len(names) * 2 >= len(deps)
         return SPEC.finding(
             f"it depends on {len(names)} package(s) already flagged as spam: "
-            + ", ".join(names[:3]),
-            {"flagged_dependencies": spam_deps},
-            severity=Severity.HIGH,
+            + ", ".join(names[:3])
+            + ("" if ring else f" (of {len(deps)} dependencies)"),
+            {"flagged_dependencies": spam_deps, "dependencies": len(deps)},
+            severity=Severity.HIGH if ring else Severity.LOW,
         )
     if s.name in deps:
         return SPEC.finding(
@@ -70,6 +80,13 @@ def check(s: Subject) -> Finding | None:
             severity=Severity.LOW,  # monorepo families (jest-*, babel plugins) have cycles too
         )
     t = s.tarball
+    p = s.profile
+    if t is not None and t.complete and p is not None and deps and not p.script_files:
+        return SPEC.finding(
+            f"it declares {len(deps)} dependencies but has no JavaScript or TypeScript to use them",
+            {"unused": sorted(deps)[:20]},
+            confidence=Confidence.LOW,
+        )
     if t is not None and t.sources_complete and t.sources and deps:
         used = imported_packages(dict(t.sources))
         if not used & set(deps):

@@ -23,9 +23,12 @@ from __future__ import annotations
 import re
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("generated-name", "machine-generated name", Severity.MEDIUM, Confidence.MEDIUM)
+SPEC = SignalSpec(
+    "generated-name", "machine-generated name", Severity.MEDIUM, Confidence.MEDIUM,
+    role=Role.FARM,
+)  # fmt: skip
 
 _UNDERSCORE_TRIPLE = re.compile(
     r"^[a-z]+(?:_[a-z]+)+_[a-z0-9]*\d[a-z0-9]*$|^[a-z]+(?:_[a-z]+){2,}-\d+$"
