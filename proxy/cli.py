@@ -201,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(decisions, ("cache_dir", "log_level"))
     decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
+
+    campaigns = commands.add_parser(
+        "campaigns",
+        help="list the campaigns (clusters of farm packages) the detector has seen",
+        description="List clusters of packages that share wallets, code, name templates, "
+        "dependency edges or publish minutes and have farm traits, largest first.",
+    )
+    campaigns.add_argument("--min-size", type=int, default=2, help="smallest cluster listed")
+    campaigns.add_argument("--json", action="store_true", help="print JSON lines")
+    campaigns.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(campaigns, ("cache_dir", "log_level"))
+    campaigns.set_defaults(handler=cmd_campaigns, settings_names=("cache_dir", "log_level"))
     return parser
 
 
@@ -481,6 +493,31 @@ def cmd_decisions(args: argparse.Namespace) -> int:
             f"{when}  {action:<15} {r.package}@{r.version:<12} rule={r.rule or '-'} "
             f"{label} via={r.via} client={r.client} {reason[:120]}"
         )
+    return EXIT_OK
+
+
+def cmd_campaigns(args: argparse.Namespace) -> int:
+    import orjson
+
+    from proxy.detect.evaluate import INDEX_FILE, Detector
+
+    settings = _settings_from(args, args.settings_names)
+    folder = settings.cache_dir / "detector"
+    if not (folder / INDEX_FILE).exists():
+        raise FloodgateError(
+            f"no detector index at {folder / INDEX_FILE} (has Floodgate scanned with this cache?)"
+        )
+    clusters = Detector.open(folder).campaign_list(max(2, args.min_size))
+    for c in clusters:
+        if args.json:
+            print(orjson.dumps(c.to_json()).decode())
+            continue
+        links = ", ".join(f"{k} {n}" for k, n in c.links.items())
+        more = f" (+{c.size - 10} more)" if c.size > 10 else ""
+        print(f"{c.id}  {c.size:>4} members  links: {links}")
+        print(f"    {', '.join(c.members[:10])}{more}")
+    if not clusters and not args.json:
+        print("no campaigns")
     return EXIT_OK
 
 

@@ -170,7 +170,7 @@ class PolicyGate:
     @property
     def salt(self) -> str:
         """Changes whenever decisions may: policy, detector version, OSV index."""
-        inputs = (self.holder.policy.digest, self.osv.loaded_at if self.osv is not None else None)
+        inputs = (f"{self.holder.policy.digest}:{self.detector.epoch}", self.osv.loaded_at if self.osv is not None else None)  # noqa: E501  # fmt: skip
         if inputs != self._salt_inputs:  # the hot path reads this on every request
             self._salt_inputs = inputs
             self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}"

@@ -31,10 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from proxy.detect.campaigns import (
+    CampaignIndex,
+    Cluster,
+    normalize_repo,
+    package_keys,
+    siblings,
+)
 from proxy.detect.clones import CloneIndex, code_hashes
 from proxy.detect.db import Database
 from proxy.detect.facts import Context, PackageFacts, Subject, VersionFacts
@@ -138,12 +147,57 @@ def run_signals(
     return tuple(out)
 
 
+# Signals whose findings depend on other packages (the indexes), recomputed whenever a stored
+# verdict is served (`Detector.current`) so that no verdict depends on the order packages came in.
+RELATIONAL = frozenset({"tea-wallet-reuse", "cloned-code", "campaign"})
+
+
+def member_traits(findings: Iterable[Finding]) -> list[str]:
+    """The package's own traits that make it a campaign member: findings of no function or of
+    farm publishing, medium severity and confidence or more, that do not depend on other
+    packages. Weak hints (a numbered name, an unedited manifest) and a tea.yaml are listed
+    beside them but make no member alone: real projects have them too."""
+    own = [
+        f
+        for f in findings
+        if f.signal_id not in RELATIONAL
+        and f.signal_id != "dependency-ring"
+        and _at_least(f, Severity.MEDIUM, Confidence.LOW)
+    ]
+    solid = {
+        f.signal_id
+        for f in own
+        if role(f) in (Role.FUNCTION, Role.FARM)
+        and _at_least(f, Severity.MEDIUM, Confidence.MEDIUM)
+    }
+    if not solid:
+        return []
+    return sorted({f.signal_id for f in own})
+
+
+def _repository(
+    package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
+) -> str:
+    repo: object = None
+    if tarball is not None and tarball.package_json is not None:
+        repo = tarball.package_json.get("repository")
+        if isinstance(repo, dict):
+            repo = repo.get("url")
+    if not isinstance(repo, str) and version is not None:
+        repo = version.repository
+    return normalize_repo(repo if isinstance(repo, str) else None)
+
+
 class Detector:
     """Assesses package versions against the signals and the indexes it keeps.
 
     `assess` is deterministic for the same facts, index state and clock; after deciding it
-    records what it saw (code-file hashes, wallets, dependency edges, the label) so the indexes
-    grow with every package. Thread-safe: the indexes serialize their own access.
+    records what it saw (code-file hashes, wallets, dependency edges, campaign keys, the label)
+    so the indexes grow with every package. Findings that depend on other packages
+    (RELATIONAL) are recomputed by `current` from the indexes as they are when a verdict is
+    served, so a cluster's first member ends with the verdict its last one has; `epoch` changes
+    whenever such findings may have changed, so that memoised decisions are redone.
+    Thread-safe: the indexes serialize their own access.
     """
 
     def __init__(
@@ -152,6 +206,7 @@ class Detector:
         clones: CloneIndex | None = None,
         wallets: WalletIndex | None = None,
         graph: PackageGraph | None = None,
+        campaigns: CampaignIndex | None = None,
         *,
         signals: tuple[tuple[SignalSpec, Check], ...] = SIGNALS,
         clock: Callable[[], datetime] | None = None,
@@ -160,8 +215,13 @@ class Detector:
         self.clones = clones if clones is not None else CloneIndex()
         self.wallets = wallets if wallets is not None else WalletIndex()
         self.graph = graph if graph is not None else PackageGraph()
+        self.campaigns = campaigns if campaigns is not None else CampaignIndex()
         self.signals = signals
+        self.intrinsic = tuple(s for s in signals if s[0].id not in RELATIONAL)
+        self.relational = tuple(s for s in signals if s[0].id in RELATIONAL)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._links = 0  # clone and wallet links recorded (see `epoch`)
 
     @classmethod
     def open(
@@ -169,41 +229,73 @@ class Detector:
     ) -> Detector:
         """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory);
         `model=False` leaves the learned score out (rules only)."""
-        from proxy.detect import clones, graph, wallets
+        from proxy.detect import campaigns, clones, graph, wallets
 
-        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA
+        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
         db = Database(directory / INDEX_FILE if directory is not None else None, schema)
         signals = SIGNALS if model else tuple(s for s in SIGNALS if s[0].id != LEARNED_SIGNAL)
-        return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db), signals=signals)
+        return cls(
+            osv,
+            CloneIndex(db=db),
+            WalletIndex(db=db),
+            PackageGraph(db=db),
+            CampaignIndex(db=db),
+            signals=signals,
+        )
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever a recorded package linked to others (a shared wallet or code file, a
+        campaign that grew): verdicts served before may change (`current` recomputes them)."""
+        return self._links + self.campaigns.generation
 
     def context(
         self, package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
     ) -> Context:
-        """What the indexes know about this subject (read-only input for the signals)."""
+        """What the indexes know about this subject, but for the relations to other packages
+        (see `relations`)."""
         name = package.name
-        subject = Subject(package, version, tarball)
-        deps = sorted(subject.dependencies)
-        wallet_names: dict[str, tuple[str, ...]] = {}
-        clone_names: tuple[str, ...] = ()
-        share, total = 0.0, 0
-        if tarball is not None:
-            for tea in tarball.tea_files:
-                for w in tea.wallets:
-                    others = self.wallets.names(w, name)
-                    if others:
-                        wallet_names[w] = others
-            match = self.clones.match(name, code_hashes(tarball))
-            clone_names, share, total = match.names, match.share, match.total
+        deps = sorted(Subject(package, version, tarball).dependencies)
         return Context(
             osv=self.osv.lookup(name, version.version if version is not None else ""),
-            wallet_names=wallet_names,
-            clone_names=clone_names,
-            clone_share=share,
-            clone_files=total,
             flagged_dependencies=self.graph.flagged(d for d in deps if d != name),
             dependency_cycles=self.graph.cycles(name, deps),
             now=self.clock(),
         )
+
+    def relations(
+        self,
+        name: str,
+        repo: str,
+        hashes: frozenset[str],
+        wallets: Iterable[str],
+        keys: set[str] | None,
+    ) -> dict[str, Any]:
+        """Context fields that depend on other packages: wallet reuse, clones (sibling packages
+        of one project left out), and the campaign cluster (`keys` None: not a member)."""
+        wallet_names: dict[str, tuple[str, ...]] = {}
+        for w in wallets:
+            others = self.wallets.names(w, name)
+            if others:
+                wallet_names[w] = others
+        match = self.clones.match(name, hashes, self._sibling_test(name, repo)) if hashes else None
+        return {
+            "wallet_names": wallet_names,
+            "clone_names": match.names if match else (),
+            "clone_share": match.share if match else 0.0,
+            "clone_files": match.total if match else 0,
+            "campaign": self.campaigns.cluster(name, keys) if keys is not None else None,
+        }
+
+    def _sibling_test(self, name: str, repo: str) -> Callable[[str], bool]:
+        cache: dict[str, str] = {}
+
+        def test(other: str) -> bool:
+            if other not in cache:
+                cache.update(self.campaigns.repos([other]) or {other: ""})
+            return siblings(name, other, repo, cache.get(other, ""))
+
+        return test
 
     def assess(
         self,
@@ -222,7 +314,21 @@ class Detector:
             vf = VersionFacts(version)
         ctx = self.context(package, vf, tarball)
         subject = Subject(package, vf, tarball, ctx)
-        findings = run_signals(subject, self.signals)
+        own = run_signals(subject, self.intrinsic)
+        traits = member_traits(own)
+        repo = _repository(package, vf, tarball)
+        hashes = code_hashes(tarball) if tarball is not None else frozenset()
+        wallets = [w for t in tarball.tea_files for w in t.wallets] if tarball is not None else []
+        keys = (
+            package_keys(
+                package.name, wallets, hashes, subject.dependencies, vf.published if vf else None
+            )
+            if traits
+            else None
+        )
+        related = self.relations(package.name, repo, hashes, wallets, keys)
+        subject = dataclasses.replace(subject, context=dataclasses.replace(ctx, **related))
+        findings = _ordered(own + run_signals(subject, self.relational), self.signals)
         score, label = combine(findings)
         osv_ids = tuple(sorted({i for h in ctx.osv for i in (h.id, *h.aliases)}))
         verdict = Verdict(
@@ -236,23 +342,40 @@ class Detector:
             tarball is not None,
         )
         if record:
-            self.record(subject, label)
+            self.record(subject, label, repo, traits, keys or set(), hashes, wallets)
         log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
         return verdict
 
     def current(self, verdict: Verdict, package: PackageFacts | None = None) -> Verdict:
-        """`verdict` with its feed lookup redone against the current OSV index.
-
-        Stored verdicts (made when a tarball was scanned) predate later feed refreshes; the
-        feed finding depends on name and version only, so it is recomputed and the score and
-        label combined again. Everything else in the verdict is kept.
+        """`verdict` with the findings that depend on other packages redone against the indexes
+        as they are now: the feed lookup (stored verdicts predate feed refreshes), wallet reuse,
+        clones and the campaign (a cluster grows after its first members were assessed).
+        Everything else in the verdict is kept; score and label are combined again.
         """
         pkg = package or PackageFacts.name_only(verdict.name, verdict.version)
         vf = pkg.version(verdict.version) or VersionFacts(verdict.version)
         hits = self.osv.lookup(verdict.name, verdict.version)
-        fresh = known_malicious.check(Subject(pkg, vf, None, Context(osv=hits)))
-        kept = tuple(f for f in verdict.findings if f.signal_id != known_malicious.SPEC.id)
-        findings = ((fresh,) if fresh is not None else ()) + kept
+        kept = tuple(
+            f
+            for f in verdict.findings
+            if f.signal_id != known_malicious.SPEC.id and f.signal_id not in RELATIONAL
+        )
+        name = verdict.name
+        traits = member_traits(kept)
+        keys = self.campaigns.keys_of(name) if traits else None
+        if keys is not None and not keys and not self.campaigns.is_member(name):
+            keys = None  # never recorded (a metadata-only look): no campaign to speak of
+        hashes = self.clones.hashes_of(name) if verdict.tarball_scanned else frozenset()
+        wallets = self.wallets.wallets_of(name) if verdict.tarball_scanned else ()
+        repo = self.campaigns.repos([name]).get(name, "")
+        related = self.relations(name, repo, hashes, wallets, keys)
+        ctx = dataclasses.replace(Context(osv=hits), **related)
+        fresh = known_malicious.check(Subject(pkg, vf, None, ctx))
+        # The relational signals read the indexes' answers only; they need to know that the
+        # verdict was made with a tarball (an empty stand-in says so).
+        stand_in = TarballFacts(entries=()) if verdict.tarball_scanned else None
+        redone = run_signals(Subject(pkg, vf, stand_in, ctx), self.relational)
+        findings = _ordered(((fresh,) if fresh is not None else ()) + kept + redone, self.signals)
         osv_ids = tuple(sorted({i for h in hits for i in (h.id, *h.aliases)}))
         if findings == verdict.findings and osv_ids == verdict.osv_ids:
             return verdict
@@ -261,11 +384,40 @@ class Detector:
             verdict, findings=findings, score=score, label=label, osv_ids=osv_ids
         )
 
-    def record(self, subject: Subject, label: Label) -> None:
+    def record(
+        self,
+        subject: Subject,
+        label: Label,
+        repo: str = "",
+        traits: Iterable[str] = (),
+        keys: Iterable[str] = (),
+        hashes: frozenset[str] | None = None,
+        wallets: Iterable[str] | None = None,
+    ) -> None:
         """Add what `subject` showed to the indexes."""
         name = subject.name
         self.graph.record(name, subject.dependencies, label)
         t = subject.tarball
+        linked = bool(subject.context.clone_names or subject.context.wallet_names)
         if t is not None:
-            self.clones.record(name, code_hashes(t))
-            self.wallets.record(name, [w for tea in t.tea_files for w in tea.wallets])
+            self.clones.record(name, hashes if hashes is not None else code_hashes(t))
+            self.wallets.record(
+                name,
+                wallets if wallets is not None else [w for f in t.tea_files for w in f.wallets],
+            )
+        self.campaigns.record(name, repo, traits, keys)
+        if linked:
+            with self._lock:
+                self._links += 1
+
+    def campaign_list(self, min_size: int = 2) -> list[Cluster]:
+        """Every campaign cluster of at least `min_size` members, largest first."""
+        return self.campaigns.clusters(min_size)
+
+
+def _ordered(
+    findings: tuple[Finding, ...], signals: tuple[tuple[SignalSpec, Check], ...]
+) -> tuple[Finding, ...]:
+    """Findings in registry order (the order a verdict lists them)."""
+    rank = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
+    return tuple(sorted(findings, key=lambda f: rank.get(f.signal_id, len(rank))))

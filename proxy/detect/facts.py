@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from proxy.detect.campaigns import Cluster
 from proxy.detect.code import CodeProfile, profile as code_profile
 from proxy.npm.names import PackageName
 from proxy.npm.packument import INSTALL_SCRIPTS, Summary, parse, summarize
@@ -239,6 +240,7 @@ class Context:
         default_factory=_empty
     )  # dependency -> its label
     dependency_cycles: tuple[tuple[str, ...], ...] = ()  # name -> ... -> name paths
+    campaign: Cluster | None = None  # the campaign cluster the package is a member of
     now: datetime | None = None
 
 

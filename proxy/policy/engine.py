@@ -118,6 +118,12 @@ def check_match(match: Match, s: Subject) -> list[Check]:
         ids = list(v.osv_ids) if v is not None else []
         hit = bool(ids) and ("*" in match.osv or any(i in ids for i in match.osv))
         out.append(Check("osv", hit, f"records {ids or 'none'} vs {', '.join(match.osv)}"))
+    if match.min_campaign_size is not None:
+        size = campaign_size(v)
+        hit = size >= match.min_campaign_size
+        out.append(
+            Check("min_campaign_size", hit, f"campaign of {size} >= {match.min_campaign_size}")
+        )
     if match.version_younger_than is not None:
         a = age(s.now, s.published)
         hit = a is not None and a < match.version_younger_than
@@ -132,13 +138,24 @@ def check_match(match: Match, s: Subject) -> list[Check]:
     return out
 
 
+def campaign_size(v: Verdict | None) -> int:
+    """Members of the campaign the verdict's `campaign` finding names (0: none)."""
+    for f in v.findings if v is not None else ():
+        size = f.evidence.get("size") if f.signal_id == "campaign" else None
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    return 0
+
+
 def rule_matches(rule: Rule, s: Subject) -> bool:
     return all(c.holds for c in check_match(rule.match, s))
 
 
 def _could_match_later(rule: Rule, s: Subject) -> bool:
     """True when the rule's conditions that do not depend on the verdict hold."""
-    verdict_conditions = {"labels", "min_score", "max_score", "signals", "osv"}
+    verdict_conditions = {
+        "labels", "min_score", "max_score", "signals", "osv", "min_campaign_size",
+    }  # fmt: skip
     checks = check_match(rule.match, s)
     return rule.match.needs_verdict and all(
         c.holds for c in checks if c.condition not in verdict_conditions

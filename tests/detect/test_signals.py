@@ -13,11 +13,13 @@ from types import MappingProxyType
 
 import pytest
 
+from proxy.detect.campaigns import Cluster, cluster_id
 from proxy.detect.facts import Context, OsvHit, PackageFacts, Subject, VersionFacts
 from proxy.detect.model import Confidence, Family, Severity
 from proxy.detect.signals import (
     SIGNALS,
     boilerplate_manifest,
+    campaign,
     cloned_code,
     dependency_ring,
     empty_package,
@@ -167,6 +169,11 @@ def swc_counter() -> Subject:
     )
 
 
+def cluster(size: int, **links: int) -> Cluster:
+    members = ("xcho", *(f"farm-{i}" for i in range(size - 1)))
+    return Cluster(cluster_id(members), tuple(sorted(members)), links, True)
+
+
 def sources(text: str) -> Subject:
     s = subject("nomind-big-integer")
     return with_tarball(s, sources={"package/bigInteger.js": text}, sources_complete=True)
@@ -254,6 +261,12 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         None,
     ),
     (cloned_code, lambda: subject("xcho"), None),
+    # campaign
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(4, code=3, wallet=1))), (H, MC)),
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(3, name=1))), (M, LC)),  # names only
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(2, code=5))), (L, LC)),  # a pair
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(1))), None),
+    (campaign, lambda: subject("xcho"), None),  # not a member
     # empty-package
     (empty_package, lambda: subject("uniset"), (H, HC)),  # README stub, no package.json
     (empty_package, lambda: subject("hybirdy"), (H, HC)),  # nothing but tea.yaml

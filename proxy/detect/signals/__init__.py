@@ -12,6 +12,7 @@ from proxy.detect.facts import Subject
 from proxy.detect.model import Finding, SignalSpec
 from proxy.detect.signals import (
     boilerplate_manifest,
+    campaign,
     cloned_code,
     dependency_ring,
     empty_package,
@@ -48,6 +49,7 @@ SIGNALS: tuple[tuple[SignalSpec, Check], ...] = (
     (cloned_code.SPEC, cloned_code.check),
     (generated_name.SPEC, generated_name.check),
     (dependency_ring.SPEC, dependency_ring.check),
+    (campaign.SPEC, campaign.check),
     (publish_burst.SPEC, publish_burst.check),
     (young_package.SPEC, young_package.check),
     (install_scripts.SPEC, install_scripts.check),

@@ -22,6 +22,7 @@ verdict `suspicious` at most.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
@@ -47,7 +48,7 @@ def imported_packages(sources: dict[str, str] | None) -> set[str]:
     return out
 
 
-def check(s: Subject) -> Finding | None:
+def _findings(s: Subject) -> Iterator[Finding]:
     deps = s.dependencies
     c = s.context
     # Farms depend on each other's spam; a dependency flagged malicious is that package's own
@@ -59,22 +60,25 @@ def check(s: Subject) -> Finding | None:
         # A ring member's dependencies are mostly the ring; a real package with one flagged
         # dependency among many is its victim (and one wrong verdict must not cascade).
         ring = len(names) >= MIN_RING and len(names) * 2 >= len(deps)
-        return SPEC.finding(
+        yield SPEC.finding(
             f"it depends on {len(names)} package(s) already flagged as spam: "
             + ", ".join(names[:3])
             + ("" if ring else f" (of {len(deps)} dependencies)"),
             {"flagged_dependencies": spam_deps, "dependencies": len(deps)},
             severity=Severity.HIGH if ring else Severity.LOW,
         )
+        if ring:
+            return
     if s.name in deps:
-        return SPEC.finding(
+        yield SPEC.finding(
             "the package lists itself as a dependency",
             {"dependency": s.name, "range": deps[s.name]},
             confidence=Confidence.HIGH,
         )
+        return
     if c.dependency_cycles:
         shown = " -> ".join(c.dependency_cycles[0])
-        return SPEC.finding(
+        yield SPEC.finding(
             f"its dependencies lead back to it: {shown}",
             {"cycles": [list(p) for p in c.dependency_cycles]},
             severity=Severity.LOW,  # monorepo families (jest-*, babel plugins) have cycles too
@@ -82,18 +86,31 @@ def check(s: Subject) -> Finding | None:
     t = s.tarball
     p = s.profile
     if t is not None and t.complete and p is not None and deps and not p.script_files:
-        return SPEC.finding(
+        yield SPEC.finding(
             f"it declares {len(deps)} dependencies but has no JavaScript or TypeScript to use them",
             {"unused": sorted(deps)[:20]},
             confidence=Confidence.LOW,
         )
+        return
     if t is not None and t.sources_complete and t.sources and deps:
         used = imported_packages(dict(t.sources))
         if not used & set(deps):
-            return SPEC.finding(
+            yield SPEC.finding(
                 f"none of its {len(deps)} declared dependencies is imported by its code",
                 {"unused": sorted(deps)[:20], "source_files": len(t.sources)},
                 severity=Severity.LOW,
                 confidence=Confidence.LOW,
             )
-    return None
+
+
+_SEV = list(Severity)
+_CONF = list(Confidence)
+
+
+def check(s: Subject) -> Finding | None:
+    """The strongest of the ring findings (a victim's flagged dependency must not hide that the
+    package has no code to use any dependency)."""
+    found = list(_findings(s))
+    if not found:
+        return None
+    return max(found, key=lambda f: (_SEV.index(f.severity), _CONF.index(f.confidence)))
