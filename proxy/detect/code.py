@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from proxy.npm.tarball import EntryKind, TarballFacts
@@ -31,6 +32,8 @@ CODE_SUFFIXES = (
 )  # fmt: skip
 SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts", ".cts", ".vue")
 FILLER_MAX_BYTES = 64  # a filler file is a one-liner
+TEMPLATE_MAX_BYTES = 8 * 1024  # scaffold files are small; larger ones are not searched
+PROSE_SAMPLE = 2048  # characters of a code file looked at for prose
 STUB_README_CHARS = 80  # prose in a README (title and badges left out) below this is a stub
 
 _METADATA = re.compile(
@@ -87,6 +90,31 @@ _WORDS = re.compile(r"[A-Za-z]{2,}")
 _MD_NOISE = re.compile(r"^\s*(?:#.*|\[!\[.*|!\[.*|<.*>|[-=*_]{3,})\s*$")
 
 
+_IMPORT = re.compile(
+    r"""(?:require\s*\(\s*|import\s*\(\s*|from\s+|import\s+|export\s+\*\s+from\s+)['"]([^'"\s]+)['"]"""
+)
+
+
+def _imports(text: str) -> set[str]:
+    out: set[str] = set()
+    for spec in _IMPORT.findall(text):
+        if spec.startswith((".", "/", "node:")):
+            continue
+        parts = spec.split("/")
+        out.add("/".join(parts[:2]) if spec.startswith("@") else parts[0])
+    return out
+
+
+def imports_any(sources: Mapping[str, str], names: Iterable[str]) -> bool:
+    """True when a source imports one of `names`; files that do not even mention one are not
+    parsed (most real packages import a dependency in their first file: this stops there)."""
+    wanted = set(names)
+    for text in sources.values():
+        if any(n in text for n in wanted) and _imports(text) & wanted:
+            return True
+    return False
+
+
 def is_metadata(path: str) -> bool:
     """True for files every package carries whatever it does (README, licence, manifest)."""
     base = path.rsplit("/", 1)[-1]
@@ -109,12 +137,25 @@ def filler_name(path: str) -> bool:
 
 def looks_like_prose(text: str) -> bool:
     """Text in a code file that is not code: many words, next to no code punctuation."""
-    sample = text[:4096]
+    sample = text[:PROSE_SAMPLE]
     words = len(_WORDS.findall(sample))
     return words >= 40 and len(_CODE_CHARS.findall(sample)) * 40 < words
 
 
+# Literal pieces of the markers above: a file with none of them is no scaffold (cheap to test,
+# unlike the patterns).
+_ANCHORS = (
+    "Get started", "Create Next App", "create next app", "Next.js logo", "vercel.svg",
+    "Learn React", "reportWebVitals", "learn react", "Vite + ", "count is", "Edit <code>",
+    "Click on the Vite", "Vue.js App", "HelloWorld", "origin}**", "template-snap",
+    "This is a custom", "Hello World", "Example app listening", "withdraw yet", "contract Lock",
+)  # fmt: skip
+
+
 def template_family(text: str) -> str | None:
+    """The scaffold family whose marker `text` carries, if any."""
+    if not any(a in text for a in _ANCHORS):
+        return None
     for family, marker in TEMPLATE_MARKERS:
         if marker.search(text):
             return family
@@ -199,7 +240,8 @@ def profile(t: TarballFacts) -> CodeProfile:
         text = t.sources.get(e.path)
         if base.lower().endswith(SCRIPT_SUFFIXES):
             scripts += 1
-        family = template_family(text) if text is not None else None
+        small = text is not None and e.size <= TEMPLATE_MAX_BYTES
+        family = template_family(text) if small and text is not None else None
         if family is not None or _SCAFFOLD_CONFIG.match(base):
             template_files += 1
             template_bytes += e.size

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from proxy.detect.campaigns import Cluster
-from proxy.detect.code import CodeProfile, profile as code_profile
+from proxy.detect.code import CodeProfile, imports_any, profile as code_profile
 from proxy.npm.names import PackageName
 from proxy.npm.packument import INSTALL_SCRIPTS, Summary, parse, summarize
 from proxy.npm.semver import Version
@@ -253,7 +253,7 @@ class Subject:
     version: VersionFacts | None
     tarball: TarballFacts | None = None
     context: Context = field(default_factory=Context)
-    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple[str | int, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -264,9 +264,21 @@ class Subject:
         """The tarball's code profile (computed once per subject); None without a tarball."""
         if self.tarball is None:
             return None
-        if "profile" not in self._memo:
-            self._memo["profile"] = code_profile(self.tarball)
-        found: CodeProfile = self._memo["profile"]
+        # keyed by the tarball: `dataclasses.replace` carries the memo to a changed copy
+        key = ("profile", id(self.tarball))
+        if key not in self._memo:
+            self._memo[key] = code_profile(self.tarball)
+        found: CodeProfile = self._memo[key]
+        return found
+
+    @property
+    def imports_any_dependency(self) -> bool:
+        """True when the tarball's sources import a declared dependency (computed once)."""
+        key = ("imports", id(self.tarball), id(self.version))
+        if key not in self._memo:
+            sources = self.tarball.sources if self.tarball is not None else {}
+            self._memo[key] = imports_any(sources, self.dependencies)
+        found: bool = self._memo[key]
         return found
 
     @property

@@ -27,6 +27,7 @@ from proxy.detect.signals import (
     generated_name,
     install_scripts,
     known_malicious,
+    learned_score,
     missing_entry,
     publish_burst,
     spam_name,
@@ -267,6 +268,9 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (campaign, lambda: subject("xcho", ctx(campaign=cluster(2, code=5))), (L, LC)),  # a pair
     (campaign, lambda: subject("xcho", ctx(campaign=cluster(1))), None),
     (campaign, lambda: subject("xcho"), None),  # not a member
+    # learned-score (the shipped model; its tiers are tested in test_learned.py)
+    (learned_score, lambda: subject("xcho"), (H, MC)),
+    (learned_score, lambda: subject("@babel/code-frame"), None),
     # empty-package
     (empty_package, lambda: subject("uniset"), (H, HC)),  # README stub, no package.json
     (empty_package, lambda: subject("hybirdy"), (H, HC)),  # nothing but tea.yaml
@@ -279,7 +283,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     # missing-entry
     (missing_entry, lambda: subject("yimiwork_form"), (H, MC)),  # main index.js, no JS at all
     (missing_entry, lambda: subject("cliui"), (M, LC)),  # other code: an unbuilt release
-    (missing_entry, lambda: without_package_json(subject("nomind-big-integer")), (M, MC)),
+    (missing_entry, lambda: without_package_json(subject("nomind-big-integer")), (H, MC)),
     (missing_entry, lambda: subject("@parcel/watcher-linux-x64-glibc"), None),  # main: .node
     (missing_entry, lambda: subject("@types/yargs"), None),  # types only, main ""
     (missing_entry, lambda: subject("nomind-big-integer"), None),

@@ -21,7 +21,6 @@ verdict `suspicious` at most.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from proxy.detect.facts import Subject
@@ -31,21 +30,6 @@ SPEC = SignalSpec(
     "dependency-ring", "dependency ring", Severity.MEDIUM, Confidence.MEDIUM, role=Role.FARM
 )
 MIN_RING = 2  # flagged dependencies that, as half of all, make a ring
-_IMPORT = re.compile(
-    r"""(?:require\s*\(\s*|import\s*\(\s*|from\s+|import\s+|export\s+\*\s+from\s+)['"]([^'"\s]+)['"]"""
-)
-
-
-def imported_packages(sources: dict[str, str] | None) -> set[str]:
-    """Package names imported by the given sources (`pkg`, `@scope/pkg`, subpaths cut)."""
-    out: set[str] = set()
-    for text in (sources or {}).values():
-        for spec in _IMPORT.findall(text):
-            if spec.startswith((".", "/", "node:")):
-                continue
-            parts = spec.split("/")
-            out.add("/".join(parts[:2]) if spec.startswith("@") else parts[0])
-    return out
 
 
 def _findings(s: Subject) -> Iterator[Finding]:
@@ -92,15 +76,13 @@ def _findings(s: Subject) -> Iterator[Finding]:
             confidence=Confidence.LOW,
         )
         return
-    if t is not None and t.sources_complete and t.sources and deps:
-        used = imported_packages(dict(t.sources))
-        if not used & set(deps):
-            yield SPEC.finding(
-                f"none of its {len(deps)} declared dependencies is imported by its code",
-                {"unused": sorted(deps)[:20], "source_files": len(t.sources)},
-                severity=Severity.LOW,
-                confidence=Confidence.LOW,
-            )
+    if t is not None and t.sources_complete and t.sources and deps and not s.imports_any_dependency:
+        yield SPEC.finding(
+            f"none of its {len(deps)} declared dependencies is imported by its code",
+            {"unused": sorted(deps)[:20], "source_files": len(t.sources)},
+            severity=Severity.LOW,
+            confidence=Confidence.LOW,
+        )
 
 
 _SEV = list(Severity)

@@ -42,7 +42,7 @@ MIN_SWITCHES = 3  # letter/digit alternations inside one word
 MIN_VOWELLESS = 9  # letters in a word without any vowel
 
 
-def _shape(bare: str) -> tuple[str, Confidence] | None:
+def shape(bare: str) -> tuple[str, Confidence] | None:
     if bare.startswith("-"):
         return "starts with a hyphen, which npm no longer accepts for new names", Confidence.LOW
     if _UNDERSCORE_TRIPLE.match(bare):
@@ -65,7 +65,7 @@ def _shape(bare: str) -> tuple[str, Confidence] | None:
 
 def check(s: Subject) -> Finding | None:
     bare = s.name.lower().rsplit("/", 1)[-1]
-    found = _shape(bare)
+    found = shape(bare)
     if found is None:
         return None
     what, confidence = found

@@ -7,7 +7,8 @@ What it detects:
   beside a README and a tea.yaml, or beside files in other languages);
 - the same with other code in the package (a repository pushed as-is, an app, not a library):
   medium severity, low confidence;
-- no package.json at all beside other files: npm cannot install it.
+- no package.json at all beside other files: npm cannot install it (what was published is a
+  folder of files, not a package).
 
 Known false positives: packages that forgot to include their build output in one release (they
 have other code, so that is the weak form), types-only packages (`.d.ts` counts as code), and
@@ -35,7 +36,6 @@ def check(s: Subject) -> Finding | None:
         return SPEC.finding(
             "the package has no package.json: npm cannot install it",
             {"files": p.files, "code_files": p.code_files},
-            severity=Severity.MEDIUM,
         )
     if t.package_json is None:
         return None
