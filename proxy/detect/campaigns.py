@@ -36,8 +36,8 @@ from pathlib import Path
 
 from proxy.detect.db import Database
 
-MAX_WALK = 500  # names visited per cluster walk
-MAX_KEY_NAMES = 200  # names read per key during a walk (a template shared by thousands)
+MAX_WALK = 200  # names visited per cluster walk
+MAX_KEY_NAMES = 100  # names read per key during a walk (a template shared by thousands)
 MAX_SHOWN = 20  # members listed in evidence
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS campaign_members (name TEXT PRIMARY KEY, traits TEXT NOT NULL)",

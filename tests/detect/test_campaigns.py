@@ -204,3 +204,26 @@ def test_campaigns_cli_lists_clusters(tmp_path: Path, capsys: pytest.CaptureFixt
     assert listed["size"] == 3
     assert main(["campaigns", "--cache-dir", str(tmp_path), "--min-size", "4"]) == 0
     assert capsys.readouterr().out.strip() == "no campaigns"
+
+
+def test_the_plan_salt_follows_the_detector_epoch(tmp_path: Path) -> None:
+    """A cluster that grows changes the gate's salt, so memoised plans are made again (and
+    stored verdicts go through `Detector.current`)."""
+    from proxy.decisions import DecisionLog
+    from proxy.detect.store import VerdictStore
+    from proxy.gate import PolicyGate
+    from proxy.policy.holder import PolicyHolder, shipped_policy
+
+    detector = Detector(clock=lambda: CLOCK)
+    log = DecisionLog(tmp_path / "decisions.sqlite3")
+    gate = PolicyGate(PolicyHolder(shipped_policy("default")), detector, VerdictStore(), log)
+    try:
+        before = gate.salt
+        package, version, tarball = member("xcho")
+        detector.assess(package, version, tarball)
+        assert gate.salt == before
+        package, version, tarball = member("xcho-twin")
+        detector.assess(package, version, tarball)
+        assert gate.salt != before
+    finally:
+        log.close()

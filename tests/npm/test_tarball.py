@@ -238,3 +238,13 @@ def test_node_tar_times_in_the_prefix_field_are_not_part_of_the_name() -> None:
     assert [e.path for e in facts.entries] == ["node/index.d.ts"]
     assert facts.problems == ()
     assert facts.root == "node"
+
+
+def test_vue_and_svelte_sources_are_kept_for_the_code_signals() -> None:
+    app = "<template><HelloWorld msg='Welcome to Your Vue.js App'/></template>\n"
+    facts = read_tarball(
+        package({"src/App.vue": app, "src/Card.svelte": "<p>x</p>\n", "logo.png": "png"}, MANIFEST)
+    )
+    assert facts.sources["package/src/App.vue"] == app
+    assert "package/src/Card.svelte" in facts.sources
+    assert "package/logo.png" not in facts.sources
