@@ -73,6 +73,16 @@ _GREETING = re.compile(
     r"^\s*(?:(?:'use strict'|\"use strict\");?\s*)?"
     r"(?:console\.log\(\s*['\"`][^'\"`]{0,80}['\"`]\s*\);?\s*|//[^\n]*\n?\s*)+$"
 )
+_IIFE = re.compile(
+    r"^\s*[!;(]*\s*(?:async\s+)?(?:function\s*\w*\s*\(\s*\)|\(\s*\)\s*=>)\s*\{(.*)\}\s*\)?\s*\(\s*\)\s*\)?;?\s*$",
+    re.DOTALL,
+)
+_EXPORTS = re.compile(
+    r"module\.exports|(?<![\w.$])exports(?:\.|\[|\s*=)|\bexport\b|Object\.defineProperty\(\s*exports"
+    r"|__esModule|\bdefine\(|\b(?:global|globalThis|window|self)\s*(?:\.|\[)\s*['\"]?\w+['\"]?\]?\s*=(?!=)"
+    r"|\b(?:global|globalThis|window|self)\.\w+\s*=(?!=)|\bprocess\.on\(|require\.extensions"
+    r"|Error\.prepareStackTrace"
+)
 _EMPTY = re.compile(
     r"^\s*(?:(?:'use strict'|\"use strict\");?\s*|module\.exports\s*=\s*\{\s*\};?\s*"
     r"|export\s*\{\s*\};?\s*|//[^\n]*\n?\s*|/\*.*?\*/\s*)*$",
@@ -93,6 +103,14 @@ _MD_NOISE = re.compile(r"^\s*(?:#.*|\[!\[.*|!\[.*|<.*>|[-=*_]{3,})\s*$")
 _IMPORT = re.compile(
     r"""(?:require\s*\(\s*|import\s*\(\s*|from\s+|import\s+|export\s+\*\s+from\s+)['"]([^'"\s]+)['"]"""
 )
+
+
+def imported_packages(sources: Mapping[str, str]) -> set[str]:
+    """Package names imported by the given sources (`pkg`, `@scope/pkg`, subpaths cut)."""
+    out: set[str] = set()
+    for text in sources.values():
+        out |= _imports(text)
+    return out
 
 
 def _imports(text: str) -> set[str]:
@@ -168,8 +186,16 @@ def is_empty_code(text: str) -> bool:
 
 
 def is_greeting(text: str) -> bool:
-    """Only logs a string (`console.log('Hello world')`)."""
-    return bool(text.strip()) and bool(_GREETING.match(text))
+    """Only logs a string (`console.log('Hello world')`), bare or wrapped in a function that
+    runs at once (`!function(){ console.log('2333') }()`)."""
+    body = _IIFE.sub(r"\1", text)
+    return bool(body.strip()) and bool(_GREETING.match(body))
+
+
+def exports_nothing(text: str) -> bool:
+    """A script, not a module: the text neither exports anything nor sets a global (polyfills
+    and registration hooks do), and is not empty (an empty entry is a marker's shape)."""
+    return not is_empty_code(text) and not _EXPORTS.search(text)
 
 
 def readme_prose(text: str | None) -> int:
@@ -204,7 +230,8 @@ class CodeProfile:
     original_bytes: int  # code that is not template, config or filler
     entry: str | None  # archive path `require(name)` loads, when present
     entry_declared: str | None  # package.json main (or bin) as written
-    entry_text: str | None  # the entry's text, when the reader kept it
+    entry_text: str | None  # the entry's text, when the reader kept it (maybe cut)
+    entry_whole: bool  # entry_text is the whole file
     readme_chars: int  # prose characters in the shallowest README
     data_files: int  # files that are neither metadata nor code
 
@@ -259,6 +286,8 @@ def profile(t: TarballFacts) -> CodeProfile:
         declared = next(iter(sorted(t.bins.values())), None)
         if entry is None and declared is not None:
             entry = _resolve(t, declared)
+    entry_text = t.sources.get(entry) if entry is not None else None
+    entry_size = next((e.size for e in files if e.path == entry), 0)
     return CodeProfile(
         files=len(files),
         metadata_files=metadata,
@@ -273,7 +302,8 @@ def profile(t: TarballFacts) -> CodeProfile:
         original_bytes=original,
         entry=entry,
         entry_declared=declared.strip() if isinstance(declared, str) else None,
-        entry_text=t.sources.get(entry) if entry is not None else None,
+        entry_text=entry_text,
+        entry_whole=entry_text is not None and len(entry_text.encode()) + 64 >= entry_size,
         readme_chars=readme_prose(t.readme_text),
         data_files=data,
     )

@@ -15,7 +15,9 @@ Scoring (`combine`) is a documented, order-independent sum. Each finding is wort
     resolves to nothing, a generated name, a ring, a burst, a campaign): tea.yaml is evidence
     that rewards are claimed, not that the package is a farm's;
   - without registration, two traits or more, one of them high severity or both of medium
-    confidence (template code under a generated name, an empty package in a campaign);
+    confidence (template code under a generated name, an empty package in a campaign), or
+    THREE_TRAITS weak ones together (an unedited manifest, a script for an entry point and
+    inflated dependencies);
   so a tea.yaml alone, in a real package, is `suspicious` at most (a policy may warn);
 - `suspicious`: a score of at least SUSPICIOUS_SCORE with one finding of medium severity and
   medium confidence or better, whatever the family; or, from weak findings only (low severity
@@ -71,6 +73,7 @@ DETECTOR_VERSION = "2"
 SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
 SPAM_SCORE = 50
+THREE_TRAITS = 3  # distinct weak traits that together make spam
 SUSPICIOUS_SCORE = 15
 WEAK_SUSPICIOUS_SCORE = 25
 INDEX_FILE = "detector.sqlite3"
@@ -127,7 +130,7 @@ def _spam(fs: list[Finding]) -> bool:
         return False
     strong = any(_at_least(f, Severity.HIGH, Confidence.MEDIUM) for f in counted)
     medium = sum(1 for f in counted if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
-    return strong or medium >= 2
+    return strong or medium >= 2 or len({f.signal_id for f in counted}) >= THREE_TRAITS
 
 
 def run_signals(

@@ -52,6 +52,24 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
         ([f(M, MC, sid="template-code"), f(M, LC, sid="missing-entry")], Label.SUSPICIOUS),
         ([f(H, HC, sid="empty-package")], Label.SPAM),  # not even a package.json
         ([f(M, LC, sid="trivial-code")], Label.CLEAN),  # @swc/counter's empty index.js
+        # weak traits of no function, three or more of them together and worth SPAM_SCORE
+        (
+            [
+                f(M, LC, sid="boilerplate-manifest"),
+                f(M, LC, sid="script-entry"),
+                f(M, LC, sid="dependency-ring"),
+                f(M, MC, sid="trivial-code"),
+            ],
+            Label.SPAM,
+        ),
+        (
+            [
+                f(M, LC, sid="boilerplate-manifest"),
+                f(M, LC, sid="script-entry"),
+                f(M, MC, sid="trivial-code"),
+            ],
+            Label.SUSPICIOUS,  # 43.75 points: not enough
+        ),
         ([f(M, HC, R), f(M, HC, R), f(M, HC, R)], Label.SUSPICIOUS),  # risk never makes spam
         ([f(C, HC, W)], Label.MALICIOUS),
         ([f(H, HC, W), f(H, HC)], Label.MALICIOUS),

@@ -30,6 +30,7 @@ from proxy.detect.signals import (
     learned_score,
     missing_entry,
     publish_burst,
+    script_entry,
     spam_name,
     tea_wallet_reuse,
     tea_yaml,
@@ -175,6 +176,11 @@ def cluster(size: int, **links: int) -> Cluster:
     return Cluster(cluster_id(members), tuple(sorted(members)), links, True)
 
 
+def polyfill() -> Subject:
+    text = "if (!globalThis.fetch) { globalThis.fetch = function fetch() {}; }\n"
+    return with_tarball(subject("nomind-big-integer"), sources={"package/bigInteger.js": text})
+
+
 def sources(text: str) -> Subject:
     s = subject("nomind-big-integer")
     return with_tarball(s, sources={"package/bigInteger.js": text}, sources_complete=True)
@@ -215,6 +221,14 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     # trivial-code
     (trivial_code, lambda: subject("uniset"), None),  # README + tea.yaml only: empty-package
     (trivial_code, swc_counter, (M, LC)),  # an empty index.js alone: weak, never a warning
+    (
+        trivial_code,
+        lambda: with_tarball(
+            subject("nomind-big-integer"),
+            sources={"package/bigInteger.js": "!function(){\n    console.log(`2333333`)\n}()\n"},
+        ),
+        (M, MC),  # a greeting wrapped in a function that runs at once
+    ),
     (trivial_code, lambda: subject("client-only"), (L, MC)),  # a marker package: tiny code
     (trivial_code, lambda: subject("client-only", files=DATA_PACKAGE), (L, MC)),  # mime-db
     (  # client-only's real shape: an empty index.js beside a file that throws
@@ -300,6 +314,14 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (filler_code, lambda: subject("es-errors"), None),  # many tiny one-word modules
     (filler_code, lambda: subject("picomatch"), None),
     (filler_code, lambda: subject("xcho"), None),
+    # script-entry
+    (script_entry, lambda: subject("dio-cronos-tea"), (M, LC)),  # sends tokens, exports nothing
+    (script_entry, lambda: with_package_json(subject("dio-cronos-tea"), bin="index.js"), None),
+    (script_entry, lambda: subject("@babel/code-frame"), None),  # a module
+    (script_entry, lambda: subject("nomind-big-integer"), None),  # module.exports = {...}
+    (script_entry, lambda: subject("client-only"), None),  # an empty entry: a marker
+    (script_entry, lambda: subject("cliui"), None),  # its entry is not in the package
+    (script_entry, lambda: polyfill(), None),  # sets a global
     # boilerplate-manifest
     (boilerplate_manifest, lambda: npm_init(subject("nomind-big-integer")), (M, LC)),
     (boilerplate_manifest, lambda: subject("nomind-big-integer"), None),  # test script only
@@ -330,6 +352,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         (H, MC),
     ),
     (dependency_ring, lambda: subject("yimiwork_form"), (M, LC)),  # deps, no code to use them
+    (dependency_ring, lambda: subject("dio-cronos-tea"), (M, LC)),  # imports 1 of 18 deps
     (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (M, HC)),
     (
         dependency_ring,

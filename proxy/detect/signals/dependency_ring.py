@@ -6,6 +6,8 @@ What it detects, strongest first:
 - a package that depends on itself;
 - a cycle: this package's dependencies lead back to it through packages already seen;
 - dependencies declared with no JavaScript or TypeScript in the package to use them;
+- dependency inflation: INFLATED_DEPS or more dependencies of which the code (read in full)
+  imports at most INFLATED_SHARE (medium severity, low confidence);
 - dependencies declared but never imported: the tarball's code was read in full and no file
   `require`s or `import`s any declared dependency.
 
@@ -23,12 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from proxy.detect.code import imported_packages
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
 SPEC = SignalSpec(
     "dependency-ring", "dependency ring", Severity.MEDIUM, Confidence.MEDIUM, role=Role.FARM
 )
+INFLATED_DEPS = 5  # declared dependencies from which ...
+INFLATED_SHARE = 0.25  # ... importing at most this share of them is inflation
 MIN_RING = 2  # flagged dependencies that, as half of all, make a ring
 
 
@@ -76,7 +81,18 @@ def _findings(s: Subject) -> Iterator[Finding]:
             confidence=Confidence.LOW,
         )
         return
-    if t is not None and t.sources_complete and t.sources and deps and not s.imports_any_dependency:
+    if t is None or not t.sources_complete or not t.sources or not deps:
+        return
+    if len(deps) >= INFLATED_DEPS:
+        used = imported_packages(t.sources) & set(deps)
+        if len(used) <= len(deps) * INFLATED_SHARE:
+            yield SPEC.finding(
+                f"it declares {len(deps)} dependencies and its code imports {len(used)} of them",
+                {"unused": sorted(set(deps) - used)[:20], "imported": sorted(used)},
+                confidence=Confidence.LOW,
+            )
+            return
+    if not s.imports_any_dependency:
         yield SPEC.finding(
             f"none of its {len(deps)} declared dependencies is imported by its code",
             {"unused": sorted(deps)[:20], "source_files": len(t.sources)},
