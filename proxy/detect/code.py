@@ -95,6 +95,7 @@ runner sample service services settings setup spec styles test tests train types
 views handler handlers schema store router routes"""
 FILLER_WORDS = frozenset(_STOCK.split())
 _FILLER_NAME = re.compile(r"^([a-z]+)(?:_([a-z]+))+$", re.IGNORECASE)
+_COMMENTS = re.compile(r"/\*.*?(?:\*/|$)|//[^\n]*", re.DOTALL)
 _CODE_CHARS = re.compile(r"[{}();=<>\[\]]")
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 _MD_NOISE = re.compile(r"^\s*(?:#.*|\[!\[.*|!\[.*|<.*>|[-=*_]{3,})\s*$")
@@ -156,10 +157,21 @@ def filler_name(path: str) -> bool:
 def looks_like_prose(text: str) -> bool:
     """Text in a code file that is not code: many words, next to no code punctuation."""
     sample = text[:PROSE_SAMPLE]
+    if "/*" in sample or "//" in sample:
+        sample = _COMMENTS.sub(" ", sample)  # licence headers and doc comments are prose, rightly
+    punctuation = sum(sample.count(c) for c in "{}();=<>[]")
+    # a word takes three characters or more with its separator: this much punctuation is code
+    if punctuation * 40 * 3 >= len(sample):
+        return False
     words = len(_WORDS.findall(sample))
     return words >= 40 and len(_CODE_CHARS.findall(sample)) * 40 < words
 
 
+# Files scaffolds write their markers into (pages, layouts, App, main, index, HelloWorld, the
+# sample contract); only these are searched.
+_SCAFFOLD_NAME = re.compile(
+    r"^(?:page|layout|app|main|index|helloworld|lock|server|snap|app\.test)\.[a-z]+$", re.IGNORECASE
+)
 # Literal pieces of the markers above: a file with none of them is no scaffold (cheap to test,
 # unlike the patterns).
 _ANCHORS = (
@@ -267,8 +279,8 @@ def profile(t: TarballFacts) -> CodeProfile:
         text = t.sources.get(e.path)
         if base.lower().endswith(SCRIPT_SUFFIXES):
             scripts += 1
-        small = text is not None and e.size <= TEMPLATE_MAX_BYTES
-        family = template_family(text) if small and text is not None else None
+        scaffold_like = e.size <= TEMPLATE_MAX_BYTES and _SCAFFOLD_NAME.match(base) is not None
+        family = template_family(text) if scaffold_like and text is not None else None
         if family is not None or _SCAFFOLD_CONFIG.match(base):
             template_files += 1
             template_bytes += e.size

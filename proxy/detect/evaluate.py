@@ -61,7 +61,7 @@ from proxy.detect.model import (
     Verdict,
 )
 from proxy.detect.osv import OsvFeed, OsvIndex
-from proxy.detect.signals import SIGNALS, Check, known_malicious
+from proxy.detect.signals import SIGNALS, Check, cloned_code, known_malicious
 from proxy.detect.wallets import WalletIndex
 from proxy.npm.tarball import TarballFacts
 
@@ -152,6 +152,8 @@ def run_signals(
 
 # Signals whose findings depend on other packages (the indexes), recomputed whenever a stored
 # verdict is served (`Detector.current`) so that no verdict depends on the order packages came in.
+# (dependency-ring's "depends on flagged spam" reads the labels recorded when the dependencies
+# were assessed; it stays as it was when the package was assessed.)
 RELATIONAL = frozenset({"tea-wallet-reuse", "cloned-code", "campaign"})
 
 
@@ -401,7 +403,14 @@ class Detector:
         name = subject.name
         self.graph.record(name, subject.dependencies, label)
         t = subject.tarball
-        linked = bool(subject.context.clone_names or subject.context.wallet_names)
+        # Only links that can change a verdict move the epoch (every bump re-plans and
+        # re-renders packuments): a shared wallet, or a clone as cloned-code counts one.
+        c = subject.context
+        linked = bool(c.wallet_names) or (
+            bool(c.clone_names)
+            and c.clone_files >= cloned_code.MIN_FILES
+            and c.clone_share >= cloned_code.MIN_SHARE
+        )
         if t is not None:
             self.clones.record(name, hashes if hashes is not None else code_hashes(t))
             self.wallets.record(
