@@ -296,7 +296,12 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (empty_package, lambda: name_only("uniset"), None),
     # missing-entry
     (missing_entry, lambda: subject("yimiwork_form"), (H, MC)),  # main index.js, no JS at all
-    (missing_entry, lambda: subject("cliui"), (M, LC)),  # other code: an unbuilt release
+    (  # other code, but main names a build that is not there: an unbuilt release
+        missing_entry,
+        lambda: with_package_json(subject("nomind-big-integer"), main="dist/index.js"),
+        (M, LC),
+    ),
+    (missing_entry, lambda: subject("cliui"), None),  # main missing, but `exports` resolves
     (missing_entry, lambda: without_package_json(subject("nomind-big-integer")), (H, MC)),
     (missing_entry, lambda: subject("@parcel/watcher-linux-x64-glibc"), None),  # main: .node
     (missing_entry, lambda: subject("@types/yargs"), None),  # types only, main ""
