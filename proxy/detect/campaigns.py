@@ -64,9 +64,9 @@ def name_keys(name: str) -> list[str]:
     bare = name.lower().rsplit("/", 1)[-1]
     keys: list[str] = []
     if m := _UNDERSCORE.match(bare):
-        keys += [f"name:words_tag:{m[1]}_*", f"name:words_tag:*_{m[2]}"]
+        keys += [f"name:words:{m[1]}_*", f"name:words:*_{m[2]}"]
     elif m := _UNDERSCORE_NUM.match(bare):
-        keys.append(f"name:words_num:{m[1]}_*")
+        keys.append(f"name:words:{m[1]}_*")
     if m := _BRAND_HEX.match(bare):
         keys.append(f"name:brand-0x:{m[1]}")
     if _WORD_DIGITS.match(bare) and not 1990 <= int(bare[-4:]) <= 2039:

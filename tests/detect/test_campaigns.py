@@ -24,8 +24,8 @@ CLOCK = datetime(2024, 3, 1, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("name", "keys"),
     [
-        ("damp_gayal_z3n", ["name:words_tag:damp_*", "name:words_tag:*_z3n"]),
-        ("damp_spoonbill_coral-60", ["name:words_num:damp_*"]),
+        ("damp_gayal_z3n", ["name:words:damp_*", "name:words:*_z3n"]),
+        ("damp_spoonbill_coral-60", ["name:words:damp_*"]),  # one family, two shapes
         ("pepe-0x5f3a9c", ["name:brand-0x:pepe"]),
         ("balladoriel-8396", ["name:word-dddd"]),
         ("iso-3166", ["name:word-dddd"]),  # a template; membership needs a trait of its own
