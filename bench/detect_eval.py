@@ -88,10 +88,11 @@ def evaluate(
         verdict = detector.current(first, package)
         cat, truth = str(case["category"]), str(case["label"])
         row = per.setdefault(cat, {"label": truth, "cases": 0, "flagged": 0, "with_files": 0,
-                                   "with_files_flagged": 0})  # fmt: skip
+                                   "with_files_flagged": 0, "first_flagged": 0})  # fmt: skip
         row["cases"] += 1
         flagged = verdict.label.flagged
         row["flagged"] += flagged
+        row["first_flagged"] += first.label.flagged  # as assessed, before the rest was seen
         scanned = isinstance(case.get("files"), list)
         if scanned:
             row["with_files"] += 1
@@ -143,6 +144,7 @@ def print_report(r: dict[str, Any]) -> None:
               f"{what} {_ratio(c['flagged'], c['cases'])}  "
               f"precision {_ratio(right, c['flagged'])}  "
               f"with files {c['with_files_flagged']}/{c['with_files']}  "
+              f"at first sight {c['first_flagged']}  "
               f"labels {r['labels'].get(name, {})}")  # fmt: skip
     print(f"\nflagged with no files (name signals + feed only): {r['name_only_flagged']}")
     print(f"\nfalse positives ({len(r['false_positives'])}):")
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         for k, result in results.items():
             cats = {
                 c: {"label": v["label"], "cases": v["cases"], "flagged": v["flagged"],
-                    "with_files": v["with_files"], "with_files_flagged": v["with_files_flagged"]}
+                    "with_files": v["with_files"], "with_files_flagged": v["with_files_flagged"],
+                    "first_flagged": v["first_flagged"]}
                 for c, v in result["categories"].items()
             }  # fmt: skip
             out[k] = {
