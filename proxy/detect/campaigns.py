@@ -110,7 +110,7 @@ class Cluster:
     id: str
     members: tuple[str, ...]  # sorted
     links: Mapping[str, int]  # key kind -> shared keys of that kind
-    complete: bool  # False when the walk stopped at MAX_WALK
+    complete: bool  # False when the walk stopped at a bound (MAX_WALK, MAX_KEY_NAMES)
 
     @property
     def size(self) -> int:
@@ -223,13 +223,16 @@ class CampaignIndex:
         rows = self.db.query("SELECT 1 FROM campaign_members WHERE name = ?", (name,))
         return bool(rows)
 
-    def _names(self, key: str) -> list[str]:
+    def _names(self, key: str) -> tuple[list[str], bool]:
+        """Members holding `key` (at most MAX_KEY_NAMES, alphabetically), and whether that is
+        all of them."""
         rows = self.db.query(
             "SELECT k.name FROM campaign_keys k JOIN campaign_members m ON m.name = k.name "
             "WHERE k.key = ? ORDER BY k.name LIMIT ?",
-            (key, MAX_KEY_NAMES),
+            (key, MAX_KEY_NAMES + 1),
         )
-        return [str(r[0]) for r in rows]
+        names = [str(r[0]) for r in rows]
+        return names[:MAX_KEY_NAMES], len(names) <= MAX_KEY_NAMES
 
     def cluster(self, name: str, keys: Iterable[str] | None = None) -> Cluster:
         """The cluster of `name` (its own keys given when it is not recorded yet).
@@ -242,10 +245,12 @@ class CampaignIndex:
         frontier: list[set[str]] = [own]
         seen: set[str] = set()
         complete = True
-        while frontier and complete:
+        while frontier and len(members) < MAX_WALK:
             for key in sorted(frontier.pop() - seen):
                 seen.add(key)
-                holders = set(self._names(key)) | ({name} if key in own else set())
+                found, whole = self._names(key)
+                complete = complete and whole
+                holders = set(found) | ({name} if key in own else set())
                 kind, _, value = key.partition(":")
                 if len(holders) < 2 or (kind == "dep" and value not in holders):
                     continue
@@ -256,6 +261,8 @@ class CampaignIndex:
                         break
                     members.add(other)
                     frontier.append(self.keys_of(other))
+        if any(keys - seen for keys in frontier):
+            complete = False  # stopped at MAX_WALK with links left to follow
         return Cluster(
             cluster_id(members),
             tuple(sorted(members)),

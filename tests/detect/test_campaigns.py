@@ -227,3 +227,18 @@ def test_the_plan_salt_follows_the_detector_epoch(tmp_path: Path) -> None:
         assert gate.salt != before
     finally:
         log.close()
+
+
+def test_a_huge_cluster_walk_is_bounded() -> None:
+    """A template shared by thousands of names: the walk stops at MAX_WALK and says so."""
+    from proxy.detect import campaigns
+
+    index = campaigns.CampaignIndex()
+    for i in range(campaigns.MAX_WALK + 50):
+        index.record(f"farm-{i:04d}", "", ["template-code"], ["code:" + "a" * 64, f"code:{i}"])
+    c = index.cluster("farm-0000")
+    assert campaigns.MAX_KEY_NAMES <= c.size <= campaigns.MAX_WALK
+    assert not c.complete  # the evidence says the cluster is at least this big
+    assert c.to_json()["complete"] is False
+    assert c.to_json()["members"] == list(c.members[: campaigns.MAX_SHOWN])
+    assert index.generation > 0
