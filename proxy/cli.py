@@ -253,6 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _add_settings(decisions, ("cache_dir", "log_level"))
     decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
+
+    campaigns = commands.add_parser(
+        "campaigns",
+        help="list the campaigns (clusters of farm packages) the detector has seen",
+        description="List clusters of packages that share wallets, code, name templates, "
+        "dependency edges or publish minutes and have farm traits, largest first.",
+    )
+    campaigns.add_argument("--min-size", type=int, default=2, help="smallest cluster listed")
+    campaigns.add_argument("--json", action="store_true", help="print JSON lines")
+    campaigns.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(campaigns, ("cache_dir", "log_level"))
+    campaigns.set_defaults(handler=cmd_campaigns, settings_names=("cache_dir", "log_level"))
     return parser
 
 
@@ -639,6 +651,36 @@ def decision_table(rows: Sequence[DecisionRecord]) -> list[str]:
         ).rstrip()
         for row in table
     ]
+
+
+def cmd_campaigns(args: argparse.Namespace) -> int:
+    import orjson
+
+    from proxy.detect.evaluate import INDEX_FILE, Detector
+    from proxy.inspect import detector_dir
+
+    settings = _settings_from(args, args.settings_names)
+    folder = detector_dir(settings)
+    if not (folder / INDEX_FILE).exists():
+        raise FloodgateError(
+            f"no detector index at {folder / INDEX_FILE} (has Floodgate scanned with this cache?)"
+        )
+    detector = Detector.open(folder)
+    try:
+        clusters = detector.campaign_list(max(2, args.min_size))
+    finally:
+        detector.close()
+    for c in clusters:
+        if args.json:
+            print(orjson.dumps(c.to_json()).decode())
+            continue
+        links = ", ".join(f"{k} {n}" for k, n in c.links.items())
+        more = f" (+{c.size - 10} more)" if c.size > 10 else ""
+        print(f"{c.id}  {c.size:>4} members  links: {links}")
+        print(f"    {', '.join(c.members[:10])}{more}")
+    if not clusters and not args.json:
+        print("no campaigns")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

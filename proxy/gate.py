@@ -321,13 +321,15 @@ class PolicyGate:
 
     @property
     def epoch(self) -> str:
-        """Changes whenever a verdict may: detector version, OSV index."""
-        return f"{DETECTOR_VERSION}:{self._osv_loaded_at}"
+        """Changes whenever a verdict may: detector version, OSV index, the detector's links
+        between packages (a campaign that grew, a wallet or code file now shared)."""
+        detector = self.inspector.detector.epoch
+        return f"{DETECTOR_VERSION}:{self._osv_loaded_at}:{detector}"
 
     @property
     def salt(self) -> str:
         """Changes whenever decisions may: policy, detector version, OSV index."""
-        inputs = (self.holder.policy.digest, self._osv_loaded_at)
+        inputs = (f"{self.holder.policy.digest}:{self.epoch}", self._osv_loaded_at)
         if inputs != self._salt_inputs:  # the hot path reads this on every request
             self._salt_inputs = inputs
             self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}"

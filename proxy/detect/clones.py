@@ -11,7 +11,7 @@ every package the detector sees and lives on disk (SQLite).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ _SKIP_BASENAMES = frozenset(
 _SKIP_PREFIXES = ("readme", "license", "licence", "changelog", "history", "copying", "notice")
 MAX_HASHES = 512  # code files fingerprinted per package
 MAX_NAMES = 20  # other names reported per match
+MAX_ROWS = 5_000  # (hash, name) rows read per match that filters siblings
 MIN_FILE_BYTES = 64  # smaller files (stubs, `export {}`) are too common to mean anything
 
 SCHEMA = (
@@ -83,10 +84,21 @@ class CloneIndex:
             for statement in SCHEMA:
                 db.query(statement)
 
-    def match(self, name: str, hashes: Iterable[str]) -> CloneMatch:
+    def hashes_of(self, name: str) -> frozenset[str]:
+        """The code-file hashes recorded under `name`."""
+        rows = self.db.query("SELECT hash FROM clone_files WHERE name = ?", (name,))
+        return frozenset(str(r[0]) for r in rows)
+
+    def match(
+        self, name: str, hashes: Iterable[str], exclude: Callable[[str], bool] | None = None
+    ) -> CloneMatch:
+        """Which other names shipped these files; names for which `exclude` is true (sibling
+        packages of one project) do not count."""
         hs = sorted(hashes)
         if not hs:
             return CloneMatch((), 0, 0)
+        if exclude is not None:
+            return self._match_excluding(name, hs, exclude)
         marks = ",".join("?" * len(hs))
         shared = self.db.query(
             f"SELECT COUNT(DISTINCT hash) FROM clone_files WHERE hash IN ({marks}) AND name != ?",  # noqa: S608 (placeholders only)
@@ -98,6 +110,29 @@ class CloneIndex:
             [*hs, name, MAX_NAMES],
         )
         return CloneMatch(tuple(str(r[0]) for r in rows), int(shared), len(hs))
+
+    def _match_excluding(
+        self, name: str, hs: list[str], exclude: Callable[[str], bool]
+    ) -> CloneMatch:
+        marks = ",".join("?" * len(hs))
+        rows = self.db.query(
+            f"SELECT hash, name FROM clone_files WHERE hash IN ({marks}) AND name != ? "  # noqa: S608
+            "ORDER BY name LIMIT ?",
+            [*hs, name, MAX_ROWS],
+        )
+        counts: dict[str, int] = {}
+        shared: set[str] = set()
+        verdicts: dict[str, bool] = {}
+        for h, other in rows:
+            other = str(other)
+            if other not in verdicts:
+                verdicts[other] = exclude(other)
+            if verdicts[other]:
+                continue
+            shared.add(str(h))
+            counts[other] = counts.get(other, 0) + 1
+        ranked = sorted(counts, key=lambda n: (-counts[n], n))[:MAX_NAMES]
+        return CloneMatch(tuple(ranked), len(shared), len(hs))
 
     def record(self, name: str, hashes: Iterable[str]) -> None:
         rows = [(h, name) for h in hashes]

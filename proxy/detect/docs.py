@@ -28,8 +28,8 @@ Thresholds: `SPAM_SCORE` = {spam}, `SUSPICIOUS_SCORE` = {suspicious}.
 
 ## Signals
 
-| id | title | severity | confidence | family |
-| --- | --- | --- | --- | --- |
+| id | title | severity | confidence | family | role |
+| --- | --- | --- | --- | --- | --- |
 """
 
 
@@ -50,7 +50,7 @@ def render() -> str:
     for spec, _ in SIGNALS:
         out.append(
             f"| `{spec.id}` | {spec.title} | {spec.severity.value} | {spec.confidence.value} "
-            f"| {spec.family.value} |\n"
+            f"| {spec.family.value} | {spec.role.value} |\n"
         )
     for spec, check in SIGNALS:
         doc = inspect.cleandoc(sys.modules[check.__module__].__doc__ or "")
@@ -59,7 +59,8 @@ def render() -> str:
         out.append(f"\n### `{spec.id}`\n\n{summary[:1].upper() + summary[1:]}\n{body}\n")
         out.append(
             f"\nDefault severity {spec.severity.value}, confidence {spec.confidence.value}, "
-            f"family {spec.family.value}. Source: `{check.__module__.replace('.', '/')}.py`.\n"
+            f"family {spec.family.value}, role {spec.role.value}. "
+            f"Source: `{check.__module__.replace('.', '/')}.py`.\n"
         )
     return "".join(out)
 

@@ -6,9 +6,19 @@ Scoring (`combine`) is a documented, order-independent sum. Each finding is wort
 
 - `malicious`: a malware-family finding of high or critical severity with high confidence
   (a malicious-packages feed record, a path-traversal or device member);
-- `spam`: spam-family findings worth at least SPAM_SCORE, corroborated: one of them high
-  severity with high confidence (tea.yaml naming a wallet, an SEO-spam name), or at least two
-  of medium severity and medium confidence or better (trivial + cloned code, say);
+- `spam`: spam-family findings worth at least SPAM_SCORE, corroborated by their roles (each
+  signal's `role`; a trait counts when its severity is medium or more):
+  - a strong (high severity, high confidence) finding that is not a registration: an SEO-spam
+    name, a feed record classed as spam, a package with nothing at all in it;
+  - registration (a tea.yaml, a reused wallet) *and* at least one trait of no real function or
+    of farm publishing (empty, template, filler, trivial or cloned code, an entry point that
+    resolves to nothing, a generated name, a ring, a burst, a campaign): tea.yaml is evidence
+    that rewards are claimed, not that the package is a farm's;
+  - without registration, two traits or more, one of them high severity or both of medium
+    confidence (template code under a generated name, an empty package in a campaign), or
+    THREE_TRAITS weak ones together (an unedited manifest, a script for an entry point and
+    inflated dependencies);
+  so a tea.yaml alone, in a real package, is `suspicious` at most (a policy may warn);
 - `suspicious`: a score of at least SUSPICIOUS_SCORE with one finding of medium severity and
   medium confidence or better, whatever the family; or, from weak findings only (low severity
   or low confidence), a score of at least WEAK_SUSPICIOUS_SCORE: two weak hints (a name that
@@ -23,32 +33,53 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from proxy.detect.campaigns import (
+    CampaignIndex,
+    Cluster,
+    normalize_repo,
+    package_keys,
+    siblings,
+)
 from proxy.detect.clones import CloneIndex, code_hashes
 from proxy.detect.db import Database
 from proxy.detect.facts import Context, PackageFacts, Subject, VersionFacts
 from proxy.detect.graph import PackageGraph
-from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec, Verdict
+from proxy.detect.model import (
+    Confidence,
+    Family,
+    Finding,
+    Label,
+    Role,
+    Severity,
+    SignalSpec,
+    Verdict,
+)
 from proxy.detect.osv import OsvFeed, OsvIndex
-from proxy.detect.signals import SIGNALS, Check, known_malicious
+from proxy.detect.signals import SIGNALS, Check, cloned_code, known_malicious, tea_yaml
 from proxy.detect.wallets import WalletIndex
 from proxy.npm.tarball import TarballFacts
 
 log = logging.getLogger(__name__)
 
 # Bump when signals or scoring change: stored verdicts of other versions are not reused.
-DETECTOR_VERSION = "1"
+DETECTOR_VERSION = "2"
 
 SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
 SPAM_SCORE = 50
+THREE_TRAITS = 3  # distinct weak traits that together make spam
 SUSPICIOUS_SCORE = 15
 WEAK_SUSPICIOUS_SCORE = 25
 INDEX_FILE = "detector.sqlite3"
 
+LEARNED_SIGNAL = "learned-score"  # the model's signal, left out by `Detector.open(model=False)`
+ROLES = {spec.id: spec.role for spec, _ in SIGNALS}
 _SEV_RANK = {s: i for i, s in enumerate(Severity)}
 _CONF_RANK = {c: i for i, c in enumerate(Confidence)}
 
@@ -71,16 +102,35 @@ def combine(findings: Iterable[Finding]) -> tuple[int, Label]:
     malware = [f for f in fs if f.family is Family.MALWARE]
     if any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in malware):
         return score, Label.MALICIOUS
-    spam = [f for f in fs if f.family is Family.SPAM]
-    spam_score = sum(points(f) for f in spam)
-    strong = any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in spam)
-    medium = sum(1 for f in spam if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
-    if spam_score >= SPAM_SCORE and (strong or medium >= 2):
+    if _spam(fs):
         return score, Label.SPAM
     solid = any(_at_least(f, Severity.MEDIUM, Confidence.MEDIUM) for f in fs)
     if score >= (SUSPICIOUS_SCORE if solid else WEAK_SUSPICIOUS_SCORE):
         return score, Label.SUSPICIOUS
     return score, Label.CLEAN
+
+
+def role(f: Finding) -> Role:
+    """The role of a finding's signal (Role.OTHER for signals not in the registry)."""
+    return ROLES.get(f.signal_id, Role.OTHER)
+
+
+def _spam(fs: list[Finding]) -> bool:
+    spam = [f for f in fs if f.family is Family.SPAM]
+    if sum(points(f) for f in spam) < SPAM_SCORE:
+        return False
+    registration = [f for f in spam if role(f) is Role.REGISTRATION]
+    traits = [f for f in spam if role(f) is not Role.REGISTRATION]
+    if any(_at_least(f, Severity.HIGH, Confidence.HIGH) for f in traits):
+        return True
+    counted = [f for f in traits if _at_least(f, Severity.MEDIUM, Confidence.LOW)]
+    if any(_at_least(f, Severity.MEDIUM, Confidence.LOW) for f in registration) and counted:
+        return True
+    if len({f.signal_id for f in counted}) < 2:
+        return False
+    strong = any(_at_least(f, Severity.HIGH, Confidence.MEDIUM) for f in counted)
+    medium = sum(1 for f in counted if _at_least(f, Severity.MEDIUM, Confidence.MEDIUM))
+    return strong or medium >= 2 or len({f.signal_id for f in counted}) >= THREE_TRAITS
 
 
 def run_signals(
@@ -100,12 +150,70 @@ def run_signals(
     return tuple(out)
 
 
+# Signals whose findings depend on other packages (the indexes), recomputed whenever a stored
+# verdict is served (`Detector.current`) so that no verdict depends on the order packages came in.
+# (dependency-ring's "depends on flagged spam" reads the labels recorded when the dependencies
+# were assessed; it stays as it was when the package was assessed.)
+RELATIONAL = frozenset({"tea-wallet-reuse", "cloned-code", "campaign"})
+
+
+def member_traits(findings: Iterable[Finding]) -> list[str]:
+    """The package's own traits that make it a campaign member: findings of no function or of
+    farm publishing, medium severity and confidence or more, that do not depend on other
+    packages. Weak hints (a numbered name, an unedited manifest) and a tea.yaml are listed
+    beside them but make no member alone: real projects have them too."""
+    own = [
+        f
+        for f in findings
+        if f.signal_id not in RELATIONAL
+        and f.signal_id != "dependency-ring"
+        and _at_least(f, Severity.MEDIUM, Confidence.LOW)
+    ]
+    solid = {
+        f.signal_id
+        for f in own
+        if role(f) in (Role.FUNCTION, Role.FARM)
+        and _at_least(f, Severity.MEDIUM, Confidence.MEDIUM)
+    }
+    if not solid:
+        return []
+    return sorted({f.signal_id for f in own})
+
+
+def _repository(
+    package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
+) -> str:
+    repo: object = None
+    if tarball is not None and tarball.package_json is not None:
+        repo = tarball.package_json.get("repository")
+        if isinstance(repo, dict):
+            repo = repo.get("url")
+    if not isinstance(repo, str) and version is not None:
+        repo = version.repository
+    return normalize_repo(repo if isinstance(repo, str) else None)
+
+
+def _own_wallets(verdict: Verdict) -> tuple[str, ...]:
+    """The wallets this version's own tea.yaml names (from its finding's evidence): wallets
+    recorded under the name by another version say nothing about this one."""
+    for f in verdict.findings:
+        if f.signal_id == tea_yaml.SPEC.id:
+            found = f.evidence.get("wallets")
+            if isinstance(found, list):
+                return tuple(w.lower() for w in found if isinstance(w, str))
+    return ()
+
+
 class Detector:
     """Assesses package versions against the signals and the indexes it keeps.
 
     `assess` is deterministic for the same facts, index state and clock; after deciding it
-    records what it saw (code-file hashes, wallets, dependency edges, the label) so the indexes
-    grow with every package. Thread-safe: the indexes serialize their own access.
+    records what it saw (code-file hashes, wallets, dependency edges, campaign keys, the label)
+    so the indexes grow with every package. Findings that depend on other packages
+    (RELATIONAL) are recomputed by `current` from the indexes as they are when a verdict is
+    served, so a cluster's first member ends with the verdict its last one has; `epoch` changes
+    whenever such findings may have changed, so that memoised decisions are redone.
+    Thread-safe: the indexes serialize their own access.
     """
 
     def __init__(
@@ -114,6 +222,7 @@ class Detector:
         clones: CloneIndex | None = None,
         wallets: WalletIndex | None = None,
         graph: PackageGraph | None = None,
+        campaigns: CampaignIndex | None = None,
         *,
         signals: tuple[tuple[SignalSpec, Check], ...] = SIGNALS,
         clock: Callable[[], datetime] | None = None,
@@ -122,51 +231,93 @@ class Detector:
         self.clones = clones if clones is not None else CloneIndex()
         self.wallets = wallets if wallets is not None else WalletIndex()
         self.graph = graph if graph is not None else PackageGraph()
+        self.campaigns = campaigns if campaigns is not None else CampaignIndex()
         self.signals = signals
+        self.intrinsic = tuple(s for s in signals if s[0].id not in RELATIONAL)
+        self.relational = tuple(s for s in signals if s[0].id in RELATIONAL)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._links = 0  # clone and wallet links recorded (see `epoch`)
 
     @classmethod
-    def open(cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None) -> Detector:
-        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory)."""
-        from proxy.detect import clones, graph, wallets
+    def open(
+        cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None, *, model: bool = True
+    ) -> Detector:
+        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory);
+        `model=False` leaves the learned score out (rules only)."""
+        from proxy.detect import campaigns, clones, graph, wallets
 
-        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA
+        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
         db = Database(directory / INDEX_FILE if directory is not None else None, schema)
-        return cls(osv, CloneIndex(db=db), WalletIndex(db=db), PackageGraph(db=db))
+        signals = SIGNALS if model else tuple(s for s in SIGNALS if s[0].id != LEARNED_SIGNAL)
+        return cls(
+            osv,
+            CloneIndex(db=db),
+            WalletIndex(db=db),
+            PackageGraph(db=db),
+            CampaignIndex(db=db),
+            signals=signals,
+        )
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever a recorded package linked to others (a shared wallet or code file, a
+        campaign that grew): verdicts served before may change (`current` recomputes them)."""
+        return self._links + self.campaigns.generation
 
     def close(self) -> None:
         """Close the index database(s) this detector opened."""
-        for db in {id(i.db): i.db for i in (self.clones, self.wallets, self.graph)}.values():
+        indexes = (self.clones, self.wallets, self.graph, self.campaigns)
+        for db in {id(i.db): i.db for i in indexes}.values():
             db.close()
 
     def context(
         self, package: PackageFacts, version: VersionFacts | None, tarball: TarballFacts | None
     ) -> Context:
-        """What the indexes know about this subject (read-only input for the signals)."""
+        """What the indexes know about this subject, but for the relations to other packages
+        (see `relations`)."""
         name = package.name
-        subject = Subject(package, version, tarball)
-        deps = sorted(subject.dependencies)
-        wallet_names: dict[str, tuple[str, ...]] = {}
-        clone_names: tuple[str, ...] = ()
-        share, total = 0.0, 0
-        if tarball is not None:
-            for tea in tarball.tea_files:
-                for w in tea.wallets:
-                    others = self.wallets.names(w, name)
-                    if others:
-                        wallet_names[w] = others
-            match = self.clones.match(name, code_hashes(tarball))
-            clone_names, share, total = match.names, match.share, match.total
+        deps = sorted(Subject(package, version, tarball).dependencies)
         return Context(
             osv=self.osv.lookup(name, version.version if version is not None else ""),
-            wallet_names=wallet_names,
-            clone_names=clone_names,
-            clone_share=share,
-            clone_files=total,
             flagged_dependencies=self.graph.flagged(d for d in deps if d != name),
             dependency_cycles=self.graph.cycles(name, deps),
             now=self.clock(),
         )
+
+    def relations(
+        self,
+        name: str,
+        repo: str,
+        hashes: frozenset[str],
+        wallets: Iterable[str],
+        keys: set[str] | None,
+    ) -> dict[str, Any]:
+        """Context fields that depend on other packages: wallet reuse, clones (sibling packages
+        of one project left out), and the campaign cluster (`keys` None: not a member)."""
+        wallet_names: dict[str, tuple[str, ...]] = {}
+        for w in wallets:
+            others = self.wallets.names(w, name)
+            if others:
+                wallet_names[w] = others
+        match = self.clones.match(name, hashes, self._sibling_test(name, repo)) if hashes else None
+        return {
+            "wallet_names": wallet_names,
+            "clone_names": match.names if match else (),
+            "clone_share": match.share if match else 0.0,
+            "clone_files": match.total if match else 0,
+            "campaign": self.campaigns.cluster(name, keys) if keys is not None else None,
+        }
+
+    def _sibling_test(self, name: str, repo: str) -> Callable[[str], bool]:
+        cache: dict[str, str] = {}
+
+        def test(other: str) -> bool:
+            if other not in cache:
+                cache.update(self.campaigns.repos([other]) or {other: ""})
+            return siblings(name, other, repo, cache.get(other, ""))
+
+        return test
 
     def assess(
         self,
@@ -185,7 +336,21 @@ class Detector:
             vf = VersionFacts(version)
         ctx = self.context(package, vf, tarball)
         subject = Subject(package, vf, tarball, ctx)
-        findings = run_signals(subject, self.signals)
+        own = run_signals(subject, self.intrinsic)
+        traits = member_traits(own)
+        repo = _repository(package, vf, tarball)
+        hashes = code_hashes(tarball) if tarball is not None else frozenset()
+        wallets = [w for t in tarball.tea_files for w in t.wallets] if tarball is not None else []
+        keys = (
+            package_keys(
+                package.name, wallets, hashes, subject.dependencies, vf.published if vf else None
+            )
+            if traits
+            else None
+        )
+        related = self.relations(package.name, repo, hashes, wallets, keys)
+        subject = dataclasses.replace(subject, context=dataclasses.replace(ctx, **related))
+        findings = _ordered(own + run_signals(subject, self.relational), self.signals)
         score, label = combine(findings)
         osv_ids = tuple(sorted({i for h in ctx.osv for i in (h.id, *h.aliases)}))
         verdict = Verdict(
@@ -199,23 +364,40 @@ class Detector:
             tarball is not None,
         )
         if record:
-            self.record(subject, label)
+            self.record(subject, label, repo, traits, keys or set(), hashes, wallets)
         log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
         return verdict
 
     def current(self, verdict: Verdict, package: PackageFacts | None = None) -> Verdict:
-        """`verdict` with its feed lookup redone against the current OSV index.
-
-        Stored verdicts (made when a tarball was scanned) predate later feed refreshes; the
-        feed finding depends on name and version only, so it is recomputed and the score and
-        label combined again. Everything else in the verdict is kept.
+        """`verdict` with the findings that depend on other packages redone against the indexes
+        as they are now: the feed lookup (stored verdicts predate feed refreshes), wallet reuse,
+        clones and the campaign (a cluster grows after its first members were assessed).
+        Everything else in the verdict is kept; score and label are combined again.
         """
         pkg = package or PackageFacts.name_only(verdict.name, verdict.version)
         vf = pkg.version(verdict.version) or VersionFacts(verdict.version)
         hits = self.osv.lookup(verdict.name, verdict.version)
-        fresh = known_malicious.check(Subject(pkg, vf, None, Context(osv=hits)))
-        kept = tuple(f for f in verdict.findings if f.signal_id != known_malicious.SPEC.id)
-        findings = ((fresh,) if fresh is not None else ()) + kept
+        kept = tuple(
+            f
+            for f in verdict.findings
+            if f.signal_id != known_malicious.SPEC.id and f.signal_id not in RELATIONAL
+        )
+        name = verdict.name
+        traits = member_traits(kept)
+        keys = self.campaigns.keys_of(name) if traits else None
+        if keys is not None and not keys and not self.campaigns.is_member(name):
+            keys = None  # never recorded (a metadata-only look): no campaign to speak of
+        hashes = self.clones.hashes_of(name) if verdict.tarball_scanned else frozenset()
+        wallets = _own_wallets(verdict)
+        repo = self.campaigns.repos([name]).get(name, "")
+        related = self.relations(name, repo, hashes, wallets, keys)
+        ctx = dataclasses.replace(Context(osv=hits), **related)
+        fresh = known_malicious.check(Subject(pkg, vf, None, ctx))
+        # The relational signals read the indexes' answers only; they need to know that the
+        # verdict was made with a tarball (an empty stand-in says so).
+        stand_in = TarballFacts(entries=()) if verdict.tarball_scanned else None
+        redone = run_signals(Subject(pkg, vf, stand_in, ctx), self.relational)
+        findings = _ordered(((fresh,) if fresh is not None else ()) + kept + redone, self.signals)
         osv_ids = tuple(sorted({i for h in hits for i in (h.id, *h.aliases)}))
         if findings == verdict.findings and osv_ids == verdict.osv_ids:
             return verdict
@@ -224,11 +406,47 @@ class Detector:
             verdict, findings=findings, score=score, label=label, osv_ids=osv_ids
         )
 
-    def record(self, subject: Subject, label: Label) -> None:
+    def record(
+        self,
+        subject: Subject,
+        label: Label,
+        repo: str = "",
+        traits: Iterable[str] = (),
+        keys: Iterable[str] = (),
+        hashes: frozenset[str] | None = None,
+        wallets: Iterable[str] | None = None,
+    ) -> None:
         """Add what `subject` showed to the indexes."""
         name = subject.name
         self.graph.record(name, subject.dependencies, label)
         t = subject.tarball
+        # Only links that can change a verdict move the epoch (every bump re-plans and
+        # re-renders packuments): a shared wallet, or a clone as cloned-code counts one.
+        c = subject.context
+        linked = bool(c.wallet_names) or (
+            bool(c.clone_names)
+            and c.clone_files >= cloned_code.MIN_FILES
+            and c.clone_share >= cloned_code.MIN_SHARE
+        )
         if t is not None:
-            self.clones.record(name, code_hashes(t))
-            self.wallets.record(name, [w for tea in t.tea_files for w in tea.wallets])
+            self.clones.record(name, hashes if hashes is not None else code_hashes(t))
+            self.wallets.record(
+                name,
+                wallets if wallets is not None else [w for f in t.tea_files for w in f.wallets],
+            )
+        self.campaigns.record(name, repo, traits, keys)
+        if linked:
+            with self._lock:
+                self._links += 1
+
+    def campaign_list(self, min_size: int = 2) -> list[Cluster]:
+        """Every campaign cluster of at least `min_size` members, largest first."""
+        return self.campaigns.clusters(min_size)
+
+
+def _ordered(
+    findings: tuple[Finding, ...], signals: tuple[tuple[SignalSpec, Check], ...]
+) -> tuple[Finding, ...]:
+    """Findings in registry order (the order a verdict lists them)."""
+    rank = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
+    return tuple(sorted(findings, key=lambda f: rank.get(f.signal_id, len(rank))))

@@ -8,15 +8,24 @@ them that way), not "published never" or "nobody".
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from proxy.detect.campaigns import Cluster
+from proxy.detect.code import CodeProfile, imports_any, profile as code_profile
 from proxy.npm.names import PackageName
 from proxy.npm.packument import INSTALL_SCRIPTS, Doc, Summary, parse, summarize
 from proxy.npm.semver import Version
-from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry, facts_from_texts
+from proxy.npm.tarball import (
+    SOURCE_SUFFIXES,
+    EntryKind,
+    TarballFacts,
+    TarEntry,
+    facts_from_texts,
+)
 
 T = TypeVar("T")
 ESTABLISHED_VERSIONS = 10  # versions that make a package established (see PackageFacts)
@@ -231,6 +240,7 @@ class Context:
         default_factory=_empty
     )  # dependency -> its label
     dependency_cycles: tuple[tuple[str, ...], ...] = ()  # name -> ... -> name paths
+    campaign: Cluster | None = None  # the campaign cluster the package is a member of
     now: datetime | None = None
 
 
@@ -243,10 +253,33 @@ class Subject:
     version: VersionFacts | None
     tarball: TarballFacts | None = None
     context: Context = field(default_factory=Context)
+    _memo: dict[tuple[str | int, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.package.name
+
+    @property
+    def profile(self) -> CodeProfile | None:
+        """The tarball's code profile (computed once per subject); None without a tarball."""
+        if self.tarball is None:
+            return None
+        # keyed by the tarball: `dataclasses.replace` carries the memo to a changed copy
+        key = ("profile", id(self.tarball))
+        if key not in self._memo:
+            self._memo[key] = code_profile(self.tarball)
+        found: CodeProfile = self._memo[key]
+        return found
+
+    @property
+    def imports_any_dependency(self) -> bool:
+        """True when the tarball's sources import a declared dependency (computed once)."""
+        key = ("imports", id(self.tarball), id(self.version))
+        if key not in self._memo:
+            sources = self.tarball.sources if self.tarball is not None else {}
+            self._memo[key] = imports_any(sources, self.dependencies)
+        found: bool = self._memo[key]
+        return found
 
     @property
     def dependencies(self) -> Mapping[str, str]:
@@ -257,11 +290,19 @@ class Subject:
         return self.version.dependencies if self.version is not None else {}
 
 
-def tarball_from_manifest(files: list[Mapping[str, Any]], texts: Mapping[str, str]) -> TarballFacts:
-    """Tarball facts from a manifest (`path`, `size`, `sha256` per file) and some file texts.
+CASE_CODE_BYTES = 4096  # the corpus keeps each source file's first 4,096 bytes
 
-    No source code comes with a manifest, so `sources_complete` is False: signals that need
-    the code treat it as unknown.
+
+def tarball_from_manifest(
+    files: list[Mapping[str, Any]],
+    texts: Mapping[str, str],
+    code: Mapping[str, str] | None = None,
+) -> TarballFacts:
+    """Tarball facts from a manifest (`path`, `size`, `sha256` per file), some file texts and
+    the source files' texts (`code`, cut as the corpus cuts them).
+
+    `sources_complete` is True only when every source file of the manifest is in `code` whole
+    (at most CASE_CODE_BYTES): only then can "never imported" be concluded.
     """
     entries = tuple(
         TarEntry(
@@ -269,13 +310,22 @@ def tarball_from_manifest(files: list[Mapping[str, Any]], texts: Mapping[str, st
         )
         for f in files
     )
-    return facts_from_texts(entries, texts, unpacked_size=sum(e.size for e in entries))
+    facts = facts_from_texts(entries, texts, unpacked_size=sum(e.size for e in entries))
+    if not code:
+        return facts
+    sources = {str(p): str(t) for p, t in code.items() if isinstance(t, str)}
+    whole = all(
+        e.path in sources and e.size <= CASE_CODE_BYTES
+        for e in entries
+        if e.path.lower().endswith(SOURCE_SUFFIXES) and "/node_modules/" not in e.path
+    )
+    return dataclasses.replace(facts, sources=sources, sources_complete=whole)
 
 
 def facts_from_case(case: Mapping[str, Any]) -> tuple[PackageFacts, str, TarballFacts | None]:
     """(package facts, version, tarball facts) from an evaluation-corpus case.
 
-    Reads only what a detector may see: name, version, packument, files and texts.
+    Reads only what a detector may see: name, version, packument, files, texts and code.
     """
     name = str(case["name"])
     version = str(case.get("version") or "")
@@ -289,7 +339,10 @@ def facts_from_case(case: Mapping[str, Any]) -> tuple[PackageFacts, str, Tarball
     files = case.get("files")
     tarball = None
     if isinstance(files, list):
-        tarball = tarball_from_manifest(files, case.get("texts") or {})
+        code = case.get("code")
+        tarball = tarball_from_manifest(
+            files, case.get("texts") or {}, code if isinstance(code, dict) else None
+        )
     return package, version, tarball
 
 

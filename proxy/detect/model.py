@@ -48,6 +48,25 @@ class Family(StrEnum):
     RISK = "risk"
 
 
+class Role(StrEnum):
+    """What part a spam-family signal plays when findings are combined (see `combine`).
+
+    - registration: tea.xyz registration (tea.yaml, a reused wallet): evidence that rewards are
+      claimed, not that the package is a farm's;
+    - function: a trait of no real function (empty, template, filler, trivial or cloned code, an
+      entry point that resolves to nothing);
+    - farm: a trait of how farms publish (generated names, rings, bursts, campaigns, the model);
+    - name: the name alone is the spam (SEO names, feed records);
+    - other: risk and malware signals, which the spam rules do not count.
+    """
+
+    REGISTRATION = "registration"
+    FUNCTION = "function"
+    FARM = "farm"
+    NAME = "name"
+    OTHER = "other"
+
+
 @dataclass(frozen=True, slots=True)
 class SignalSpec:
     """A signal's identity: stable id (used in policies), title, severity and confidence."""
@@ -57,6 +76,7 @@ class SignalSpec:
     severity: Severity
     confidence: Confidence
     family: Family = Family.SPAM
+    role: Role = Role.OTHER
 
     def finding(
         self,

@@ -34,6 +34,12 @@ class WalletIndex:
         )
         return tuple(str(r[0]) for r in rows)
 
+    def wallets_of(self, name: str) -> tuple[str, ...]:
+        rows = self.db.query(
+            "SELECT wallet FROM wallet_names WHERE name = ? ORDER BY wallet", (name,)
+        )
+        return tuple(str(r[0]) for r in rows)
+
     def record(self, name: str, wallets: Iterable[str]) -> None:
         rows = [(w.lower(), name) for w in wallets]
         if rows:

@@ -43,7 +43,9 @@ MAX_KEPT_FILES = 8  # package.json / tea.yaml copies kept
 CHUNK = 64 * 1024  # bytes read from the source and decompressed per step
 BLOCK = 512
 
-SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
+# Sources whose text is kept (bounded: MAX_SOURCE_BYTES each, MAX_SOURCES_TOTAL in all): import
+# checks, entry points, scaffold markers and filler need them.
+SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte")
 
 
 class EntryKind(StrEnum):
@@ -194,9 +196,9 @@ class TarballFacts:
         main = pj.get("main")
         if isinstance(main, str) and main.strip():
             candidates.append(main.strip())
-        exports = pj.get("exports")
-        if isinstance(exports, str):
-            candidates.append(exports)
+        target = _export_target(pj.get("exports"))
+        if target is not None:
+            candidates.append(target)
         candidates.append("index.js")
         present = {e.path for e in self.entries if e.kind is EntryKind.FILE}
         for c in candidates:
@@ -205,6 +207,24 @@ class TarballFacts:
                 if option in present:
                     return option
         return None
+
+
+def _export_target(exports: Any, depth: int = 0) -> str | None:
+    """The file package.json `exports` maps the package itself (".") to: a string, or the first
+    string found through conditions (`{"import": ..., "require": ...}`; `types` left out),
+    nested at most 4 deep."""
+    if isinstance(exports, str):
+        return exports
+    if isinstance(exports, list):
+        return next((t for e in exports if (t := _export_target(e, depth + 1))), None)
+    if not isinstance(exports, dict) or depth > 4:
+        return None
+    if "." in exports:
+        return _export_target(exports["."], depth + 1)
+    if any(str(k).startswith(".") for k in exports):
+        return None  # subpaths only: the package itself exports nothing
+    code = (v for k, v in exports.items() if k not in ("types", "typings"))  # not a .d.ts
+    return next((t for v in code if (t := _export_target(v, depth + 1))), None)
 
 
 @dataclass(slots=True)

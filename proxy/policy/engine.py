@@ -115,6 +115,15 @@ def _younger(a: timedelta | None, limit: timedelta | None) -> bool:
     return a is not None and limit is not None and a < limit
 
 
+def campaign_size(v: Verdict | None) -> int:
+    """Members of the campaign the verdict's `campaign` finding names (0: none)."""
+    for f in v.findings if v is not None else ():
+        size = f.evidence.get("size") if f.signal_id == "campaign" else None
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    return 0
+
+
 CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "names",
@@ -165,6 +174,12 @@ CONDITIONS: tuple[Condition, ...] = (
         lambda m, s: f"records {_osv_ids(s) or 'none'} vs {', '.join(m.osv)}",
     ),
     Condition(
+        "min_campaign_size",
+        lambda m: m.min_campaign_size is not None,
+        lambda m, s: campaign_size(s.verdict) >= (m.min_campaign_size or 0),
+        lambda m, s: f"campaign of {campaign_size(s.verdict)} >= {m.min_campaign_size}",
+    ),
+    Condition(
         "version_younger_than",
         lambda m: m.version_younger_than is not None,
         lambda m, s: _younger(age(s.now, s.published), m.version_younger_than),
@@ -200,7 +215,9 @@ def rule_matches(rule: Rule, s: Subject) -> bool:
 
 def _could_match_later(rule: Rule, s: Subject) -> bool:
     """True when the rule's conditions that do not depend on the verdict hold."""
-    verdict_conditions = {"labels", "min_score", "max_score", "signals", "osv"}
+    verdict_conditions = {
+        "labels", "min_score", "max_score", "signals", "osv", "min_campaign_size",
+    }  # fmt: skip
     m = rule.match
     return m.needs_verdict and all(
         c.holds(m, s) for c in CONDITIONS if c.given(m) and c.name not in verdict_conditions

@@ -197,6 +197,12 @@ def _score(value: Any, path: KeyPath) -> int:
     return value
 
 
+def _campaign_size(value: Any, path: KeyPath) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise _Invalid(path, f"{value!r} is not a campaign size (a whole number of 2 or more)")
+    return value
+
+
 MATCH_KEYS = {
     "names",
     "scopes",
@@ -206,6 +212,7 @@ MATCH_KEYS = {
     "max_score",
     "signals",
     "osv",
+    "min_campaign_size",
     "version_younger_than",
     "package_younger_than",
     "install_scripts",
@@ -243,6 +250,7 @@ def _match(value: Any, path: KeyPath) -> Match:
         max_score=opt("max_score", _score),
         signals=_strings(m["signals"], (*path, "signals")) if "signals" in m else (),
         osv=_strings(m["osv"], (*path, "osv")) if "osv" in m else (),
+        min_campaign_size=opt("min_campaign_size", _campaign_size),
         version_younger_than=opt("version_younger_than", _duration),
         package_younger_than=opt("package_younger_than", _duration),
         install_scripts=scripts,

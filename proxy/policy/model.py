@@ -77,6 +77,7 @@ class Match:
     max_score: int | None = None
     signals: tuple[str, ...] = ()  # any of these signal ids fired
     osv: tuple[str, ...] = ()  # OSV/MAL ids, or "*" for any record
+    min_campaign_size: int | None = None  # the version is in a campaign of this many or more
     version_younger_than: timedelta | None = None
     package_younger_than: timedelta | None = None
     install_scripts: bool | None = None
@@ -99,6 +100,7 @@ class Match:
             or self.max_score is not None
             or self.signals
             or self.osv
+            or self.min_campaign_size is not None
         )
 
 

@@ -36,8 +36,40 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
         ([f(M, LC), f(L, LC)], Label.CLEAN),  # two weak hints (generated name, unused dep)
         ([f(M, LC), f(M, LC), f(L, MC)], Label.SUSPICIOUS),  # weak hints that add up to 25+
         ([f(H, HC)], Label.SPAM),  # strong evidence
-        ([f(M, MC), f(M, MC), f(M, MC)], Label.SPAM),  # corroborated medium evidence
-        ([f(H, MC), f(M, MC)], Label.SPAM),
+        ([f(M, MC, sid="a"), f(M, MC, sid="b"), f(M, MC, sid="c")], Label.SPAM),  # corroborated
+        ([f(H, MC, sid="a"), f(M, MC, sid="b")], Label.SPAM),
+        ([f(H, MC), f(M, MC)], Label.SUSPICIOUS),  # one trait, however often, is one trait
+        # tea.yaml is registration: spam needs a trait of no function or of farming beside it
+        ([f(H, HC, sid="tea-yaml")], Label.SUSPICIOUS),
+        ([f(H, HC, sid="tea-yaml"), f(H, HC, sid="tea-wallet-reuse")], Label.SUSPICIOUS),
+        ([f(H, HC, sid="tea-yaml"), f(M, LC, sid="boilerplate-manifest")], Label.SPAM),
+        ([f(H, HC, sid="tea-yaml"), f(M, MC, sid="generated-name")], Label.SPAM),
+        ([f(H, HC, sid="tea-yaml"), f(L, MC, sid="trivial-code")], Label.SUSPICIOUS),  # mime-db
+        ([f(M, LC, sid="tea-yaml"), f(M, MC, sid="template-code")], Label.SUSPICIOUS),  # old
+        # the traits together make spam without the file
+        ([f(H, MC, sid="template-code"), f(H, MC, sid="cloned-code")], Label.SPAM),
+        ([f(H, MC, sid="missing-entry"), f(M, LC, sid="dependency-ring")], Label.SPAM),
+        ([f(M, MC, sid="template-code"), f(M, LC, sid="missing-entry")], Label.SUSPICIOUS),
+        ([f(H, HC, sid="empty-package")], Label.SPAM),  # not even a package.json
+        ([f(M, LC, sid="trivial-code")], Label.CLEAN),  # @swc/counter's empty index.js
+        # weak traits of no function, three or more of them together and worth SPAM_SCORE
+        (
+            [
+                f(M, LC, sid="boilerplate-manifest"),
+                f(M, LC, sid="script-entry"),
+                f(M, LC, sid="dependency-ring"),
+                f(M, MC, sid="trivial-code"),
+            ],
+            Label.SPAM,
+        ),
+        (
+            [
+                f(M, LC, sid="boilerplate-manifest"),
+                f(M, LC, sid="script-entry"),
+                f(M, MC, sid="trivial-code"),
+            ],
+            Label.SUSPICIOUS,  # 43.75 points: not enough
+        ),
         ([f(M, HC, R), f(M, HC, R), f(M, HC, R)], Label.SUSPICIOUS),  # risk never makes spam
         ([f(C, HC, W)], Label.MALICIOUS),
         ([f(H, HC, W), f(H, HC)], Label.MALICIOUS),

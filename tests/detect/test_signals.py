@@ -13,24 +13,33 @@ from types import MappingProxyType
 
 import pytest
 
+from proxy.detect.campaigns import Cluster, cluster_id
 from proxy.detect.facts import Context, OsvHit, PackageFacts, Subject, VersionFacts
 from proxy.detect.model import Confidence, Family, Severity
 from proxy.detect.signals import (
     SIGNALS,
+    boilerplate_manifest,
+    campaign,
     cloned_code,
     dependency_ring,
+    empty_package,
+    filler_code,
     generated_name,
     install_scripts,
     known_malicious,
+    learned_score,
+    missing_entry,
     publish_burst,
+    script_entry,
     spam_name,
     tea_wallet_reuse,
     tea_yaml,
+    template_code,
     trivial_code,
     unsafe_tarball,
     young_package,
 )
-from proxy.npm.tarball import Problem, ProblemKind
+from proxy.npm.tarball import EntryKind, Problem, ProblemKind, TarEntry
 from proxy.npm.teafile import parse_tea
 from tests.detect.helpers import name_only, renamed, subject, with_tarball
 
@@ -93,6 +102,85 @@ def problems(*kinds: ProblemKind) -> Subject:
     )
 
 
+PACKAGE_JSON: dict[str, str | int] = {
+    "path": "package/package.json",
+    "size": 300,
+    "sha256": "4" * 64,
+}
+TYPES_STUB_README = (
+    "This is a stub types definition for uniset. uniset provides its own type definitions, "
+    "so you do not need this installed.\n"
+)
+
+
+def with_files(s: Subject, *extra: dict[str, str | int]) -> Subject:
+    assert s.tarball is not None
+    added = (
+        TarEntry(str(e["path"]), EntryKind.FILE, int(e["size"]), str(e["sha256"])) for e in extra
+    )
+    entries = (*s.tarball.entries, *added)
+    return with_tarball(s, entries=entries, package_json={"name": s.name, "version": "1.0.0"})
+
+
+def with_readme(s: Subject, text: str) -> Subject:
+    return with_tarball(s, readme_text=text)
+
+
+def without_package_json(s: Subject) -> Subject:
+    assert s.tarball is not None
+    kept = tuple(e for e in s.tarball.entries if not e.path.endswith("/package.json"))
+    return with_tarball(s, entries=kept, package_json=None, package_json_path=None)
+
+
+def with_package_json(s: Subject, **fields: object) -> Subject:
+    assert s.tarball is not None
+    return with_tarball(s, package_json={**(s.tarball.package_json or {}), **fields})
+
+
+def npm_init(s: Subject) -> Subject:
+    test = 'echo "Error: no test specified" && exit 1'
+    return with_package_json(s, description="", author="", scripts={"test": test})
+
+
+def edited_app(s: Subject) -> Subject:
+    """A create-next-app scaffold whose page and layout were rewritten a little."""
+    assert s.tarball is not None
+    page = "export default function Page() { return <main>gm</main>; }\n"
+    edited = {p: (page if "/src/" in p else t) for p, t in s.tarball.sources.items()}
+    entries = tuple(
+        dataclasses.replace(e, size=len(page)) if "/src/" in e.path else e
+        for e in s.tarball.entries
+    )
+    return with_tarball(s, sources=edited, entries=entries)
+
+
+def with_own_code(s: Subject, size: int) -> Subject:
+    assert s.tarball is not None
+    path = f"{s.tarball.root}/lib/own.js"
+    entries = (*s.tarball.entries, TarEntry(path, EntryKind.FILE, size, "5" * 64))
+    return with_tarball(s, entries=entries, sources={**s.tarball.sources, path: "x = 1;\n" * 500})
+
+
+def swc_counter() -> Subject:
+    """@swc/counter@0.1.3's shape: an empty index.js, a README that says what it is for."""
+    s = subject("client-only")
+    assert s.tarball is not None
+    entries = tuple(e for e in s.tarball.entries if not e.path.endswith("error.js"))
+    return with_tarball(
+        s, entries=entries, sources={"package/index.js": ""}, readme_text="# counter\n" * 3
+    )
+
+
+def cluster(size: int, **links: int) -> Cluster:
+    members = ("xcho", *(f"farm-{i}" for i in range(size - 1)))
+    return Cluster(cluster_id(members), tuple(sorted(members)), links, True)
+
+
+def polyfill() -> Subject:
+    text = "if (!globalThis.fetch) { globalThis.fetch = function fetch() {}; }\n"
+    return with_tarball(subject("nomind-big-integer"), sources={"package/bigInteger.js": text})
+
+
 def sources(text: str) -> Subject:
     s = subject("nomind-big-integer")
     return with_tarball(s, sources={"package/bigInteger.js": text}, sources_complete=True)
@@ -131,7 +219,16 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (spam_name, lambda: name_only("get-stream"), None),
     (spam_name, lambda: name_only("jest-watch-typeahead"), None),
     # trivial-code
-    (trivial_code, lambda: subject("uniset"), (M, MC)),  # README + tea.yaml only
+    (trivial_code, lambda: subject("uniset"), None),  # README + tea.yaml only: empty-package
+    (trivial_code, swc_counter, (M, LC)),  # an empty index.js alone: weak, never a warning
+    (
+        trivial_code,
+        lambda: with_tarball(
+            subject("nomind-big-integer"),
+            sources={"package/bigInteger.js": "!function(){\n    console.log(`2333333`)\n}()\n"},
+        ),
+        (M, MC),  # a greeting wrapped in a function that runs at once
+    ),
     (trivial_code, lambda: subject("client-only"), (L, MC)),  # a marker package: tiny code
     (trivial_code, lambda: subject("client-only", files=DATA_PACKAGE), (L, MC)),  # mime-db
     (  # client-only's real shape: an empty index.js beside a file that throws
@@ -179,6 +276,62 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         None,
     ),
     (cloned_code, lambda: subject("xcho"), None),
+    # campaign
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(4, code=3, wallet=1))), (H, MC)),
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(3, name=1))), (M, LC)),  # names only
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(2, code=5))), (L, LC)),  # a pair
+    (campaign, lambda: subject("xcho", ctx(campaign=cluster(1))), None),
+    (campaign, lambda: subject("xcho"), None),  # not a member
+    # learned-score (the shipped model; its tiers are tested in test_learned.py)
+    (learned_score, lambda: subject("xcho"), (H, MC)),
+    (learned_score, lambda: subject("@babel/code-frame"), None),
+    # empty-package
+    (empty_package, lambda: subject("uniset"), (H, HC)),  # README stub, no package.json
+    (empty_package, lambda: subject("hybirdy"), (H, HC)),  # nothing but tea.yaml
+    (empty_package, lambda: with_files(subject("uniset"), PACKAGE_JSON), (H, MC)),
+    (empty_package, lambda: with_readme(subject("uniset"), TYPES_STUB_README), None),
+    (empty_package, lambda: subject("mime-db"), None),  # a data package
+    (empty_package, lambda: subject("@babel/helper-globals"), None),
+    (empty_package, lambda: subject("@babel/code-frame"), None),
+    (empty_package, lambda: name_only("uniset"), None),
+    # missing-entry
+    (missing_entry, lambda: subject("yimiwork_form"), (H, MC)),  # main index.js, no JS at all
+    (  # other code, but main names a build that is not there: an unbuilt release
+        missing_entry,
+        lambda: with_package_json(subject("nomind-big-integer"), main="dist/index.js"),
+        (M, LC),
+    ),
+    (missing_entry, lambda: subject("cliui"), None),  # main missing, but `exports` resolves
+    (missing_entry, lambda: without_package_json(subject("nomind-big-integer")), (H, MC)),
+    (missing_entry, lambda: subject("@parcel/watcher-linux-x64-glibc"), None),  # main: .node
+    (missing_entry, lambda: subject("@types/yargs"), None),  # types only, main ""
+    (missing_entry, lambda: subject("nomind-big-integer"), None),
+    (missing_entry, lambda: subject("uniset"), None),  # nothing at all: empty-package
+    # template-code
+    (template_code, lambda: subject("xcho"), (H, MC)),  # create-next-app, unmodified
+    (template_code, lambda: subject("kopiliong"), (H, MC)),
+    (template_code, lambda: edited_app(subject("xcho")), (M, MC)),  # configs only, no entry
+    (template_code, lambda: with_own_code(subject("xcho"), 4_000), None),  # a real package
+    (template_code, lambda: subject("@babel/code-frame"), None),
+    (template_code, lambda: subject("picomatch"), None),
+    # filler-code
+    (filler_code, lambda: subject("balladoriel-8396"), (H, MC)),  # utils_controller.json, ...
+    (filler_code, lambda: subject("es-errors"), None),  # many tiny one-word modules
+    (filler_code, lambda: subject("picomatch"), None),
+    (filler_code, lambda: subject("xcho"), None),
+    # script-entry
+    (script_entry, lambda: subject("dio-cronos-tea"), (M, LC)),  # sends tokens, exports nothing
+    (script_entry, lambda: with_package_json(subject("dio-cronos-tea"), bin="index.js"), None),
+    (script_entry, lambda: subject("@babel/code-frame"), None),  # a module
+    (script_entry, lambda: subject("nomind-big-integer"), None),  # module.exports = {...}
+    (script_entry, lambda: subject("client-only"), None),  # an empty entry: a marker
+    (script_entry, lambda: subject("cliui"), None),  # its entry is not in the package
+    (script_entry, lambda: polyfill(), None),  # sets a global
+    # boilerplate-manifest
+    (boilerplate_manifest, lambda: npm_init(subject("nomind-big-integer")), (M, LC)),
+    (boilerplate_manifest, lambda: subject("nomind-big-integer"), None),  # test script only
+    (boilerplate_manifest, lambda: subject("@babel/code-frame"), None),
+    (boilerplate_manifest, lambda: subject("uniset"), None),  # no package.json
     # generated-name
     (generated_name, lambda: name_only("damp_spoonbill_coral-60"), (M, MC)),
     (generated_name, lambda: name_only("brisk_otter_k9x"), (M, MC)),
@@ -193,8 +346,18 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (
         dependency_ring,
         lambda: subject("nomind-big-integer", ctx(flagged_dependencies={"bignumber.js": "spam"})),
+        (L, MC),  # one flagged dependency: a victim, not a ring
+    ),
+    (
+        dependency_ring,
+        lambda: with_package_json(
+            subject("nomind-big-integer", ctx(flagged_dependencies={"a-x": "spam", "b-x": "spam"})),
+            dependencies={"a-x": "1", "b-x": "1", "bignumber.js": "9"},
+        ),
         (H, MC),
     ),
+    (dependency_ring, lambda: subject("yimiwork_form"), (M, LC)),  # deps, no code to use them
+    (dependency_ring, lambda: subject("dio-cronos-tea"), (M, LC)),  # imports 1 of 18 deps
     (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (M, HC)),
     (
         dependency_ring,

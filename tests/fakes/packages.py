@@ -102,5 +102,11 @@ def clean(version: str, **kw: object) -> FakeVersion:
 
 
 def hello(version: str) -> FakeVersion:
-    """Weak signals only: an entry point that just prints a greeting."""
-    return FakeVersion(version, files={"index.js": HELLO_JS})
+    """Weak signals only: an entry point that just prints a greeting, in its own words and at
+    its own time (the farm fixtures' file, or their publish minute, would tie it to their
+    campaign)."""
+    return FakeVersion(
+        version,
+        files={"index.js": b'console.log("Hello, world!");\n'},
+        published="2024-03-05T10:20:00.000Z",
+    )

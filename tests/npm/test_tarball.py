@@ -238,3 +238,41 @@ def test_node_tar_times_in_the_prefix_field_are_not_part_of_the_name() -> None:
     assert [e.path for e in facts.entries] == ["node/index.d.ts"]
     assert facts.problems == ()
     assert facts.root == "node"
+
+
+def test_vue_and_svelte_sources_are_kept_for_the_code_signals() -> None:
+    app = "<template><HelloWorld msg='Welcome to Your Vue.js App'/></template>\n"
+    facts = read_tarball(
+        package({"src/App.vue": app, "src/Card.svelte": "<p>x</p>\n", "logo.png": "png"}, MANIFEST)
+    )
+    assert facts.sources["package/src/App.vue"] == app
+    assert "package/src/Card.svelte" in facts.sources
+    assert "package/logo.png" not in facts.sources
+
+
+@pytest.mark.parametrize(
+    ("exports", "entry"),
+    [
+        ("./dist/index.js", "package/dist/index.js"),
+        (
+            {".": {"import": "./dist/index.mjs", "require": "./dist/index.cjs"}},
+            "package/dist/index.mjs",
+        ),
+        (
+            {"import": {"types": "./dist/index.d.ts", "default": "./dist/index.mjs"}},
+            "package/dist/index.mjs",
+        ),
+        ({".": [{"node": "./dist/index.cjs"}, "./dist/index.cjs"]}, "package/dist/index.cjs"),
+        ({"./feature": "./dist/feature.js"}, None),  # subpaths only
+    ],
+)
+def test_entry_point_follows_conditional_exports(exports: object, entry: str | None) -> None:
+    manifest = {"name": "esm-only", "version": "1.0.0", "exports": exports}
+    files = {
+        "dist/index.js": "export {};\n",
+        "dist/index.mjs": "export const a = 1;\n",
+        "dist/index.cjs": "exports.a = 1;\n",
+        "dist/index.d.ts": "export declare const a: 1;\n",
+        "dist/feature.js": "export {};\n",
+    }
+    assert read_tarball(package(files, manifest)).entry_point == entry

@@ -25,6 +25,7 @@ from proxy.policy.model import (
 )
 from tests.policy.verdicts import (
     NOW,
+    campaign_spam,
     clean,
     days_ago,
     malicious,
@@ -94,6 +95,12 @@ CONDITIONS: list[tuple[str, Match, Subject, bool]] = [
     ("max-score-equal", Match(max_score=19), subject(suspicious()), True),
     ("max-score-above", Match(max_score=20), subject(tea_spam()), False),
     ("max-score-no-verdict", Match(max_score=100), subject(None), False),
+    # campaign size: the campaign finding's member count; no campaign is size 0
+    ("campaign-large", Match(min_campaign_size=3), subject(campaign_spam(5)), True),
+    ("campaign-equal", Match(min_campaign_size=5), subject(campaign_spam(5)), True),
+    ("campaign-small", Match(min_campaign_size=6), subject(campaign_spam(5)), False),
+    ("campaign-none", Match(min_campaign_size=2), subject(tea_spam()), False),
+    ("campaign-no-verdict", Match(min_campaign_size=2), subject(None), False),
     # signals: any of them fired
     ("signal", Match(signals=("tea-yaml", "tea-wallet-reuse")), subject(tea_spam()), True),
     ("signal-other", Match(signals=("tea-yaml", "tea-wallet-reuse")), subject(seo_spam()), False),
@@ -176,6 +183,7 @@ def test_conditions_are_named_after_their_keys() -> None:
         max_score=100,
         signals=("tea-yaml",),
         osv=("*",),
+        min_campaign_size=2,
         version_younger_than=WEEK,
         package_younger_than=WEEK,
         install_scripts=True,
@@ -190,6 +198,7 @@ def test_conditions_are_named_after_their_keys() -> None:
         "max_score",
         "signals",
         "osv",
+        "min_campaign_size",
         "version_younger_than",
         "package_younger_than",
         "install_scripts",

@@ -126,6 +126,20 @@ def wallet_reuse_spam(name: str = "uniset", version: str = "1.0.3") -> Verdict:
     return Verdict(name, version, 69, Label.SPAM, (TEA_WALLET_REUSE, TRIVIAL_ENTRY), DETECTOR)
 
 
+def campaign_spam(size: int, name: str = "brave_otter_x7k2") -> Verdict:
+    """A farm member seen through the campaign graph: one of `size` linked packages."""
+    members = [name, *(f"brave_otter_{i}x" for i in range(size - 1))]
+    campaign = Finding(
+        "campaign",
+        H,
+        MC,
+        f"one of {size} packages of campaign campaign-0123456789 linked by code",
+        {"campaign": "campaign-0123456789", "size": size, "members": sorted(members)},
+        Family.SPAM,
+    )
+    return Verdict(name, "1.0.0", 75, Label.SPAM, (campaign, GENERATED), DETECTOR, (), True)
+
+
 def cloned_spam(name: str = "brave_otter_x7k2", version: str = "1.0.0") -> Verdict:
     """Spam from medium signals only (cloned + trivial code, generated name, ring): no tea."""
     findings = (TRIVIAL_ENTRY, CLONED, GENERATED, RING)

@@ -14,9 +14,12 @@ Alone it makes a verdict `suspicious` at most.
 from __future__ import annotations
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("cloned-code", "code cloned from other names", Severity.MEDIUM, Confidence.MEDIUM)
+SPEC = SignalSpec(
+    "cloned-code", "code cloned from other names", Severity.MEDIUM, Confidence.MEDIUM,
+    role=Role.FUNCTION,
+)  # fmt: skip
 MIN_SHARE = 0.8  # fraction of code files seen under other names
 MIN_FILES = 2  # code files needed before a share means anything
 STRONG_NAMES = 3  # other names that make the clone evidence strong

@@ -24,9 +24,12 @@ import functools
 import re
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("generated-name", "machine-generated name", Severity.MEDIUM, Confidence.MEDIUM)
+SPEC = SignalSpec(
+    "generated-name", "machine-generated name", Severity.MEDIUM, Confidence.MEDIUM,
+    role=Role.FARM,
+)  # fmt: skip
 
 _UNDERSCORE_TRIPLE = re.compile(
     r"^[a-z]+(?:_[a-z]+)+_[a-z0-9]*\d[a-z0-9]*$|^[a-z]+(?:_[a-z]+){2,}-\d+$"
@@ -41,7 +44,7 @@ MIN_VOWELLESS = 9  # letters in a word without any vowel
 
 
 @functools.lru_cache(maxsize=4096)  # a function of the name: once per package
-def _shape(bare: str) -> tuple[str, Confidence] | None:
+def shape(bare: str) -> tuple[str, Confidence] | None:
     if bare.startswith("-"):
         return "starts with a hyphen, which npm no longer accepts for new names", Confidence.LOW
     if _UNDERSCORE_TRIPLE.match(bare):
@@ -64,7 +67,7 @@ def _shape(bare: str) -> tuple[str, Confidence] | None:
 
 def check(s: Subject) -> Finding | None:
     bare = s.name.lower().rsplit("/", 1)[-1]
-    found = _shape(bare)
+    found = shape(bare)
     if found is None:
         return None
     what, confidence = found

@@ -14,11 +14,11 @@ still matched by an open-ended range.
 from __future__ import annotations
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Family, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Family, Finding, Role, Severity, SignalSpec
 
 SPEC = SignalSpec(
     "known-malicious", "in the malicious-packages feed", Severity.CRITICAL, Confidence.HIGH,
-    Family.MALWARE,
+    Family.MALWARE, Role.NAME,
 )  # fmt: skip
 SPAM_CATEGORIES = frozenset({"spam", "pua"})
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from proxy.detect.facts import PackageFacts, Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 from proxy.npm.semver import Version
 
-SPEC = SignalSpec("publish-burst", "automated publishing", Severity.MEDIUM, Confidence.MEDIUM)
+SPEC = SignalSpec(
+    "publish-burst", "automated publishing", Severity.MEDIUM, Confidence.MEDIUM, role=Role.FARM
+)
 BURST_VERSIONS = 5
 BURST_WINDOW = timedelta(hours=1)
 MIN_RANDOM_STEPS = 3  # steps between versions needed to call the numbering random

@@ -21,9 +21,9 @@ import functools
 import re
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("spam-name", "SEO spam name", Severity.HIGH, Confidence.HIGH)
+SPEC = SignalSpec("spam-name", "SEO spam name", Severity.HIGH, Confidence.HIGH, role=Role.NAME)
 
 # Words that essentially only spam names use.
 DISTINCTIVE = frozenset({

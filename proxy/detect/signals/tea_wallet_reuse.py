@@ -11,11 +11,12 @@ the same wallet (a monorepo's packages, say); in an established package the reus
 from __future__ import annotations
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
 SPEC = SignalSpec(
-    "tea-wallet-reuse", "tea wallet reused across names", Severity.HIGH, Confidence.HIGH
-)
+    "tea-wallet-reuse", "tea wallet reused across names", Severity.HIGH, Confidence.HIGH,
+    role=Role.REGISTRATION,
+)  # fmt: skip
 STRONG_NAMES = 3  # other names sharing a wallet that make the evidence strong
 
 

@@ -16,9 +16,12 @@ one as a test fixture (deep paths, weaker).
 from __future__ import annotations
 
 from proxy.detect.facts import Subject
-from proxy.detect.model import Confidence, Finding, Severity, SignalSpec
+from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
-SPEC = SignalSpec("tea-yaml", "tea.xyz registration file", Severity.HIGH, Confidence.HIGH)
+SPEC = SignalSpec(
+    "tea-yaml", "tea.xyz registration file", Severity.HIGH, Confidence.HIGH,
+    role=Role.REGISTRATION,
+)  # fmt: skip
 _FIXTURE_DIRS = ("test", "tests", "__tests__", "fixtures", "fixture", "examples", "example")
 
 
