@@ -307,7 +307,7 @@ class PolicyGate:
     _listed: LRUCache[tuple[str, str], tuple[float, frozenset[str]]] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
-    _salt_inputs: tuple[str, float | None] | None = None
+    _salt_inputs: tuple[str, int, float | None] | None = None
     _salt: str = ""
 
     @property
@@ -329,10 +329,14 @@ class PolicyGate:
     @property
     def salt(self) -> str:
         """Changes whenever decisions may: policy, detector version, OSV index."""
-        inputs = (f"{self.holder.policy.digest}:{self.epoch}", self._osv_loaded_at)
+        inputs = (
+            self.holder.policy.digest,
+            self.inspector.detector.epoch,
+            self._osv_loaded_at,
+        )
         if inputs != self._salt_inputs:  # the hot path reads this on every request
             self._salt_inputs = inputs
-            self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}"
+            self._salt = f"{inputs[0]}:{DETECTOR_VERSION}:{inputs[1]}:{inputs[2]}"
         return self._salt
 
     def describe(self) -> str:
