@@ -270,14 +270,17 @@ class Service:
             len(summary.versions),
             got.elapsed,
         )
-        await anyio.to_thread.run_sync(self._save, package.name, got.body, got.etag)
+        if self._tasks is not None:  # the disk copy is for restarts: no client waits for it
+            self._tasks.start_soon(anyio.to_thread.run_sync, self._save, package, got)
+        else:
+            await anyio.to_thread.run_sync(self._save, package, got)
         return entry, CacheState.MISS, doc
 
-    def _save(self, name: str, raw: bytes, etag: str | None) -> None:
+    def _save(self, package: PackageName, got: Fetched) -> None:
         try:
-            self.saved.save(name, raw, etag)
+            self.saved.save(package.name, got.body, got.etag)
         except OSError as exc:
-            log.warning("could not save packument %r to disk: %s", name, exc)
+            log.warning("could not save packument %r to disk: %s", package.name, exc)
 
     async def _load_saved(self, package: PackageName) -> PackumentEntry | None:
         saved = await anyio.to_thread.run_sync(self.saved.load, package.name)

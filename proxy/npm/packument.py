@@ -476,9 +476,10 @@ def render(
     """Upstream bytes (or the document they parse to, never modified) to served bytes: parse,
     apply edits, abbreviate if asked, rewrite tarballs."""
     parsed = parse(raw, package.name) if isinstance(raw, bytes) else raw
-    doc = rewrite_tarballs(apply_edits(parsed, edits), base_url, package, edits)
+    doc = apply_edits(parsed, edits)
     if variant is Variant.ABBREVIATED:
-        doc = abbreviate(doc)
+        doc = abbreviate(doc)  # first: fewer fields to copy when the tarball URLs are rewritten
+    doc = rewrite_tarballs(doc, base_url, package, edits)
     return encode(doc, variant, salt)
 
 
