@@ -26,6 +26,7 @@ Persisted in SQLite beside the other indexes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -82,6 +83,7 @@ def stem(name: str) -> str:
     return (scope + "/" if scope else "") + "-".join(words)
 
 
+@functools.lru_cache(maxsize=4096)  # the versions of a package mostly share one repository
 def normalize_repo(url: str | None) -> str:
     """A repository URL reduced to host/path, lower-case ('' when unknown)."""
     if not url:
