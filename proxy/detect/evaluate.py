@@ -234,6 +234,15 @@ class Detector:
         self.campaigns = campaigns if campaigns is not None else CampaignIndex()
         self.signals = signals
         self.intrinsic = tuple(s for s in signals if s[0].id not in RELATIONAL)
+        # A platform build (`os`/`cpu`/`libc`: esbuild's, swc's, sharp's libvips) ships a native
+        # binary with a few bytes of JavaScript, or none: how much code there is says nothing
+        # of its function, so neither the function signals nor the learned score (which leans
+        # on code volume) look at it.
+        self.intrinsic_platform = tuple(
+            s
+            for s in self.intrinsic
+            if s[0].role is not Role.FUNCTION and s[0].id != LEARNED_SIGNAL
+        )
         self.relational = tuple(s for s in signals if s[0].id in RELATIONAL)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -336,7 +345,8 @@ class Detector:
             vf = VersionFacts(version)
         ctx = self.context(package, vf, tarball)
         subject = Subject(package, vf, tarball, ctx)
-        own = run_signals(subject, self.intrinsic)
+        platform = vf is not None and vf.platform
+        own = run_signals(subject, self.intrinsic_platform if platform else self.intrinsic)
         traits = member_traits(own)
         repo = _repository(package, vf, tarball)
         hashes = code_hashes(tarball) if tarball is not None else frozenset()

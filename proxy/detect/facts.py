@@ -88,6 +88,7 @@ class VersionFacts:
     deprecated: bool = False
     repository: str | None = None
     description: str | None = None
+    platform: bool = False  # declares `os`, `cpu` or `libc`: a platform build (often a binary)
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], published: datetime | None) -> VersionFacts:
@@ -121,6 +122,7 @@ class VersionFacts:
             deprecated=bool(manifest.get("deprecated")),
             repository=repo if isinstance(repo, str) else None,
             description=desc if isinstance(desc, str) else None,
+            platform=any(manifest.get(k) for k in ("os", "cpu", "libc")),
         )
 
 
