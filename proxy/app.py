@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import anyio
@@ -27,6 +28,7 @@ from proxy.errors import (
     ReadOnly,
     RequestTooLarge,
     UpstreamBadResponse,
+    UpstreamBusy,
     UpstreamUnavailable,
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
@@ -56,6 +58,7 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (BadRequest, 400),
     (ForbiddenOrigin, 403),
     (PolicyBlocked, 451),
+    (UpstreamBusy, 503),  # the upstream's Retry-After, passed on
     (UpstreamUnavailable, 502),
     (UpstreamBadResponse, 502),
     (CacheUnavailable, 503),
@@ -73,6 +76,8 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PolicyBlocked):
         # npm prints npm-notice as `npm notice ...` even on an error response.
         headers = {"npm-notice": notice_header(str(exc))}
+    if isinstance(exc, UpstreamBusy):
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
     return error_response(status, str(exc), headers)
 
 

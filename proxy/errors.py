@@ -6,6 +6,7 @@
      ├── NotFound                  no such package, version or file (upstream 404 included)
      ├── UpstreamError             the upstream failed us
      │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
+ │    │    └── UpstreamBusy     429/503 with Retry-After: not asked again until then (503)
      │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
      │    │    └── UpstreamRefused refused by a registry's policy (451, as another Floodgate)
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
@@ -47,6 +48,15 @@ class UpstreamError(FloodgateError):
 
 class UpstreamUnavailable(UpstreamError):
     """Raised on timeouts, refused or dropped connections and 5xx answers from the upstream."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """Raised when the upstream answered 429 or 503 with Retry-After, and while that wait lasts
+    (the upstream is not asked again before); `retry_after` is the seconds left."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamBadResponse(UpstreamError):

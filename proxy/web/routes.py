@@ -202,7 +202,9 @@ async def forward(request: Request) -> Response:
     path = raw_path(request.scope) + (f"?{request.url.query}" if request.url.query else "")
     got = await service_of(request).forward(request.method, path, body, request.headers)
     keep = {
-        k: v for k, v in got.headers.items() if k.lower() in ("content-type", "etag", "npm-notice")
+        k: v
+        for k, v in got.headers.items()
+        if k.lower() in ("content-type", "etag", "npm-notice", "retry-after")
     }
     return Response(got.body, got.status, keep)
 
@@ -215,6 +217,10 @@ async def whoami(request: Request) -> Response:
             "Floodgate does not log users in and does not forward credentials "
             "(set forward_auth to ask the upstream)",
         )
+    if "authorization" not in request.headers:
+        # Forwarded anonymously, the upstream would see Floodgate's own upstream_token and
+        # answer with the service account's name.
+        return error_response(401, "not logged in: send your registry credentials to whoami")
     return await forward(request)
 
 
