@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy import __version__
 from proxy.errors import FloodgateError
-from proxy.log import setup_logging
+from proxy.log import printable, setup_logging, terminal_text
 from proxy.progress import Progress
 from proxy.settings import (
     FIELD_HELP,
@@ -379,7 +379,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         body = {"verdicts": [o.to_json() for o in outcomes], "exit": scan.exit_code(outcomes)}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
-        print("\n".join(scan.render(o) for o in outcomes))
+        print(terminal_text("\n".join(scan.render(o) for o in outcomes)))
     return scan.exit_code(outcomes)
 
 
@@ -433,7 +433,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(result.render())
+        print(terminal_text(result.render()))
     refused = result.decision.action in (Action.HIDE, Action.BLOCK)
     return EXIT_FLAGGED if refused else EXIT_OK
 
@@ -488,7 +488,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
     else:
-        print(text)
+        print(terminal_text(text))
     if args.sbom:
         bom = sbom.to_cyclonedx(lockfile, results, tool_version=version)
         args.sbom.write_text(
@@ -527,7 +527,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps({"decisions": [r.to_json() for r in latest]}).decode())
     else:
-        print("\n".join(explain_decision(r) for r in latest))
+        print(terminal_text("\n".join(explain_decision(r) for r in latest)))
     return EXIT_FLAGGED if latest[0].action in ("hide", "block") else EXIT_OK
 
 
@@ -604,7 +604,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
             print(orjson.dumps(r.to_json()).decode())
         return EXIT_OK
     for line in decision_table(list(rows)):
-        print(line)
+        print(printable(line))
     return EXIT_OK
 
 
@@ -648,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except FloodgateError as exc:
-        print(f"floodgate: error: {exc}", file=sys.stderr)
+        print(f"floodgate: error: {terminal_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR

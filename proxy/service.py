@@ -5,7 +5,8 @@
 `Service` answers what the HTTP layer asks: a packument in one representation, one version's
 manifest, dist-tags, a tarball, npm audit findings, or a passthrough call. It owns the caches'
 freshness rules: fresh entries are served as they are, expired ones revalidated with the
-upstream's ETag, and when the upstream fails a cached copy is served "stale" (the failure is
+upstream's ETag (served stale when that takes over `revalidate_wait` seconds, while it goes on
+in the background), and when the upstream fails a cached copy is served "stale" (the failure is
 remembered for `STALE_RETRY` seconds so that every request does not wait for the same timeout
 again). An upstream 404 is remembered for `not_found_ttl` seconds.
 
@@ -202,7 +203,15 @@ class Service:
             missing = self._missing.get(package.name)
             if missing is not None:
                 raise NotFound(missing)
-        return await self._fetches.run(package.name, lambda: self._refresh(package, entry))
+        flight = self._fetches.run(package.name, lambda: self._refresh(package, entry))
+        if entry is None:
+            return await flight
+        # Stale while revalidating: a hung or dripping upstream costs a warm package at most
+        # `revalidate_wait`; the revalidation goes on in the background (see SingleFlight).
+        with anyio.move_on_after(self.settings.revalidate_wait):
+            return await flight
+        log.info("revalidating %r is slow: serving the cached copy meanwhile", package.name)
+        return entry, CacheState.STALE, None
 
     async def _inspect(
         self, raw: bytes, package: PackageName

@@ -51,6 +51,7 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     packument_memory_mb: int = 256
     packument_ttl: float = 300.0
+    revalidate_wait: float = 1.0
     not_found_ttl: float = 30.0
     tarball_cache_mb: int = 4096
     tarball_memory_mb: int = 128
@@ -91,6 +92,8 @@ FIELD_HELP: dict[str, str] = {
     "cache_dir": "directory for cached tarballs, packuments and databases",
     "packument_memory_mb": "memory for cached packuments, in MB",
     "packument_ttl": "seconds a cached packument is served before it is revalidated upstream",
+    "revalidate_wait": "seconds a request for an expired packument waits for its revalidation "
+    "before the cached copy is served stale (the revalidation goes on in the background)",
     "not_found_ttl": "seconds an upstream 404 is remembered before the upstream is asked again "
     "(0: never remembered)",
     "tarball_cache_mb": "disk space for cached tarballs, in MB (least recently used go first)",
@@ -261,7 +264,13 @@ def _validate(s: Settings) -> None:
     for name in ("packument_memory_mb", "tarball_cache_mb", "max_packument_mb", "max_tarball_mb"):
         if getattr(s, name) < 1:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 1")
-    for name in ("tarball_memory_mb", "render_workers", "prefetch_scans", "not_found_ttl"):
+    for name in (
+        "tarball_memory_mb",
+        "render_workers",
+        "prefetch_scans",
+        "not_found_ttl",
+        "revalidate_wait",
+    ):
         if getattr(s, name) < 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 0")
     if s.upstream is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import anyio
 import pytest
 
@@ -110,3 +113,41 @@ async def test_busy_client_refuses_without_asking(registry: FakeRegistry) -> Non
         assert isinstance(await client.get_packument(PackageName.parse("fg-busy")), Fetched)
     finally:
         await client.aclose()
+
+
+def wait_for(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Poll `condition` until it holds; fail after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_hung_revalidation_serves_stale_and_finishes_in_the_background(
+    registry: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    registry.add("fg-warm", FakeVersion("1.0.0"))
+    registry.hold_limit = 60
+    proxy = make_proxy(
+        packument_ttl=1e-6, revalidate_wait=0.05, read_timeout=60, upstream_deadline=90
+    )
+    assert proxy.client.get("/fg-warm").headers["x-floodgate-cache"] == "miss"
+    registry.faults["fg-warm"] = "hold"
+    try:
+        for _ in range(3):  # each answered while the upstream still holds the revalidation
+            r = proxy.client.get("/fg-warm")
+            assert r.status_code == 200
+            assert r.headers["x-floodgate-cache"] == "stale"
+            assert r.json()["name"] == "fg-warm"
+        assert not registry.release.is_set()
+        assert len(registry.requests_for("/fg-warm")) == 2  # one revalidation for all three
+    finally:
+        registry.faults.clear()
+        registry.release.set()
+
+    def fresh_again() -> bool:
+        state = proxy.client.get("/fg-warm").headers["x-floodgate-cache"]
+        return state in ("revalidated", "miss")
+
+    wait_for(fresh_again, "the background revalidation to land")
