@@ -274,6 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import create_app
+    from proxy.web.server import raise_descriptor_limit, server_config
 
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
@@ -298,15 +299,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
         raise
     remember_upstream(settings.cache_dir, settings.upstream_url)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        loop="auto",
-        http="auto",
-        lifespan="on",
-        timeout_graceful_shutdown=GRACE_SECONDS,
-    )
+    config = server_config(app, settings, timeout_graceful_shutdown=GRACE_SECONDS)
+    log.debug("open-file limit: %d", raise_descriptor_limit())
     server = uvicorn.Server(config)
     display_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)

@@ -17,6 +17,7 @@
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      ├── RequestTooLarge           a client request body over the limit
+ ├── ClientBusy                a client over its share of concurrent work (429)
      └── BadRequest                a client request body Floodgate cannot read
 
 Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
@@ -93,6 +94,11 @@ class PolicyBlocked(FloodgateError):
 
 class LockfileError(FloodgateError):
     """Raised when a lockfile is missing or malformed; the message names the file and the spot."""
+
+
+class ClientBusy(FloodgateError):
+    """Raised when a client asks for more concurrent work than its share (a second audit while
+    its first is running); answered 429 with Retry-After."""
 
 
 class BadRequest(FloodgateError):

@@ -73,6 +73,7 @@ class Settings:
     osv_refresh_seconds: float = 21600.0
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
+    client_timeout: float = 10.0
 
     @property
     def upstream_url(self) -> str:
@@ -121,6 +122,8 @@ FIELD_HELP: dict[str, str] = {
     "osv_refresh_seconds": "seconds between reloads of the OSV feed",
     "scan_timeout": "seconds a tarball request waits for its scan before the rule's unscanned "
     "mode decides",
+    "client_timeout": "seconds a client connection gets to send a request's headers (and a "
+    "passthrough request's body) before it is closed",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
@@ -258,6 +261,7 @@ def _validate(s: Settings) -> None:
         "upstream_deadline",
         "osv_refresh_seconds",
         "scan_timeout",
+        "client_timeout",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be positive")

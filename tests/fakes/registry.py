@@ -39,7 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tests.fakes.packages import FakeVersion, build_version
+from tests.fakes.packages import FakeVersion, build_version, integrity_of
 
 
 @dataclass
@@ -52,13 +52,13 @@ class Seen:
 class UvicornThread:
     """A real uvicorn server for `app` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1"):
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", config: uvicorn.Config | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(
+        config = config or uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="on", loop="asyncio"
         )
         self.server = uvicorn.Server(config)
@@ -134,6 +134,14 @@ class FakeRegistry:
         doc["dist-tags"].setdefault("latest", versions[-1].version)
         doc["dist-tags"].update(tags or {})
         return doc
+
+    def set_tarball(self, name: str, version: str, data: bytes) -> None:
+        """Publish `data` as the tarball of an added version (dist integrity and shasum too)."""
+        path = self.tarball_path(name, version)
+        self.tarballs[path] = data
+        dist = self.packuments[name]["versions"][version]["dist"]
+        dist["integrity"] = integrity_of(data)
+        dist["shasum"] = hashlib.sha1(data).hexdigest()
 
     def tarball_path(self, name: str, version: str) -> str:
         return f"/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"

@@ -8,9 +8,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from proxy.decisions import query
+from tests.e2e.npm import serve
+from tests.fakes.registry import FakeRegistry
 
 RECORDER = textwrap.dedent(
     """
@@ -56,3 +62,65 @@ def test_kill_9_after_recording_loses_no_block(tmp_path: Path) -> None:
         conn.close()
     blocks = list(query(db, actions=["block"]))
     assert len(blocks) == count // 2  # every block, whatever happened to the batched allows
+
+
+def children_of(pid: int) -> set[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_helper_processes_die_with_a_killed_server(registry: FakeRegistry, tmp_path: Path) -> None:
+    args = [
+        "--upstream", registry.url, "--port", "0", "--cache-dir", str(tmp_path / "cache"),
+        "--render-workers", "1",
+    ]  # fmt: skip
+    with serve(args, tmp_path / "floodgate.log") as running:
+        pid = running.process.pid
+        helpers: set[int] = set()
+
+        def started() -> bool:
+            helpers.update(children_of(pid))
+            return len(helpers) >= 2  # the forkserver and its worker at least
+
+        wait_until(started, "the render worker processes to start")
+        os.kill(pid, signal.SIGKILL)
+        running.process.wait(30)
+    wait_until(lambda: not (helpers & alive_pids()), f"helpers {sorted(helpers)} to exit")
+
+
+def alive_pids() -> set[int]:
+    alive = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.add(int(entry.name))
+    return alive
