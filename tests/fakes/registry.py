@@ -15,6 +15,7 @@ Fault modes (`registry.faults[name_or_path] = mode`):
     "gzip-cut"    a gzip-encoded body cut off in the middle of the stream
     "big"         a 200 chunked body of `big_bytes` bytes, sent in 1 MB chunks
     "redirect"    a 302 to `registry.redirect_to`
+    "stall"       send the first half of the real body, then the rest once `release` is set
 """
 
 from __future__ import annotations
@@ -185,6 +186,11 @@ class FakeRegistry:
             return StreamingResponse(_chunks(self.big_bytes), media_type="application/json")
         elif fault == "redirect":
             return Response(b"", 302, {"location": self.redirect_to})
+        if fault == "stall":
+            body = self._body_for(request, path, name)
+            return StreamingResponse(
+                _stall(body, self.release, self.hold_limit), media_type="application/octet-stream"
+            )
         if fault == "drip":
             body = self._body_for(request, path, name)
             return StreamingResponse(_drip(body, self.drip_interval), media_type="application/json")
@@ -229,6 +235,12 @@ async def _chunks(size: int) -> AsyncIterator[bytes]:
     block = b" " * (1024 * 1024)
     for _ in range(size // len(block)):
         yield block
+
+
+async def _stall(body: bytes, release: threading.Event, limit: float) -> AsyncIterator[bytes]:
+    yield body[: len(body) // 2]
+    await asyncio.to_thread(release.wait, limit)
+    yield body[len(body) // 2 :]
 
 
 async def _drip(body: bytes, interval: float) -> AsyncIterator[bytes]:
