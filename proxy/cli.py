@@ -59,6 +59,7 @@ SERVE_SETTINGS = (
     "public_url",
     "packument_memory_mb",
     "packument_ttl",
+    "revalidate_wait",
     "not_found_ttl",
     "tarball_cache_mb",
     "tarball_memory_mb",
@@ -70,6 +71,7 @@ SERVE_SETTINGS = (
     "osv_refresh_seconds",
     "scan_timeout",
     "prefetch_scans",
+    "client_timeout",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 

@@ -13,6 +13,7 @@ import pytest
 from proxy.app import create_app
 from proxy.settings import load_settings, resolve_upstream
 from proxy.web.server import server_config
+from tests.e2e.npm import serve
 from tests.fakes.registry import FakeRegistry, UvicornThread
 from tests.faults.conftest import LogWatch
 
@@ -107,3 +108,14 @@ def test_a_half_sent_body_is_refused(guarded: UvicornThread) -> None:
         answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"did not arrive within 0.3s" in answer
+
+
+def test_floodgate_serve_closes_a_silent_connection(registry: FakeRegistry, tmp_path: Path) -> None:
+    """The same through `floodgate serve` itself (its uvicorn setup, uvloop where installed)."""
+    args = ["--upstream", registry.url, "--port", "0", "--cache-dir", str(tmp_path / "cache")]
+    with serve([*args, "--client-timeout", "0.5"], tmp_path / "floodgate.log") as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=BOUND) as sock:
+            sock.sendall(b"GET /-/ping HTTP/1.1\r\n")
+            assert closed_by_server(sock) == b""
+        assert running.logged("no complete request headers within 0.5s")
