@@ -207,6 +207,7 @@ class Service:
             missing = self._missing.get(package.name)
             if missing is not None:
                 raise NotFound(missing)
+        first = not self._fetches.in_flight(package.name)
         flight = self._fetches.run(package.name, lambda: self._refresh(package, entry))
         if entry is None:
             return await flight
@@ -214,7 +215,11 @@ class Service:
         # `revalidate_wait`; the revalidation goes on in the background (see SingleFlight).
         with anyio.move_on_after(self.settings.revalidate_wait):
             return await flight
-        log.info("revalidating %r is slow: serving the cached copy meanwhile", package.name)
+        log.log(
+            logging.INFO if first else logging.DEBUG,  # one line per revalidation, not request
+            "revalidating %r is slow: serving the cached copy meanwhile",
+            package.name,
+        )
         return entry, CacheState.STALE, None
 
     async def _inspect(
