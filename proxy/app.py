@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import anyio
@@ -19,6 +20,7 @@ from proxy.decisions import DecisionLog
 from proxy.errors import (
     BadRequest,
     CacheUnavailable,
+    ClientBusy,
     FloodgateError,
     ForbiddenOrigin,
     InvalidPackageName,
@@ -27,6 +29,7 @@ from proxy.errors import (
     ReadOnly,
     RequestTooLarge,
     UpstreamBadResponse,
+    UpstreamBusy,
     UpstreamUnavailable,
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
@@ -43,6 +46,7 @@ from proxy.workers import RenderPool
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+CLIENT_RETRY_AFTER = 5  # seconds a client over its share of work is asked to wait
 
 # The one mapping from domain errors to HTTP. Upstream failures are 502/504 (npm retries those);
 # refusals Floodgate makes on purpose are 4xx so that clients print them and do not retry. A
@@ -53,9 +57,11 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (NotFound, 404),
     (ReadOnly, 405),
     (RequestTooLarge, 413),
+    (ClientBusy, 429),
     (BadRequest, 400),
     (ForbiddenOrigin, 403),
     (PolicyBlocked, 451),
+    (UpstreamBusy, 503),  # the upstream's Retry-After, passed on
     (UpstreamUnavailable, 502),
     (UpstreamBadResponse, 502),
     (CacheUnavailable, 503),
@@ -73,6 +79,10 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PolicyBlocked):
         # npm prints npm-notice as `npm notice ...` even on an error response.
         headers = {"npm-notice": notice_header(str(exc))}
+    if isinstance(exc, ClientBusy):
+        headers = {"retry-after": str(CLIENT_RETRY_AFTER)}
+    if isinstance(exc, UpstreamBusy):
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
     return error_response(status, str(exc), headers)
 
 

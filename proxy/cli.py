@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy import __version__
 from proxy.errors import FloodgateError
-from proxy.log import setup_logging
+from proxy.log import printable, setup_logging, terminal_text
 from proxy.progress import Progress
 from proxy.settings import (
     FIELD_HELP,
@@ -59,6 +59,7 @@ SERVE_SETTINGS = (
     "public_url",
     "packument_memory_mb",
     "packument_ttl",
+    "revalidate_wait",
     "not_found_ttl",
     "tarball_cache_mb",
     "tarball_memory_mb",
@@ -70,6 +71,7 @@ SERVE_SETTINGS = (
     "osv_refresh_seconds",
     "scan_timeout",
     "prefetch_scans",
+    "client_timeout",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 
@@ -286,6 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import create_app
+    from proxy.web.server import raise_descriptor_limit, server_config
 
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
@@ -310,15 +313,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
         raise
     remember_upstream(settings.cache_dir, settings.upstream_url)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        loop="auto",
-        http="auto",
-        lifespan="on",
-        timeout_graceful_shutdown=GRACE_SECONDS,
-    )
+    config = server_config(app, settings, timeout_graceful_shutdown=GRACE_SECONDS)
+    log.debug("open-file limit: %d", raise_descriptor_limit())
     server = uvicorn.Server(config)
     display_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)
@@ -391,7 +387,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         body = {"verdicts": [o.to_json() for o in outcomes], "exit": scan.exit_code(outcomes)}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
-        print("\n".join(scan.render(o) for o in outcomes))
+        print(terminal_text("\n".join(scan.render(o) for o in outcomes)))
     return scan.exit_code(outcomes)
 
 
@@ -445,7 +441,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(result.render())
+        print(terminal_text(result.render()))
     refused = result.decision.action in (Action.HIDE, Action.BLOCK)
     return EXIT_FLAGGED if refused else EXIT_OK
 
@@ -500,7 +496,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
     else:
-        print(text)
+        print(terminal_text(text))
     if args.sbom:
         bom = sbom.to_cyclonedx(lockfile, results, tool_version=version)
         args.sbom.write_text(
@@ -539,7 +535,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps({"decisions": [r.to_json() for r in latest]}).decode())
     else:
-        print("\n".join(explain_decision(r) for r in latest))
+        print(terminal_text("\n".join(explain_decision(r) for r in latest)))
     return EXIT_FLAGGED if latest[0].action in ("hide", "block") else EXIT_OK
 
 
@@ -616,7 +612,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
             print(orjson.dumps(r.to_json()).decode())
         return EXIT_OK
     for line in decision_table(list(rows)):
-        print(line)
+        print(printable(line))
     return EXIT_OK
 
 
@@ -690,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except FloodgateError as exc:
-        print(f"floodgate: error: {exc}", file=sys.stderr)
+        print(f"floodgate: error: {terminal_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR

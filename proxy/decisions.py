@@ -1,7 +1,9 @@
 """The decision log: every policy decision Floodgate enforces, in an embedded SQLite database.
 
-Writes go through a queue to one writer thread that commits in batches, so recording a decision
-costs the request a queue put, not a disk write. `query` serves `floodgate decisions`.
+Allows, warnings and monitors go through a queue to one writer thread that commits in batches,
+so recording them costs the request a queue put, not a disk write. Blocks and hides are
+committed before `record` returns (before the response is sent): a refusal is never lost to a
+crash. `query` serves `floodgate decisions`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 BATCH = 500  # rows per commit at most
+DURABLE_ACTIONS = frozenset({"block", "hide"})  # committed before the response
+DIRECT_TIMEOUT = 2.0  # seconds a durable write waits for the database lock
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -78,36 +82,66 @@ class DecisionRecord:
 _COLUMNS = [f for f in DecisionRecord.__dataclass_fields__]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=timeout)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
     return conn
 
 
+_INSERT = (
+    f"INSERT INTO decisions ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
 class DecisionLog:
-    """Append-only decision log; `record` never blocks on disk."""
+    """Append-only decision log: blocks and hides committed at once, the rest in batches."""
 
     def __init__(self, path: Path):
         self.path = path
         self._queue: queue.SimpleQueue[DecisionRecord | None] = queue.SimpleQueue()
         self._conn = _connect(path)
+        self._direct = _connect(path, DIRECT_TIMEOUT)  # for durable writes, on the caller
+        # In WAL mode a commit is in the log file once written: it survives the process being
+        # killed (not a power cut) without an fsync per refusal.
+        self._direct.execute("PRAGMA synchronous=NORMAL")
+        self._direct_lock = threading.Lock()
         self._thread = threading.Thread(target=self._write_loop, name="decision-log", daemon=True)
         self._thread.start()
 
-    def record(self, record: DecisionRecord) -> None:
-        self._queue.put(record)
+    def record(self, *records: DecisionRecord) -> None:
+        """Log `records` (one transaction for the durable ones among them)."""
+        durable = [r for r in records if r.action in DURABLE_ACTIONS]
+        for r in records:
+            if r.action not in DURABLE_ACTIONS:
+                self._queue.put(r)
+        if not durable:
+            return
+        try:
+            with self._direct_lock, self._direct:
+                self._direct.executemany(_INSERT, [_row(r) for r in durable])
+        except sqlite3.Error as exc:  # full disk, lock held too long: keep it queued
+            log.error(
+                "could not write %d decisions to %s at once (%s); queued instead",
+                len(durable),
+                self.path,
+                exc,
+            )
+            for r in durable:
+                self._queue.put(r)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""
         self._queue.put(None)
         self._thread.join(30)
         self._conn.close()
+        with self._direct_lock:
+            self._direct.close()
 
     def _write_loop(self) -> None:
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        sql = f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+        sql = _INSERT
         stop = False
         while not stop:
             batch: list[DecisionRecord] = []

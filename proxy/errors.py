@@ -6,6 +6,7 @@
      ├── NotFound                  no such package, version or file (upstream 404 included)
      ├── UpstreamError             the upstream failed us
      │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
+ │    │    └── UpstreamBusy     429/503 with Retry-After: not asked again until then (503)
      │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
      │    │    └── UpstreamRefused refused by a registry's policy (451, as another Floodgate)
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
@@ -16,6 +17,7 @@
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
      ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
      ├── RequestTooLarge           a client request body over the limit
+ ├── ClientBusy                a client over its share of concurrent work (429)
      └── BadRequest                a client request body Floodgate cannot read
 
 Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
@@ -47,6 +49,15 @@ class UpstreamError(FloodgateError):
 
 class UpstreamUnavailable(UpstreamError):
     """Raised on timeouts, refused or dropped connections and 5xx answers from the upstream."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """Raised when the upstream answered 429 or 503 with Retry-After, and while that wait lasts
+    (the upstream is not asked again before); `retry_after` is the seconds left."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamBadResponse(UpstreamError):
@@ -83,6 +94,11 @@ class PolicyBlocked(FloodgateError):
 
 class LockfileError(FloodgateError):
     """Raised when a lockfile is missing or malformed; the message names the file and the spot."""
+
+
+class ClientBusy(FloodgateError):
+    """Raised when a client asks for more concurrent work than its share (a second audit while
+    its first is running); answered 429 with Retry-After."""
 
 
 class BadRequest(FloodgateError):

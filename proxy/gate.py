@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,12 +46,13 @@ from proxy.cache.memory import CacheState, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball
 from proxy.decisions import DecisionLog, DecisionRecord
 from proxy.detect.evaluate import DETECTOR_VERSION
+from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, PolicyBlocked
 from proxy.inspect import Inspector
 from proxy.npm.names import PackageName
 from proxy.npm.packument import NO_EDITS, Edits, VersionRef
-from proxy.npm.tarball import read_tarball
+from proxy.npm.tarball import TarballFacts, read_tarball
 from proxy.policy.engine import Subject, decide
 from proxy.policy.holder import PolicyHolder
 from proxy.policy.model import Action, Decision, Policy, ScanState
@@ -426,7 +428,7 @@ class PolicyGate:
             else:
                 verdict = known.get(key)
                 if verdict is None:
-                    verdict = detector.assess(facts, version, record=version == latest)
+                    verdict = self._assess(facts, version, record=version == latest)
                     known[key] = verdict
             d = decide(policy, Subject.of(facts, version, verdict, now))
             if d.acted:
@@ -446,8 +448,12 @@ class PolicyGate:
         last = self._logged.get(key)
         if last is None or now - last >= PACKUMENT_LOG_WINDOW:
             self._logged[key] = now
-            for a in plan.acted:
-                self._record(package.name, a.version, a.decision, a.verdict, caller, "packument")
+            self.decisions.record(
+                *(
+                    self._row(package.name, a.version, a.decision, a.verdict, caller, "packument")
+                    for a in plan.acted
+                )
+            )
 
     def _record(
         self,
@@ -458,26 +464,35 @@ class PolicyGate:
         caller: Caller,
         via: str,
     ) -> None:
-        self.decisions.record(
-            DecisionRecord(
-                time=time.time(),
-                package=name,
-                version=version,
-                action=d.action.value,
-                intended=d.intended.value,
-                rule=d.rule,
-                label=verdict.label.value if verdict is not None else None,
-                score=verdict.score if verdict is not None else None,
-                reasons=(d.reason, *d.details),
-                waiver=d.waiver,
-                via=via,
-                client=caller.client,
-                user_agent=caller.user_agent,
-                token=caller.token,
-                request_id=caller.request_id,
-                policy=self.policy.name,
-                policy_digest=self.policy.digest,
-            )
+        self.decisions.record(self._row(name, version, d, verdict, caller, via))
+
+    def _row(
+        self,
+        name: str,
+        version: str,
+        d: Decision,
+        verdict: Verdict | None,
+        caller: Caller,
+        via: str,
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            time=time.time(),
+            package=name,
+            version=version,
+            action=d.action.value,
+            intended=d.intended.value,
+            rule=d.rule,
+            label=verdict.label.value if verdict is not None else None,
+            score=verdict.score if verdict is not None else None,
+            reasons=(d.reason, *d.details),
+            waiver=d.waiver,
+            via=via,
+            client=caller.client,
+            user_agent=caller.user_agent,
+            token=caller.token,
+            request_id=caller.request_id,
+            policy=self.policy.name,
+            policy_digest=self.policy.digest,
         )
 
     # -- verdicts ----------------------------------------------------------------------------
@@ -522,8 +537,11 @@ class PolicyGate:
         assert facts is not None
         source = tarball.data if tarball.data is not None else tarball.path
         assert source is not None
-        verdict = self.inspector.detector.assess(facts, ref.version, read_tarball(source))
-        self.inspector.verdicts.put(verdict, ref.integrity)
+        verdict = self._assess(facts, ref.version, read_tarball(source), record=True)
+        try:
+            self.inspector.verdicts.put(verdict, ref.integrity)
+        except sqlite3.Error as exc:  # a full disk: decide now, store the verdict another time
+            log.warning("could not store the verdict on %s@%s: %s", facts.name, ref.version, exc)
         if verdict.label is not before.label:
             self._generation[facts.name] = self._generation.get(facts.name, 0) + 1
             log.info(
@@ -536,6 +554,25 @@ class PolicyGate:
                 "; ".join(verdict.reasons[:3]),
             )
         return verdict
+
+    def _assess(
+        self,
+        facts: PackageFacts,
+        version: str,
+        tarball: TarballFacts | None = None,
+        *,
+        record: bool,
+    ) -> Verdict:
+        """The detector's verdict; when its indexes cannot be written (a full disk), the
+        verdict without recording what it saw, rather than no answer."""
+        detector = self.inspector.detector
+        try:
+            return detector.assess(facts, version, tarball, record=record)
+        except sqlite3.Error as exc:
+            if not record:
+                raise
+            log.warning("detector indexes not updated for %s@%s: %s", facts.name, version, exc)
+            return detector.assess(facts, version, tarball, record=False)
 
     def _subject(
         self, entry: PackumentEntry, ref: VersionRef, verdict: Verdict | None, scan: ScanState

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.log import printable
+
 PLAIN_LINES = 20
 
 
@@ -21,7 +23,7 @@ class Progress:
         self.done += 1
         if self.total <= 1:
             return
-        line = f"{self.verb} {self.done}/{self.total} {what}"
+        line = f"{self.verb} {self.done}/{self.total} {printable(what)}"
         if self.tty:
             self.stream.write(f"\r\x1b[K{line}")
             if self.done == self.total:

@@ -5,7 +5,8 @@
 `Service` answers what the HTTP layer asks: a packument in one representation, one version's
 manifest, dist-tags, a tarball, npm audit findings, or a passthrough call. It owns the caches'
 freshness rules: fresh entries are served as they are, expired ones revalidated with the
-upstream's ETag, and when the upstream fails a cached copy is served "stale" (the failure is
+upstream's ETag (served stale when that takes over `revalidate_wait` seconds, while it goes on
+in the background), and when the upstream fails a cached copy is served "stale" (the failure is
 remembered for `STALE_RETRY` seconds so that every request does not wait for the same timeout
 again). An upstream 404 is remembered for `not_found_ttl` seconds.
 
@@ -45,7 +46,7 @@ from proxy.cache.memory import (
 from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
-from proxy.errors import FloodgateError, NotFound, UpstreamError
+from proxy.errors import ClientBusy, FloodgateError, NotFound, UpstreamError
 from proxy.gate import Caller, Fetch, Gate
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
@@ -62,7 +63,7 @@ STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale pac
 PREFETCH_CONCURRENCY = 2  # background tarball downloads and scans at once
 PREFETCH_QUEUE = 64  # background scans waiting at most; more are dropped, not queued
 PREFETCH_MAX_UNPACKED = 4 * MB  # a version other than `latest` larger than this is not prefetched
-ADVISORY_CONCURRENCY = 16  # packages assessed at once for one npm audit request
+ADVISORY_CONCURRENCY = 8  # packages assessed at once for all npm audit requests together
 NOT_FOUND_MEMO = 10_000  # upstream 404s remembered
 
 
@@ -161,6 +162,10 @@ class Service:
         )
         self._renders: SingleFlight[tuple[str, pk.RenderKeyT], pk.Rendered] = SingleFlight()
         self._downloads: SingleFlight[str, CachedTarball] = SingleFlight()
+        # npm audit work is a budget shared by every audit (so audits cannot crowd out
+        # installs), and a client runs one audit at a time.
+        self._audit_limit = anyio.CapacityLimiter(ADVISORY_CONCURRENCY)
+        self._auditing: set[str] = set()
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -219,7 +224,20 @@ class Service:
             missing = self._missing.get(package.name)
             if missing is not None:
                 raise NotFound(missing)
-        return await self._fetches.run(package.name, lambda: self._refresh(package, entry))
+        first = not self._fetches.in_flight(package.name)
+        flight = self._fetches.run(package.name, lambda: self._refresh(package, entry))
+        if entry is None:
+            return await flight
+        # Stale while revalidating: a hung or dripping upstream costs a warm package at most
+        # `revalidate_wait`; the revalidation goes on in the background (see SingleFlight).
+        with anyio.move_on_after(self.settings.revalidate_wait):
+            return await flight
+        log.log(
+            logging.INFO if first else logging.DEBUG,  # one line per revalidation, not request
+            "revalidating %r is slow: serving the cached copy meanwhile",
+            package.name,
+        )
+        return entry, CacheState.STALE, None
 
     async def _inspect(
         self, raw: bytes, package: PackageName
@@ -451,13 +469,28 @@ class Service:
         return await self.gate.assess(package, entry, version, self._fetcher(package, ref))
 
     async def advisories(
-        self, wanted: Mapping[str, Sequence[str]], base_url: str
+        self, wanted: Mapping[str, Sequence[str]], base_url: str, client: str = "-"
     ) -> dict[str, list[dict[str, Any]]]:
         """Floodgate's findings on the requested versions, as bulk-advisory entries.
 
-        Names that are invalid or cannot be fetched are skipped (the audit goes on)."""
+        Names that are invalid or cannot be fetched are skipped (the audit goes on). Raises
+        ClientBusy while the same client's previous audit is still running."""
+        if client in self._auditing:
+            raise ClientBusy(
+                f"an npm audit from {client} is still running; Floodgate runs one audit per "
+                "client at a time"
+            )
+        self._auditing.add(client)
+        try:
+            return await self._advisories(wanted, base_url)
+        finally:
+            self._auditing.discard(client)
+
+    async def _advisories(
+        self, wanted: Mapping[str, Sequence[str]], base_url: str
+    ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        limiter = anyio.CapacityLimiter(ADVISORY_CONCURRENCY)
+        limiter = self._audit_limit
 
         async def one(name: str, versions: Sequence[str]) -> None:
             async with limiter:

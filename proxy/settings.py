@@ -51,6 +51,7 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     packument_memory_mb: int = 256
     packument_ttl: float = 300.0
+    revalidate_wait: float = 1.0
     not_found_ttl: float = 30.0
     tarball_cache_mb: int = 4096
     tarball_memory_mb: int = 32
@@ -72,6 +73,7 @@ class Settings:
     osv_refresh_seconds: float = 21600.0
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
+    client_timeout: float = 10.0
 
     @property
     def upstream_url(self) -> str:
@@ -91,6 +93,8 @@ FIELD_HELP: dict[str, str] = {
     "cache_dir": "directory for cached tarballs, packuments and databases",
     "packument_memory_mb": "memory for cached packuments, in MB",
     "packument_ttl": "seconds a cached packument is served before it is revalidated upstream",
+    "revalidate_wait": "seconds a request for an expired packument waits for its revalidation "
+    "before the cached copy is served stale (the revalidation goes on in the background)",
     "not_found_ttl": "seconds an upstream 404 is remembered before the upstream is asked again "
     "(0: never remembered)",
     "tarball_cache_mb": "disk space for cached tarballs, in MB (least recently used go first)",
@@ -118,6 +122,8 @@ FIELD_HELP: dict[str, str] = {
     "osv_refresh_seconds": "seconds between reloads of the OSV feed",
     "scan_timeout": "seconds a tarball request waits for its scan before the rule's unscanned "
     "mode decides",
+    "client_timeout": "seconds a client connection gets to send a request's headers (and a "
+    "passthrough request's body) before it is closed",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
@@ -255,13 +261,20 @@ def _validate(s: Settings) -> None:
         "upstream_deadline",
         "osv_refresh_seconds",
         "scan_timeout",
+        "client_timeout",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be positive")
     for name in ("packument_memory_mb", "tarball_cache_mb", "max_packument_mb", "max_tarball_mb"):
         if getattr(s, name) < 1:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 1")
-    for name in ("tarball_memory_mb", "render_workers", "prefetch_scans", "not_found_ttl"):
+    for name in (
+        "tarball_memory_mb",
+        "render_workers",
+        "prefetch_scans",
+        "not_found_ttl",
+        "revalidate_wait",
+    ):
         if getattr(s, name) < 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 0")
     if s.upstream is not None:

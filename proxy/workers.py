@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import ctypes
 import functools
 import logging
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -48,7 +55,10 @@ class RenderPool:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["proxy.npm.packument"])
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_ignore_sigint
+                self.processes,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
             )
             for _ in range(self.processes):
                 self._pool.submit(_warm)
@@ -89,6 +99,41 @@ class RenderPool:
             return await anyio.to_thread.run_sync(job)
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the server, which shuts them down (no traceback from them)."""
+WATCH_INTERVAL = 1.0  # seconds between a worker's checks that the server is still alive
+PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal for this process when its parent dies
+
+
+def _init_worker(server_pid: int) -> None:
+    """Workers leave Ctrl-C to the server, which shuts them down (no traceback from them), and
+    die with the server even when it is killed outright (kill -9 runs no shutdown): on Linux
+    the kernel sends SIGKILL when the worker's parent (the forkserver) exits, and everywhere
+    a watchdog thread exits once the server process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    threading.Thread(
+        target=_watch_server, args=(server_pid,), name="server-watchdog", daemon=True
+    ).start()
+
+
+def _watch_server(server_pid: int, interval: float = WATCH_INTERVAL) -> None:
+    while process_alive(server_pid):
+        time.sleep(interval)
+    os._exit(0)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` is a running process (a zombie, killed but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: the signal check is all there is
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import traceback
 import zlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -139,7 +140,8 @@ class SingleFlight(Generic[K, V]):
     """Run at most one `fn` per key at a time; concurrent callers share its result.
 
     The work runs in its own task, so a caller that goes away (a client disconnect cancels its
-    handler) does not cancel the fetch the others are waiting for.
+    handler) does not cancel the fetch the others are waiting for. A failure holds nothing
+    once its callers have it: no reference cycle through the traceback, no frame locals.
     """
 
     def __init__(self) -> None:
@@ -154,10 +156,21 @@ class SingleFlight(Generic[K, V]):
             flight = asyncio.ensure_future(fn())
             self._flights[key] = flight
             flight.add_done_callback(lambda f: self._done(key, f))
-        return await asyncio.shield(flight)
+        try:
+            return await asyncio.shield(flight)
+        except BaseException:
+            # The exception's traceback will hold this frame, and this frame the flight that
+            # holds the exception: a cycle only the cyclic GC frees, with everything the failed
+            # work held (the chunks of a 200 MB body). Break it.
+            del flight
+            raise
 
     def _done(self, key: K, flight: asyncio.Future[V]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not flight.cancelled():
-            flight.exception()  # mark retrieved: every waiter may have gone away
+            exc = flight.exception()  # mark retrieved: every waiter may have gone away
+            if exc is not None:
+                # The work is over: its frames need not keep their locals (the traceback
+                # still says where it failed).
+                traceback.clear_frames(exc.__traceback__)

@@ -23,13 +23,14 @@ import anyio
 import orjson
 from cachetools import LRUCache
 
-from proxy.errors import UpstreamBadResponse
-from proxy.files import TMP_SUFFIX, atomic_file, write_atomically
+from proxy.errors import CacheUnavailable, UpstreamBadResponse
+from proxy.files import TMP_SUFFIX, Capped, atomic_file, write_atomically
 from proxy.npm.integrity import Digest, Hasher
 
 log = logging.getLogger(__name__)
 
 MEMORY_ITEM_MAX = 1024 * 1024  # bytes: tarballs up to this size are also kept in memory when hot
+UNCACHED_MAX = 64 * 1024 * 1024  # bytes: the largest tarball served from memory when the disk fails
 
 Sink = Callable[[bytes], object]
 
@@ -158,8 +159,51 @@ class TarballStore:
         """Download into a temp file, verify against `expected`, then rename into place.
 
         Raises UpstreamBadResponse on an integrity mismatch (nothing is kept), and whatever
-        `download` raises; the temp file is removed in every case.
+        `download` raises; the temp file is removed in every case. When the cache cannot be
+        written (disk full, read-only, removed), the tarball is downloaded again into memory,
+        verified and served uncached (up to `UNCACHED_MAX` bytes; CacheUnavailable past that).
         """
+        try:
+            return await self._fill_file(key, expected, download, what)
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            log.warning("cannot cache %s (%s): serving it uncached", what, exc)
+        return await self._fill_memory(expected, download, what)
+
+    async def _fill_memory(
+        self, expected: Digest | None, download: Callable[[Sink], Awaitable[int]], what: str
+    ) -> CachedTarball:
+        def too_big(total: int) -> Exception:
+            return CacheUnavailable(
+                f"Floodgate cannot write its cache, and {what} is over the {UNCACHED_MAX} bytes "
+                "it serves uncached; try again later"
+            )
+
+        hasher = Hasher(expected)
+        capped = Capped(UNCACHED_MAX, too_big)
+
+        def sink(chunk: bytes) -> None:
+            capped.add(chunk)
+            hasher.update(chunk)
+
+        await download(sink)
+        if not hasher.matches():
+            assert expected is not None
+            raise UpstreamBadResponse(
+                f"{what} failed its integrity check: expected {expected.sri}, "
+                f"got {hasher.sha512.sri} ({hasher.size} bytes); not served"
+            )
+        data = capped.body()
+        return CachedTarball(len(data), data=data)
+
+    async def _fill_file(
+        self,
+        key: str,
+        expected: Digest | None,
+        download: Callable[[Sink], Awaitable[int]],
+        what: str,
+    ) -> CachedTarball:
         final = self.path_for(key)
         hasher = Hasher(expected)
         small: list[bytes] | None = [] if self._memory is not None else None

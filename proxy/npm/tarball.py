@@ -32,6 +32,7 @@ MAX_ENTRIES = 65_536  # tar members, directories included
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # bytes of tar stream after gunzip
 MAX_RATIO = 100  # unpacked / compressed bytes, enforced past RATIO_FLOOR
 RATIO_FLOOR = 4 * 1024 * 1024  # bytes unpacked before the ratio cap applies
+BOMB_RATIO = 500  # past the ratio cap this much, it is a compression bomb (zeros give ~1000x)
 MAX_FILE_BYTES = 128 * 1024 * 1024  # one member
 MAX_SECONDS = 5.0  # wall-clock seconds for one tarball
 MAX_META_BYTES = 64 * 1024  # a pax header or GNU long name
@@ -73,11 +74,19 @@ class ProblemKind(StrEnum):
     RATIO = "compression_ratio"
     FILE_TOO_LARGE = "file_too_large"
     TIMEOUT = "timeout"
+    BOMB = "compression_bomb"  # inflates past BOMB_RATIO: built to fill the installer's disk
+    SIZE_LIE = "size_lie"  # a member declaring more than MAX_UNPACKED_BYTES where data ends
 
     @property
     def hostile(self) -> bool:
-        """Problems no `npm pack` produces: an archive crafted to attack an extractor."""
-        return self in (ProblemKind.PATH_TRAVERSAL, ProblemKind.DEVICE)
+        """Problems no `npm pack` produces: an archive crafted to attack an extractor (or the
+        disk it extracts to)."""
+        return self in (
+            ProblemKind.PATH_TRAVERSAL,
+            ProblemKind.DEVICE,
+            ProblemKind.BOMB,
+            ProblemKind.SIZE_LIE,
+        )
 
     @property
     def stops_reading(self) -> bool:
@@ -99,6 +108,7 @@ class TarballLimits:
     max_unpacked_bytes: int = MAX_UNPACKED_BYTES
     max_ratio: int = MAX_RATIO
     ratio_floor: int = RATIO_FLOOR
+    bomb_ratio: int = BOMB_RATIO
     max_file_bytes: int = MAX_FILE_BYTES
     max_seconds: float = MAX_SECONDS
 
@@ -233,6 +243,7 @@ class _State:
     started: float
     problems: list[Problem] = field(default_factory=list)
     stopped: bool = False
+    member: str = ""  # the member being read, for problems the decompressor finds
 
     def problem(self, kind: ProblemKind, path: str, detail: str) -> None:
         self.problems.append(Problem(kind, path, detail))
@@ -291,11 +302,15 @@ class _Gunzip:
         if self.unpacked > lim.max_unpacked_bytes:
             st.problem(ProblemKind.TOO_LARGE, "", f"over {lim.max_unpacked_bytes} bytes unpacked")
             return False
-        if self.unpacked > lim.ratio_floor and self.unpacked > lim.max_ratio * self.compressed:
+        # Compressed bytes actually inflated so far (not merely read ahead into the tail).
+        consumed = max(1, self.compressed - len(self.dec.unconsumed_tail))
+        if self.unpacked > lim.ratio_floor and self.unpacked > lim.max_ratio * consumed:
+            bomb = self.unpacked > lim.bomb_ratio * consumed
+            over = lim.bomb_ratio if bomb else lim.max_ratio
             st.problem(
-                ProblemKind.RATIO,
-                "",
-                f"{self.unpacked} bytes from {self.compressed} compressed (over {lim.max_ratio}x)",
+                ProblemKind.BOMB if bomb else ProblemKind.RATIO,
+                st.member,
+                f"{self.unpacked} bytes from {consumed} compressed (over {over}x)",
             )
             return False
         if self.pos > CHUNK:
@@ -476,6 +491,7 @@ def _read(stream: BinaryIO, limits: TarballLimits) -> TarballFacts:
             path = path[2:]
         kind = _TYPES.get(typeflag, EntryKind.OTHER)
         target = meta.get("linkpath", _cstr(header[157:257]))
+        st.member = path
         if len(entries) >= limits.max_entries:
             st.problem(ProblemKind.TOO_MANY_ENTRIES, path, f"over {limits.max_entries} entries")
             break
@@ -496,7 +512,17 @@ def _read(stream: BinaryIO, limits: TarballLimits) -> TarballFacts:
                 ProblemKind.FILE_TOO_LARGE, path, f"{size} bytes (over {limits.max_file_bytes})"
             )
             entries.append(TarEntry(path, kind, size, "", ""))  # not hashed
-            _skip(gz, padded, st)
+            missing = _skip(gz, padded, st)
+            if missing and not st.stopped:
+                # The data ends inside a member too large to read: if it declares more than
+                # any package may unpack to, the header lies to make an extractor reserve it.
+                lie = size > limits.max_unpacked_bytes
+                st.problem(
+                    ProblemKind.SIZE_LIE if lie else ProblemKind.TRUNCATED,
+                    path,
+                    f"declares {size} bytes; the archive ends {missing} bytes short",
+                )
+                break
             continue
         want = _wanted(path)
         if want == MAX_SOURCE_BYTES and (sources_total + min(size, want) > MAX_SOURCES_TOTAL):
@@ -520,12 +546,14 @@ def _read(stream: BinaryIO, limits: TarballLimits) -> TarballFacts:
     return _facts(entries, kept, tuple(st.problems), complete, gz, not sources_dropped)
 
 
-def _skip(gz: _Gunzip, n: int, st: _State) -> None:
+def _skip(gz: _Gunzip, n: int, st: _State) -> int:
+    """Skip `n` bytes; return how many were missing when the stream ended first."""
     while n > 0 and not st.stopped:
         chunk = gz.read(min(n, CHUNK))
         if not chunk:
-            return
+            return n
         n -= len(chunk)
+    return 0
 
 
 def _consume(gz: _Gunzip, size: int, padded: int, want: int, st: _State) -> tuple[str, bytes, int]:

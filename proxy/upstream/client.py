@@ -8,6 +8,7 @@ to Floodgate's own `UpstreamError` tree here, so no other module sees httpx.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ import orjson
 from proxy.errors import (
     NotFound,
     UpstreamBadResponse,
+    UpstreamBusy,
     UpstreamError,
     UpstreamRefused,
     UpstreamUnavailable,
@@ -40,6 +42,9 @@ from proxy.upstream.http import (
 log = logging.getLogger(__name__)
 
 MAX_FORWARD_BYTES: Final = 16 * 1024 * 1024  # search and audit answers
+MAX_CONNECTIONS: Final = 64  # to the upstream at once
+MAX_RETRY_AFTER: Final = 300.0  # seconds: the longest upstream Retry-After honoured
+BUSY_STATUSES: Final = frozenset({429, 503})
 _HOP_HEADERS = frozenset(
     {
         "connection",
@@ -85,7 +90,14 @@ class Forwarded:
 class UpstreamClient:
     """Fetches packuments, tarballs and passthrough endpoints from the configured upstream."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.base = settings.upstream_url.rstrip("/")
         self.origins = Origins(
             self.base,
@@ -99,11 +111,20 @@ class UpstreamClient:
         self._forward_auth = settings.forward_auth
         # Sent only to the upstream origin itself, never to allow-listed tarball hosts.
         self._token = f"Bearer {settings.upstream_token}" if settings.upstream_token else None
+        self._clock = clock
+        self._busy_until = 0.0  # the upstream's Retry-After: not asked again before this
         self._client = httpx.AsyncClient(
+            # Waiting for a free connection is queueing behind other requests, not a slow
+            # upstream: only the request's own deadline bounds it, never the read timeout.
             timeout=httpx.Timeout(
-                settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
+                settings.read_timeout,
+                connect=settings.connect_timeout,
+                pool=settings.upstream_deadline,
             ),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max(1, max_connections // 2),
+            ),
             transport=transport,
             **client_options(settings.ca_file),
         )
@@ -136,11 +157,16 @@ class UpstreamClient:
         """
         for hops in range(MAX_REDIRECTS + 2):
             hop = dict(headers)
-            if self._token and "authorization" not in hop and self.origins.is_home(url):
+            home = self.origins.is_home(url)
+            if self._token and "authorization" not in hop and home:
                 hop["authorization"] = self._token
             self.origins.check(url)
+            if home:
+                self._check_busy(url)
             request = self._client.build_request(method, url, headers=hop, content=content)
             response = await self._client.send(request, stream=True)
+            if home and response.status_code in BUSY_STATUSES:
+                self._note_busy(url, response.headers.get("retry-after", ""))
             if method != "GET":
                 return response
             target = next_url(
@@ -158,6 +184,24 @@ class UpstreamClient:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             url = target
         raise AssertionError("unreachable: next_url stops after MAX_REDIRECTS")
+
+    def _check_busy(self, url: str) -> None:
+        left = self._busy_until - self._clock()
+        if left > 0:
+            raise UpstreamBusy(
+                f"{url}: not asked: the upstream said to retry after {left:.0f}s", left
+            )
+
+    def _note_busy(self, url: str, header: str) -> None:
+        wait = retry_after_seconds(header)
+        if wait is not None and wait > 0:
+            wait = min(wait, MAX_RETRY_AFTER)
+            self._busy_until = max(self._busy_until, self._clock() + wait)
+            log.warning("upstream is busy (%s): not asking it again for %.0fs", url, wait)
+
+    def retry_after(self) -> float:
+        """Seconds the upstream asked us to wait that are still left (0: none)."""
+        return max(0.0, self._busy_until - self._clock())
 
     async def _read_capped(self, response: httpx.Response, limit: int, what: str) -> bytes:
         def too_big(total: int) -> Exception:
@@ -269,9 +313,31 @@ async def _raise_for_status(response: httpx.Response, what: str) -> None:
         raise UpstreamRefused(f"{what}: the registry refused it: {error or 'status 451'}")
     if status == 404:
         raise NotFound(f"{what}: not found upstream")
+    if status in BUSY_STATUSES:
+        wait = retry_after_seconds(response.headers.get("retry-after", ""))
+        if wait:
+            wait = min(wait, MAX_RETRY_AFTER)
+            raise UpstreamBusy(f"{what}: upstream answered {status}, retry after {wait:.0f}s", wait)
     if status >= 500 or status == 429:
         raise UpstreamUnavailable(f"{what}: upstream answered {status}")
     raise UpstreamBadResponse(f"{what}: upstream answered {status}")
+
+
+def retry_after_seconds(header: str, now: float | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delay-seconds or an HTTP-date; None when
+    absent or unreadable (RFC 9110 10.2.3)."""
+    header = header.strip()
+    if not header:
+        return None
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @contextlib.contextmanager

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy.log import printable
+
 FLUSH_INTERVAL = 0.2  # seconds between batch writes
 FLUSH_LINES = 512  # or sooner, when this many lines are waiting
 
@@ -101,7 +103,8 @@ class AccessLog:
             if self.writer is not None:
                 client = scope.get("client")
                 query = scope.get("query_string", b"")
-                path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+                # Decoded by the server: `%0a` would forge a log line, `%1b` a terminal escape.
+                path = printable(scope["path"] + ("?" + query.decode("latin-1") if query else ""))
                 elapsed = (time.perf_counter() - started) * 1000
                 self.writer.line(
                     f"{client[0] if client else '-'} {scope['method']} {path} {status} "

@@ -55,7 +55,7 @@ class ClientHeaders:
 
     @property
     def accepts_gzip(self) -> bool:
-        return "gzip" in self.accept_encoding
+        return accepts_coding(self.accept_encoding, "gzip")
 
     def etag_matches(self, etag: str) -> bool:
         """Weak comparison of If-None-Match with `etag` (RFC 9110 13.1.2)."""
@@ -76,6 +76,30 @@ _WANTED = {
     b"user-agent": "user_agent",
     b"authorization": "authorization",
 }
+
+
+def accepts_coding(header: str, coding: str) -> bool:
+    """Whether an Accept-Encoding header allows `coding` (RFC 9110 12.5.3): named or matched
+    by `*` with a q-value above 0; a named coding's q-value beats the wildcard's."""
+    named: float | None = None
+    wildcard: float | None = None
+    for item in header.split(","):
+        name, _, params = item.partition(";")
+        name = name.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if name == coding:
+            named = q
+        elif name == "*":
+            wildcard = q
+    chosen = named if named is not None else wildcard
+    return chosen is not None and chosen > 0
 
 
 def notice_header(text: str) -> str:

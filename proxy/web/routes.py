@@ -8,6 +8,7 @@ endpoint answers 405 with an `error` npm prints.
 from __future__ import annotations
 
 import logging
+import weakref
 import zlib
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +33,7 @@ from proxy.gate import Caller
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
+from proxy.settings import Settings
 from proxy.web.responses import (
     ClientHeaders,
     error_response,
@@ -44,6 +46,8 @@ from proxy.web.responses import (
 log = logging.getLogger(__name__)
 
 MAX_FORWARD_BODY = 8 * 1024 * 1024  # bytes accepted from clients for audit/search passthrough
+MAX_AUDIT_NAMES = 5_000  # packages in one npm audit request (a large monorepo has ~3,000)
+MAX_AUDIT_VERSIONS = 20_000  # versions in one npm audit request
 WRITE_METHODS = ["PUT", "POST", "DELETE", "PATCH"]
 READ_ONLY_MESSAGE = (
     "Floodgate is a read-only proxy: publish, login, dist-tag changes and unpublish are not "
@@ -57,28 +61,69 @@ def service_of(request: Request) -> Service:
 
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
-_bases: dict[tuple[str, str], str] = {}  # (scheme, Host) -> base URL, for hosts seen so far
-MAX_BASES = 64
+MAX_BASES = 4  # distinct (scheme, Host) pairs that get tarball links of their own
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 (compared, not bound)
 
 
-def base_url(service: Service, scheme: str, host: str) -> str:
-    """Where clients reach us: the configured public URL, else this request's scheme and Host.
+class BaseUrls:
+    """The base URLs of tarball links, per (scheme, Host), for one running service.
 
-    A Host header that is not a plain host[:port] falls back to the listen address, so a forged
-    header cannot inject text into the tarball URLs.
+    Rendered packuments are keyed by their base URL, so every distinct Host header would force
+    a full re-render of a packument (a 2 MB one costs ~100 ms). The first `MAX_BASES` hosts
+    get links of their own (localhost, the machine's name, its address); requests with any
+    other Host get links to the listen address (or, when that is a wildcard, to the first
+    host seen). Set `public_url` to have one canonical base for everyone.
     """
-    settings = service.settings
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    base = _bases.get((scheme, host))
-    if base is None:
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._known: dict[tuple[str, str], str] = {}
+        self._fallback = ""
+        self._warned = False
+
+    def __call__(self, scheme: str, host: str) -> str:
+        settings = self.settings
+        if settings.public_url:
+            return settings.public_url.rstrip("/")
+        base = self._known.get((scheme, host))
+        if base is not None:
+            return base
+        if len(self._known) >= MAX_BASES:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "more than %d distinct Host headers: tarball links for new ones use %s; "
+                    "set public_url to the address clients use",
+                    MAX_BASES,
+                    self._fallback,
+                )
+            return self._fallback
         checked = host
         if not host or not _HOST_CHARS.issuperset(host) or len(host) > 255:
             checked = f"{settings.host}:{settings.port}"
         base = f"{scheme}://{checked}"
-        if len(_bases) < MAX_BASES:
-            _bases[(scheme, host)] = base
-    return base
+        self._known[(scheme, host)] = base
+        if not self._fallback:
+            shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+            listen = f"http://{shown}:{settings.port}"
+            self._fallback = base if settings.host in _WILDCARDS else listen
+        return base
+
+
+_bases: weakref.WeakKeyDictionary[Service, BaseUrls] = weakref.WeakKeyDictionary()
+
+
+def base_url(service: Service, scheme: str, host: str) -> str:
+    """Where clients reach us: the configured public URL, else this request's scheme and Host
+    (within the `BaseUrls` cap).
+
+    A Host header that is not a plain host[:port] falls back to the listen address, so a forged
+    header cannot inject text into the tarball URLs.
+    """
+    bases = _bases.get(service)
+    if bases is None:
+        bases = _bases[service] = BaseUrls(service.settings)
+    return bases(scheme, host)
 
 
 def raw_path(scope: Scope) -> str:
@@ -204,7 +249,9 @@ async def forward(request: Request) -> Response:
     path = raw_path(request.scope) + (f"?{request.url.query}" if request.url.query else "")
     got = await service_of(request).forward(request.method, path, body, request.headers)
     keep = {
-        k: v for k, v in got.headers.items() if k.lower() in ("content-type", "etag", "npm-notice")
+        k: v
+        for k, v in got.headers.items()
+        if k.lower() in ("content-type", "etag", "npm-notice", "retry-after")
     }
     return Response(got.body, got.status, keep)
 
@@ -217,6 +264,10 @@ async def whoami(request: Request) -> Response:
             "Floodgate does not log users in and does not forward credentials "
             "(set forward_auth to ask the upstream)",
         )
+    if "authorization" not in request.headers:
+        # Forwarded anonymously, the upstream would see Floodgate's own upstream_token and
+        # answer with the service account's name.
+        return error_response(401, "not logged in: send your registry credentials to whoami")
     return await forward(request)
 
 
@@ -241,6 +292,7 @@ async def advisories_bulk(request: Request) -> Response:
     """`npm audit`: the upstream's advisories (when it has the endpoint) merged with
     Floodgate's own findings on the requested versions."""
     body = await _bounded_body(request)
+    wanted = _audit_request(body, request.headers.get("content-encoding", ""))  # checked first
     service = service_of(request)
     upstream: Any = {}
     try:
@@ -254,9 +306,9 @@ async def advisories_bulk(request: Request) -> Response:
             )
     except (FloodgateError, orjson.JSONDecodeError) as exc:
         log.warning("audit not available upstream: %s", exc)
-    wanted = _audit_request(body, request.headers.get("content-encoding", ""))
+    address = request.client.host if request.client else "-"
     ours = await service.advisories(
-        wanted, base_url(service, request.url.scheme, request.headers.get("host", ""))
+        wanted, base_url(service, request.url.scheme, request.headers.get("host", "")), address
     )
     return json_response(merge(upstream, ours))
 
@@ -274,6 +326,13 @@ def _audit_request(body: bytes, encoding: str) -> dict[str, Any]:
         raise BadRequest(f"the audit request is not (gzipped) JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("the audit request is not a JSON object of name: [versions]")
+    versions = sum(len(v) for v in data.values() if isinstance(v, list))
+    if len(data) > MAX_AUDIT_NAMES or versions > MAX_AUDIT_VERSIONS:
+        raise RequestTooLarge(
+            f"the audit request names {len(data)} packages and {versions} versions; Floodgate "
+            f"audits at most {MAX_AUDIT_NAMES} packages and {MAX_AUDIT_VERSIONS} versions per "
+            "request"
+        )
     return data
 
 
@@ -304,13 +363,18 @@ async def verdict(request: Request) -> Response:
 
 
 async def _bounded_body(request: Request) -> bytes:
+    """The request body: at most MAX_FORWARD_BODY bytes, within `client_timeout` seconds."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORWARD_BODY:
-            raise RequestTooLarge(f"request body over {MAX_FORWARD_BODY} bytes")
-        chunks.append(chunk)
+    limit = service_of(request).settings.client_timeout
+    with anyio.move_on_after(limit) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORWARD_BODY:
+                raise RequestTooLarge(f"request body over {MAX_FORWARD_BODY} bytes")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise BadRequest(f"the request body did not arrive within {limit:g}s")
     return b"".join(chunks)
 
 

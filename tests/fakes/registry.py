@@ -9,6 +9,13 @@ Fault modes (`registry.faults[name_or_path] = mode`):
     "integrity"   serve tarball bytes that do not match dist.integrity
     "404"         answer 404
     "hold"        answer only once `registry.release` is set (or after `hold_limit` seconds)
+    "429", "503"  answer that status with `Retry-After: registry.retry_after`
+    "drip"        send the real body one byte per `drip_interval` seconds
+    "bomb"        a gzip-encoded body that inflates to `bomb_bytes` of spaces
+    "gzip-cut"    a gzip-encoded body cut off in the middle of the stream
+    "big"         a 200 chunked body of `big_bytes` bytes, sent in 1 MB chunks
+    "redirect"    a 302 to `registry.redirect_to`
+    "stall"       send the first half of the real body, then the rest once `release` is set
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +36,11 @@ import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tests.fakes.packages import FakeVersion, build_version
+from tests.fakes.packages import FakeVersion, build_version, integrity_of
 
 
 @dataclass
@@ -45,13 +53,13 @@ class Seen:
 class UvicornThread:
     """A real uvicorn server for `app` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1"):
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", config: uvicorn.Config | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(
+        config = config or uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="on", loop="asyncio"
         )
         self.server = uvicorn.Server(config)
@@ -88,6 +96,11 @@ class FakeRegistry:
     release: threading.Event = field(default_factory=threading.Event)  # ends "hold" faults
     hold_limit: float = 30.0  # seconds a "hold" lasts at most, so a failing test cannot hang
     latency: float = 0.0  # seconds added to every answer (benchmarks: a distant registry)
+    retry_after: str = "30"  # the Retry-After of "429" and "503" faults
+    drip_interval: float = 0.5  # seconds between the bytes of a "drip" fault
+    bomb_bytes: int = 64 * 1024 * 1024  # what a "bomb" fault inflates to
+    big_bytes: int = 32 * 1024 * 1024  # the size of a "big" fault's body
+    redirect_to: str = ""  # the Location of a "redirect" fault
 
     # -- building ----------------------------------------------------------------------------
 
@@ -123,6 +136,14 @@ class FakeRegistry:
         doc["dist-tags"].update(tags or {})
         return doc
 
+    def set_tarball(self, name: str, version: str, data: bytes) -> None:
+        """Publish `data` as the tarball of an added version (dist integrity and shasum too)."""
+        path = self.tarball_path(name, version)
+        self.tarballs[path] = data
+        dist = self.packuments[name]["versions"][version]["dist"]
+        dist["integrity"] = integrity_of(data)
+        dist["shasum"] = hashlib.sha1(data).hexdigest()
+
     def tarball_path(self, name: str, version: str) -> str:
         return f"/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
 
@@ -154,6 +175,25 @@ class FakeRegistry:
             return Response(b'{"name": "broken", "versions": {', 200, media_type="application/json")
         elif fault == "drop":
             return _DroppedResponse()
+        elif fault in ("429", "503"):
+            return Response(b'{"error":"busy"}', int(fault), {"retry-after": self.retry_after})
+        elif fault == "bomb":
+            return Response(_bomb(self.bomb_bytes), headers={"content-encoding": "gzip"})
+        elif fault == "gzip-cut":
+            whole = gzip.compress(b'{"name": "cut", "versions": {}}' + b" " * 200_000)
+            return Response(whole[: len(whole) // 2], headers={"content-encoding": "gzip"})
+        elif fault == "big":
+            return StreamingResponse(_chunks(self.big_bytes), media_type="application/json")
+        elif fault == "redirect":
+            return Response(b"", 302, {"location": self.redirect_to})
+        if fault == "stall":
+            body = self._body_for(request, path, name)
+            return StreamingResponse(
+                _stall(body, self.release, self.hold_limit), media_type="application/octet-stream"
+            )
+        if fault == "drip":
+            body = self._body_for(request, path, name)
+            return StreamingResponse(_drip(body, self.drip_interval), media_type="application/json")
         if path in self.tarballs:
             data = self.tarballs[path]
             if fault == "integrity":
@@ -162,6 +202,13 @@ class FakeRegistry:
         if name in self.packuments:
             return self._packument(request, name)
         return Response(b'{"error":"Not found"}', 404, media_type="application/json")
+
+    def _body_for(self, request: Request, path: str, name: str) -> bytes:
+        if path in self.tarballs:
+            return self.tarballs[path]
+        if name in self.packuments:
+            return orjson.dumps(self.packuments[name])
+        return b'{"error":"Not found"}'
 
     def _packument(self, request: Request, name: str) -> Response:
         body = orjson.dumps(self.packuments[name])
@@ -175,6 +222,31 @@ class FakeRegistry:
             body = gzip.compress(body)
             headers["content-encoding"] = "gzip"
         return Response(body, headers=headers, media_type="application/json")
+
+
+def _bomb(size: int) -> bytes:
+    inflater = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1024 * 1024)
+    parts = [inflater.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, inflater.flush()])
+
+
+async def _chunks(size: int) -> AsyncIterator[bytes]:
+    block = b" " * (1024 * 1024)
+    for _ in range(size // len(block)):
+        yield block
+
+
+async def _stall(body: bytes, release: threading.Event, limit: float) -> AsyncIterator[bytes]:
+    yield body[: len(body) // 2]
+    await asyncio.to_thread(release.wait, limit)
+    yield body[len(body) // 2 :]
+
+
+async def _drip(body: bytes, interval: float) -> AsyncIterator[bytes]:
+    for i in range(len(body)):
+        yield body[i : i + 1]
+        await asyncio.sleep(interval)
 
 
 class _DroppedResponse(Response):

@@ -176,9 +176,13 @@ def test_hundred_thousand_entries_are_bounded() -> None:
 def test_gzip_bomb_stops_on_ratio() -> None:
     data = zero_bomb(64 << 20, members=4)  # 64 MB of zeros in ~64 KB
     started = time.monotonic()
-    facts = read_tarball(data, TarballLimits(ratio_floor=1 << 20))
+    facts = read_tarball(data, TarballLimits(ratio_floor=1 << 20, bomb_ratio=1 << 30))
     assert time.monotonic() - started < 5
     assert {p.kind for p in facts.problems} == {ProblemKind.RATIO}
+    # Past the bomb ratio (zeros inflate ~1000x) the same archive is a compression bomb.
+    bomb = read_tarball(data, TarballLimits(ratio_floor=1 << 20))
+    assert {p.kind for p in bomb.problems} == {ProblemKind.BOMB}
+    assert ProblemKind.BOMB.hostile
     assert facts.unpacked_size < 8 << 20  # at most MAX_RATIO x one read chunk
 
 
@@ -189,7 +193,7 @@ def test_declared_huge_member_of_zeros_trips_the_ratio_cap() -> None:
     facts = read_tarball(data)
     assert {p.kind for p in facts.problems} == {
         ProblemKind.FILE_TOO_LARGE,
-        ProblemKind.RATIO,
+        ProblemKind.BOMB,
     }
     assert facts.unpacked_size < 16 << 20
 
