@@ -29,7 +29,8 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 MAX_RENDERS_PER_ENTRY = 8  # representations x public base URLs x policy digests kept per package
-ENTRY_OVERHEAD = 4096  # bytes charged per entry for the summary and bookkeeping
+ENTRY_OVERHEAD = 4096  # bytes charged per entry for its bookkeeping
+VERSION_OVERHEAD = 1536  # bytes of summary and detector facts per version (measured: ~1.5 KB)
 
 
 class CacheState(StrEnum):
@@ -82,7 +83,8 @@ class PackumentEntry:
 
     @property
     def size(self) -> int:
-        return len(self.packed) + ENTRY_OVERHEAD + sum(r.size for r in self.renders.values())
+        held = len(self.packed) + ENTRY_OVERHEAD + VERSION_OVERHEAD * len(self.summary.versions)
+        return held + sum(r.size for r in self.renders.values())
 
     def is_fresh(self, now: float, ttl: float) -> bool:
         return now - self.confirmed_at < ttl

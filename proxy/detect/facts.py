@@ -69,6 +69,22 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
+class Shared:
+    """Equal values of one packument's versions, kept once: thousands of versions mostly repeat
+    their dependencies, scripts, repository and description, and facts are kept in memory for
+    every cached packument."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+        self._texts: dict[str, str] = {}
+
+    def map(self, value: Mapping[str, str]) -> Mapping[str, str]:
+        return self._maps.setdefault(tuple(value.items()), value)
+
+    def text(self, value: str | None) -> str | None:
+        return value if value is None else self._texts.setdefault(value, value)
+
+
 @dataclass(frozen=True, slots=True)
 class VersionFacts:
     """One version's manifest as the packument gives it (full or abbreviated)."""
@@ -91,7 +107,15 @@ class VersionFacts:
     platform: bool = False  # declares `os`, `cpu` or `libc`: a platform build (often a binary)
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], published: datetime | None) -> VersionFacts:
+    def from_manifest(
+        cls,
+        manifest: Mapping[str, Any],
+        published: datetime | None,
+        shared: Shared | None = None,
+    ) -> VersionFacts:
+        """One version's facts; `shared` (one per packument) makes versions with the same
+        dependency map, scripts, repository or description hold one copy of it."""
+        shared = shared or Shared()
         dist = manifest.get("dist")
         dist = dist if isinstance(dist, dict) else {}
         scripts = manifest.get("scripts")
@@ -108,11 +132,11 @@ class VersionFacts:
         desc = manifest.get("description")
         return cls(
             version=str(manifest.get("version") or ""),
-            dependencies=_str_map(manifest.get("dependencies")),
-            optional_dependencies=_str_map(manifest.get("optionalDependencies")),
-            scripts=scripts_map,
+            dependencies=shared.map(_str_map(manifest.get("dependencies"))),
+            optional_dependencies=shared.map(_str_map(manifest.get("optionalDependencies"))),
+            scripts=None if scripts_map is None else shared.map(scripts_map),
             has_install_script=has_install if isinstance(has_install, bool) else None,
-            bin=_str_map(bin_),
+            bin=shared.map(_str_map(bin_)),
             file_count=_int(dist.get("fileCount")),
             unpacked_size=_int(dist.get("unpackedSize")),
             integrity=dist.get("integrity") if isinstance(dist.get("integrity"), str) else None,
@@ -120,8 +144,8 @@ class VersionFacts:
             tarball_url=dist.get("tarball") if isinstance(dist.get("tarball"), str) else None,
             published=published,
             deprecated=bool(manifest.get("deprecated")),
-            repository=repo if isinstance(repo, str) else None,
-            description=desc if isinstance(desc, str) else None,
+            repository=shared.text(repo) if isinstance(repo, str) else None,
+            description=shared.text(desc) if isinstance(desc, str) else None,
             platform=any(manifest.get(k) for k in ("os", "cpu", "libc")),
         )
 
@@ -159,10 +183,12 @@ class PackageFacts:
             times = {}
         raw_versions = doc.get("versions")
         versions: dict[str, VersionFacts] = {}
+        shared = Shared()
         if isinstance(raw_versions, dict):
             for v, m in raw_versions.items():
                 if isinstance(m, dict):
-                    vf = VersionFacts.from_manifest({"version": v, **m}, parse_time(times.get(v)))
+                    published = parse_time(times.get(v))
+                    vf = VersionFacts.from_manifest({"version": v, **m}, published, shared)
                     versions[str(v)] = vf
         people = doc.get("maintainers")
         maintainers: tuple[str, ...] | None = None

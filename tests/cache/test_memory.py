@@ -11,6 +11,7 @@ import pytest
 from proxy.cache.memory import (
     ENTRY_OVERHEAD,
     MAX_RENDERS_PER_ENTRY,
+    VERSION_OVERHEAD,
     PackumentCache,
     PackumentEntry,
     SingleFlight,
@@ -64,12 +65,13 @@ def test_is_fresh(confirmed_at: float, now: float, ttl: float, fresh: bool) -> N
 
 def test_size_counts_packed_bytes_overhead_and_renders() -> None:
     e = entry()
-    assert e.size == len(e.packed) + ENTRY_OVERHEAD
+    held = len(e.packed) + ENTRY_OVERHEAD + VERSION_OVERHEAD * 2  # two versions' facts
+    assert e.size == held
     r = rendered(1)
     e.remember(key(1), r)
-    assert e.size == len(e.packed) + ENTRY_OVERHEAD + len(r.gzip_plain) + len(r.gzip)
+    assert e.size == held + len(r.gzip_plain) + len(r.gzip)
     e.remember(key(2), r.gzip_only())
-    assert e.size == len(e.packed) + ENTRY_OVERHEAD + len(r.gzip_plain) + 2 * len(r.gzip)
+    assert e.size == held + len(r.gzip_plain) + 2 * len(r.gzip)
 
 
 def test_the_upstream_bytes_are_kept_packed_and_come_back_whole() -> None:

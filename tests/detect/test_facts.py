@@ -97,3 +97,28 @@ def test_a_time_map_without_created_is_not_trusted() -> None:
     assert facts.versions["0.1.0"].published is None
     with_created = {**doc, "time": {**times, "created": "2024-12-07T08:00:00.000Z"}}
     assert len(PackageFacts.from_packument(with_created).publish_times) == 2
+
+
+def test_versions_of_one_packument_share_equal_values() -> None:
+    from proxy.detect.facts import PackageFacts
+
+    manifest = {
+        "dependencies": {"left-pad": "^1.3.0"},
+        "scripts": {"test": "node test.js"},
+        "repository": {"url": "git+https://example.invalid/fg/shared.git"},
+        "description": "the same words in every version",
+    }
+    versions: dict[str, dict[str, object]] = {
+        f"1.{i}.0": {"version": f"1.{i}.0", **manifest} for i in range(3)
+    }
+    versions["1.2.0"]["dependencies"] = {"left-pad": "^1.3.1"}
+    doc = {"name": "fg-shared", "versions": versions}
+    facts = PackageFacts.from_packument(doc)
+    a, b, c = (facts.versions[f"1.{i}.0"] for i in range(3))
+    assert a.dependencies is b.dependencies  # one copy for equal maps ...
+    assert a.dependencies == {"left-pad": "^1.3.0"}
+    assert c.dependencies == {"left-pad": "^1.3.1"}  # ... and its own for a different one
+    assert a.scripts is b.scripts is c.scripts
+    assert a.repository is c.repository
+    assert a.description is c.description
+    assert c.repository == "git+https://example.invalid/fg/shared.git"
