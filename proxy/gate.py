@@ -317,7 +317,7 @@ class PolicyGate:
     @property
     def _osv_loaded_at(self) -> float | None:
         feed = self.inspector.feed
-        return feed.loaded_at if feed is not None else None
+        return feed.generation if feed is not None else None  # changes when the index does
 
     @property
     def epoch(self) -> str:
@@ -341,11 +341,7 @@ class PolicyGate:
         return (
             f"policy {policy.name} ({policy.source}, digest {policy.digest}): "
             f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}; "
-            + (
-                f"OSV feed {feed.source}: {feed.index.record_count} records"
-                if feed is not None
-                else "no OSV feed"
-            )
+            + (feed.describe() if feed is not None else "no OSV feed")
         )
 
     def close(self) -> None:
@@ -360,8 +356,7 @@ class PolicyGate:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
         feed = self.inspector.feed
         if feed is not None and feed.loaded_at is None:
-            await anyio.to_thread.run_sync(feed.refresh)
-            log.info("OSV feed %s: %d records", feed.source, feed.index.record_count)
+            await anyio.to_thread.run_sync(feed.refresh)  # it logs what it loaded, or why not
         while True:
             await anyio.sleep(POLICY_POLL)
             self.holder.reload_if_changed()

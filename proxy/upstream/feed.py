@@ -75,3 +75,16 @@ class FeedClient:
 def _open(client: httpx.Client, url: str) -> Iterator[httpx.Response]:
     with client.stream("GET", url) as response:
         yield response
+
+
+PING_TIMEOUT = 5.0  # seconds `floodgate doctor` waits for the upstream
+
+
+def ping(url: str, ca_file: str | None = None, timeout: float = PING_TIMEOUT) -> str | None:
+    """None when `url` answers HTTP at all (any status under 500), else why not."""
+    try:
+        with httpx.Client(timeout=timeout, **client_options(ca_file)) as client:
+            status = client.get(url).status_code
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if status < 500 else f"answered {status}"
