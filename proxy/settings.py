@@ -72,7 +72,7 @@ class Settings:
     policy: str | None = None
     enforce: bool = True
     osv_feed: str | None = DEFAULT_OSV_FEED
-    osv_refresh_seconds: float = 300.0
+    osv_refresh_seconds: float = 240.0  # + fetch time: enforced within 5 min
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
 

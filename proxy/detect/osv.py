@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # one OSV JSON file
 MAX_FEED_BYTES = 512 * 1024 * 1024  # a downloaded feed archive
-DEFAULT_REFRESH_SECONDS = 300.0
+DEFAULT_REFRESH_SECONDS = 240.0
 DISABLED = frozenset({"", "off", "none", "no", "false", "0"})
 FULL_REFRESH_SECONDS = 24 * 3600.0  # the base layout's full archive, re-fetched once a day
 MAX_INCREMENTAL = 1000  # records fetched one by one per refresh; more: the full archive
@@ -417,6 +417,8 @@ class OsvFeed:
 
     def describe(self) -> str:
         """One line for logs and `floodgate doctor`: source, records, freshness."""
+        if self.loaded_at is None:
+            return f"OSV feed {self.source}: not loaded yet"
         parts = [f"OSV feed {self.source}: {self.index.record_count} records"]
         age = self.age()
         if age is not None:
@@ -522,6 +524,7 @@ class OsvFeed:
         if self.loaded_at is None and archive.is_file():
             # First load of this process: what an earlier run (or command) kept, at once.
             index = self.index = self._local_copy(archive, updates)
+            self.generation += 1  # kept even if the update below fails
             if isinstance(checked_at, int | float):
                 self.updated_wall = float(checked_at)
                 if 0 <= now - checked_at < self.interval:

@@ -92,10 +92,15 @@ def test_incremental_updates_fetch_only_new_records(tmp_path: Path) -> None:
     bucket.publish(mal_record("MAL-1", "evil-one", ["1.0.0"], T(1)), in_archive=True)
     bucket.publish(mal_record("GHSA-aaaa", "lodash", ["4.17.0"], T(2)), in_archive=True)
     fetch = Fetcher(bucket)
-    wall = [1_000_000.0]
+    wall = [datetime(2026, 11, 30, 12, 2, tzinfo=UTC).timestamp()]
     feed = make_feed(tmp_path, fetch, wall)
+    assert feed.describe() == "OSV feed https://osv.invalid/osv: not loaded yet"
     assert feed.refresh()
     assert fetch.took() == ["all.zip", "modified_id.csv"]
+    assert feed.describe() == (
+        "OSV feed https://osv.invalid/osv: 1 records, updated 0 s ago, "
+        "newest record 2026-11-30T10:02:00Z (2.0 h old)"
+    )
     assert feed.lookup("evil-one", "1.0.0")
     assert not feed.lookup("lodash", "4.17.0")  # only the malicious-packages records
     assert feed.index.record_count == 1
@@ -130,6 +135,7 @@ def test_incremental_updates_fetch_only_new_records(tmp_path: Path) -> None:
     again = make_feed(tmp_path, fetch, wall)
     assert again.refresh()
     assert fetch.took() == []
+    assert again.generation == 1  # plans made before the load are made again
     assert again.lookup("evil-two", "2.0.0")
     assert not again.lookup("evil-one", "1.0.0")
     # ... and later reads only the list again.
@@ -196,6 +202,7 @@ def test_default_source_unreachable_warns_with_the_age_of_the_copy(
     assert len(warnings) == 1
     assert "keeping the copy updated 2.0 h ago (1 records)" in warnings[0]
     assert restarted.lookup("evil-one", "1.0.0")
+    assert restarted.generation == 1
     assert "updated 2.0 h ago" in restarted.describe()
 
 
