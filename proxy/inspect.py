@@ -63,9 +63,11 @@ def open_feed(settings: Settings) -> OsvFeed | None:
     source = feed_source(settings.osv_feed)
     if source is None:
         return None
+    client = FeedClient(settings.ca_file)
     return OsvFeed(
         source,
-        fetch=FeedClient(settings.ca_file),
+        fetch=client,
+        fetch_head=client.head,
         cache_dir=detector_dir(settings),
         interval=settings.osv_refresh_seconds,
         user_given=feed_is_user_given(settings),

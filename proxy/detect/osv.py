@@ -312,6 +312,8 @@ def load_index(source: Path, keep: Callable[[str], bool] | None = None) -> OsvIn
 
 
 Fetch = Callable[[str], bytes]
+FetchHead = Callable[[str, int], bytes]  # the first n bytes of a URL (or all of it)
+CSV_HEAD_BYTES = 256 * 1024  # the newest lines of modified_id.csv; usually all that changed
 
 
 def feed_source(setting: str | None) -> str | None:
@@ -330,8 +332,9 @@ def _is_malicious(record_id: str) -> bool:
     return record_id.startswith(MALICIOUS_PREFIX)
 
 
-def modified_since(csv: str, watermark: datetime | None) -> tuple[list[str], datetime | None]:
-    """The ids of `modified_id.csv` lines newer than `watermark`, and the newest time seen.
+def modified_since(csv: str, watermark: datetime | None) -> tuple[list[str], datetime | None, bool]:
+    """The ids of `modified_id.csv` lines newer than `watermark`, the newest time seen, and
+    whether a line at or before the watermark was reached (else the text may have been cut).
 
     Lines are `<RFC3339 modified>,<id>`, newest first, so reading stops at the first line that
     is not newer; lines that do not parse are skipped (pure)."""
@@ -344,11 +347,11 @@ def modified_since(csv: str, watermark: datetime | None) -> tuple[list[str], dat
         if when is None or not record_id or "/" in record_id or ".." in record_id:
             continue
         if watermark is not None and when <= watermark:
-            break
+            return ids, newest, True
         ids.append(record_id)
         if newest is None or when > newest:
             newest = when
-    return ids, newest
+    return ids, newest, False
 
 
 def _ago(seconds: float) -> str:
@@ -385,9 +388,11 @@ class OsvFeed:
         wall: Callable[[], float] = time.time,
         user_given: bool = True,
         full_interval: float = FULL_REFRESH_SECONDS,
+        fetch_head: FetchHead | None = None,
     ):
         self.source = str(source) if source is not None else None
         self._fetch = fetch
+        self._fetch_head = fetch_head
         self._cache_dir = cache_dir
         self.interval = interval
         self.full_interval = full_interval
@@ -536,7 +541,7 @@ class OsvFeed:
                     return index
         if not archive.is_file() or not 0 <= now - full_at < self.full_interval:
             index, watermark = self._full(archive, updates, state_path)
-        ids, newest = modified_since(self._fetch(self._url("modified_id.csv")).decode(), watermark)
+        ids, newest = self._modified(watermark)
         wanted = [i for i in ids if _is_malicious(i)]
         if len(wanted) > MAX_INCREMENTAL:
             log.info(
@@ -545,9 +550,7 @@ class OsvFeed:
                 len(wanted),
             )
             index, watermark = self._full(archive, updates, state_path)
-            ids, newest = modified_since(
-                self._fetch(self._url("modified_id.csv")).decode(), watermark
-            )
+            ids, newest = self._modified(watermark)
             wanted = [i for i in ids if _is_malicious(i)][:MAX_INCREMENTAL]
         records = [r for i in reversed(wanted) if (r := self._fetch_record(i, updates)) is not None]
         if records:
@@ -557,6 +560,25 @@ class OsvFeed:
         self._write_state(state_path, full_at, now, newest)
         self.updated_wall = now
         return index
+
+    def _modified(self, watermark: datetime | None) -> tuple[list[str], datetime | None]:
+        """The ids modified since `watermark` and the newest time listed. Only the head of
+        the list is asked for first (it is newest first); the whole list when the head does
+        not reach the watermark."""
+        assert self._fetch is not None
+        url = self._url("modified_id.csv")
+        if self._fetch_head is not None and watermark is not None:
+            head = self._fetch_head(url, CSV_HEAD_BYTES)
+            text = head.decode("utf-8", errors="replace")
+            if len(head) >= CSV_HEAD_BYTES:
+                text = text[: text.rfind("\n") + 1]  # the last line may be cut
+            ids, newest, reached = modified_since(text, watermark)
+            if reached or len(head) < CSV_HEAD_BYTES:
+                return ids, newest
+        ids, newest, _ = modified_since(
+            self._fetch(url).decode("utf-8", errors="replace"), watermark
+        )
+        return ids, newest
 
     def _full(
         self, archive: Path, updates: Path, state_path: Path

@@ -70,10 +70,12 @@ def test_is_base_url(source: str, base: bool) -> None:
 def test_modified_since_stops_at_the_watermark() -> None:
     csv = f"{T(5)},MAL-3\n{T(4)},GHSA-x\nnot a line\n{T(3)},MAL-2\n{T(1)},MAL-1\n"
     mark = datetime(2026, 11, 30, 10, 3, tzinfo=UTC)
-    ids, newest = modified_since(csv, mark)
+    ids, newest, reached = modified_since(csv, mark)
     assert ids == ["MAL-3", "GHSA-x"]
     assert newest == datetime(2026, 11, 30, 10, 5, tzinfo=UTC)
-    assert modified_since(csv, newest) == ([], newest)
+    assert reached
+    assert modified_since(csv, newest) == ([], newest, True)
+    assert modified_since(csv, datetime(2026, 1, 1, tzinfo=UTC))[2] is False  # never reached
     assert modified_since(csv, None)[0] == ["MAL-3", "GHSA-x", "MAL-2", "MAL-1"]
     assert modified_since(f"{T(9)},../etc\n", None)[0] == []  # never a path out of the layout
 
@@ -215,3 +217,45 @@ def test_user_given_source_that_fails_stops_the_command(tmp_path: Path) -> None:
     missing = OsvFeed(tmp_path / "nope", user_given=True)
     with pytest.raises(SettingsError, match="nope does not exist"):
         load_feed(missing)
+
+
+class HeadFetcher(Fetcher):
+    """Also answers Range requests, as OSV's bucket does: the first n bytes."""
+
+    def head(self, url: str, nbytes: int) -> bytes:
+        body = self(url)
+        self.urls[-1] = "head:" + url
+        return body[:nbytes]
+
+
+def test_only_the_head_of_the_modified_list_is_read_when_it_reaches_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = len(f"{T(1)},MAL-1\n")
+    monkeypatch.setattr(osv, "CSV_HEAD_BYTES", 2 * line + 5)  # two lines and a bit
+    bucket = OsvBucket()
+    for i in range(1, 9):
+        bucket.publish(mal_record(f"MAL-{i}", f"evil-{i}", ["1.0.0"], T(i)), in_archive=True)
+    fetch = HeadFetcher(bucket)
+    wall = [1_000_000.0]
+    feed = OsvFeed(
+        BASE + "/osv", fetch=fetch, fetch_head=fetch.head, cache_dir=tmp_path, interval=60,
+        clock=lambda: wall[0], wall=lambda: wall[0],
+    )  # fmt: skip
+    assert feed.refresh()
+    fetch.took()
+    # One new record: the head reaches the index's newest time; the rest is never read.
+    bucket.publish(mal_record("MAL-9", "evil-9", ["1.0.0"], T(9)))
+    wall[0] += 61
+    assert feed.refresh_if_due()
+    assert fetch.took() == ["head:https://osv.invalid/osv/npm/modified_id.csv", "MAL-9.json"]
+    assert feed.lookup("evil-9", "1.0.0")
+    # Three new ones: the head does not reach the index, so the whole list is read.
+    for i in range(10, 13):
+        bucket.publish(mal_record(f"MAL-{i}", f"evil-{i}", ["1.0.0"], T(i)))
+    wall[0] += 61
+    assert feed.refresh_if_due()
+    got = fetch.took()
+    assert got[:2] == ["head:https://osv.invalid/osv/npm/modified_id.csv", "modified_id.csv"]
+    assert sorted(got[2:]) == ["MAL-10.json", "MAL-11.json", "MAL-12.json"]
+    assert all(feed.lookup(f"evil-{i}", "1.0.0") for i in range(10, 13))

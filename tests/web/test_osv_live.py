@@ -209,3 +209,37 @@ def test_live_default_feed_loads_malicious_records(tmp_path: Path) -> None:
     assert feed.refresh(), feed.error
     assert feed.index.record_count > 1000
     assert feed.index.newest is not None
+
+
+def test_feed_client_reads_only_the_head_where_the_server_honours_ranges() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from proxy.upstream.feed import FeedClient
+    from tests.fakes.registry import UvicornThread
+
+    body = b"".join(b"2026-11-30T10:00:00Z,MAL-%d\n" % i for i in range(1000))
+    seen: list[dict[str, str]] = []
+
+    async def csv(request: Request) -> Response:
+        seen.append(dict(request.headers))
+        asked = request.headers.get("range", "")
+        if asked.startswith("bytes=0-"):
+            end = int(asked.removeprefix("bytes=0-")) + 1
+            return Response(body[:end], 206, headers={"content-range": f"bytes 0-{end - 1}/*"})
+        return Response(body)
+
+    server = UvicornThread(Starlette(routes=[Route("/npm/modified_id.csv", csv)]))
+    server.start()
+    try:
+        client = FeedClient()
+        url = server.url + "/npm/modified_id.csv"
+        assert client.head(url, 100) == body[:100]
+        assert seen[-1]["range"] == "bytes=0-99"
+        assert seen[-1]["accept-encoding"] == "identity"
+        assert client(url) == body
+        assert "range" not in seen[-1]
+    finally:
+        server.stop()
