@@ -447,13 +447,15 @@ class OsvFeed:
                     index = load_index(path)
                     self.updated_wall = self._wall()
             except Exception as exc:  # any failure (fetch, disk, zip) keeps the old index
+                # One warning when the feed becomes unavailable; while it stays so, info lines.
+                level = logging.INFO if self.error is not None else logging.WARNING
                 self.error = str(exc) or type(exc).__name__
                 kept = (
                     f"keeping the copy updated {_ago(age)} ago ({self.index.record_count} records)"
                     if (age := self.age()) is not None
                     else "no OSV records loaded"
                 )
-                log.warning("OSV feed %s unavailable, %s: %s", self.source, kept, self.error)
+                log.log(level, "OSV feed %s unavailable, %s: %s", self.source, kept, self.error)
                 self.loaded_at = self._clock()  # retry after the interval, not on every request
                 return False
             self.error = None

@@ -205,6 +205,13 @@ def test_default_source_unreachable_warns_with_the_age_of_the_copy(
     assert "keeping the copy updated 2.0 h ago (1 records)" in warnings[0]
     assert restarted.lookup("evil-one", "1.0.0")
     assert restarted.generation == 1
+    # Still down at the next refresh: an info line, not another warning.
+    caplog.clear()
+    wall[0] += 61
+    with caplog.at_level(logging.INFO):
+        assert not restarted.refresh_if_due()
+    assert [r.levelno for r in caplog.records if "unavailable" in r.getMessage()] == [logging.INFO]
+    assert "keeping the copy updated 2.0 h ago" in caplog.text
     assert "updated 2.0 h ago" in restarted.describe()
 
 
