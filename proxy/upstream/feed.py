@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_FEED_BYTES = 512 * 1024 * 1024
 TIMEOUT = 60.0  # seconds per read
+CONNECT_TIMEOUT = 10.0  # an unreachable default feed must not hold `floodgate scan` for long
 
 
 class FeedClient:
@@ -45,7 +46,8 @@ class FeedClient:
             else {}
         )
         try:
-            with httpx.Client(timeout=TIMEOUT, **self._options) as client:
+            timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+            with httpx.Client(timeout=timeout, **self._options) as client:
                 for hops in range(10):
                     with _open(client, url, headers) as response:
                         target = next_url(
