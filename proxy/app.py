@@ -33,7 +33,7 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
-from proxy.inspect import open_detector
+from proxy.inspect import feed_is_user_given, open_detector
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
@@ -110,7 +110,9 @@ def build_gate(settings: Settings) -> Gate:
     holder = PolicyHolder(resolve_policy_path(settings.policy))  # parse before opening files
     return PolicyGate(
         holder,
-        open_detector(settings, load_feed=False),  # the gate loads the feed once running
+        # A feed the user typed is loaded now (a broken one stops startup); the default one
+        # is loaded by the gate once running, so a slow or absent network never delays serving.
+        open_detector(settings, load_feed_now=feed_is_user_given(settings)),
         DecisionLog(settings.cache_dir / "decisions.sqlite3"),
         scan_timeout=settings.scan_timeout,
     )

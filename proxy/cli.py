@@ -256,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(decisions, ("cache_dir", "log_level"))
     decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the setup: upstream, cache, policy, OSV feed",
+        description="Check that the upstream answers, the cache folder is writable, the policy "
+        "loads (expired waivers count as problems) and the OSV feed is up to date. Prints one "
+        "line per check. Exit status: 0 healthy, 1 problems (listed), 2 errors.",
+    )
+    doctor.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    doctor_settings = (*COMMON_SETTINGS, "policy", "osv_refresh_seconds")
+    _add_settings(doctor, doctor_settings)
+    doctor.set_defaults(handler=cmd_doctor, settings_names=doctor_settings)
+
     campaigns = commands.add_parser(
         "campaigns",
         help="list the campaigns (clusters of farm packages) the detector has seen",
@@ -677,6 +689,22 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
     if not clusters and not args.json:
         print("no campaigns")
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from proxy.doctor import run_checks
+    from proxy.upstream.feed import ping
+
+    settings = _settings_from(args, args.settings_names)
+    setup_logging(settings.log_level)
+    checks = run_checks(settings, partial(ping, ca_file=settings.ca_file), date.today())
+    for check in checks:
+        print(check.render())
+    problems = [c for c in checks if not c.ok]
+    print(f"{len(problems)} problem(s)" if problems else "healthy")
+    return EXIT_FLAGGED if problems else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -309,7 +309,7 @@ class PolicyGate:
     _listed: LRUCache[tuple[str, str], tuple[float, frozenset[str]]] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
-    _salt_inputs: tuple[str, int, float | None] | None = None
+    _salt_inputs: tuple[str, int, int | None] | None = None
     _salt: str = ""
 
     @property
@@ -317,16 +317,16 @@ class PolicyGate:
         return self.holder.policy
 
     @property
-    def _osv_loaded_at(self) -> float | None:
+    def _osv_generation(self) -> int | None:
         feed = self.inspector.feed
-        return feed.loaded_at if feed is not None else None
+        return feed.generation if feed is not None else None  # changes when the index does
 
     @property
     def epoch(self) -> str:
         """Changes whenever a verdict may: detector version, OSV index, the detector's links
         between packages (a campaign that grew, a wallet or code file now shared)."""
         detector = self.inspector.detector.epoch
-        return f"{DETECTOR_VERSION}:{self._osv_loaded_at}:{detector}"
+        return f"{DETECTOR_VERSION}:{self._osv_generation}:{detector}"
 
     @property
     def salt(self) -> str:
@@ -334,7 +334,7 @@ class PolicyGate:
         inputs = (
             self.holder.policy.digest,
             self.inspector.detector.epoch,
-            self._osv_loaded_at,
+            self._osv_generation,
         )
         if inputs != self._salt_inputs:  # the hot path reads this on every request
             self._salt_inputs = inputs
@@ -347,11 +347,7 @@ class PolicyGate:
         return (
             f"policy {policy.name} ({policy.source}, digest {policy.digest}): "
             f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}; "
-            + (
-                f"OSV feed {feed.source}: {feed.index.record_count} records"
-                if feed is not None
-                else "no OSV feed"
-            )
+            + (feed.describe() if feed is not None else "no OSV feed")
         )
 
     def close(self) -> None:
@@ -366,8 +362,7 @@ class PolicyGate:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
         feed = self.inspector.feed
         if feed is not None and feed.loaded_at is None:
-            await anyio.to_thread.run_sync(feed.refresh)
-            log.info("OSV feed %s: %d records", feed.source, feed.index.record_count)
+            await anyio.to_thread.run_sync(feed.refresh)  # it logs what it loaded, or why not
         while True:
             await anyio.sleep(POLICY_POLL)
             self.holder.reload_if_changed()

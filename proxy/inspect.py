@@ -4,6 +4,11 @@
 (its clone, wallet and dependency indexes), one verdict store and one OSV feed, all under
 `cache_dir/detector/`, so a verdict one of them made is reused by the others and a feed URL is
 downloaded into one place and fetched again only when it is older than `osv_refresh_seconds`.
+
+The feed is on by default (`DEFAULT_OSV_FEED`, OSV's bucket). When the default source cannot be
+reached the command warns and goes on with what it has; a source the user typed that does not
+work on its first load stops every command with a `SettingsError` (exit 2), so a typo is never
+a silent "0 records".
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.detect.evaluate import Detector
-from proxy.detect.osv import OsvFeed
+from proxy.detect.osv import OsvFeed, feed_source
 from proxy.detect.store import VerdictStore
-from proxy.settings import Settings
+from proxy.errors import SettingsError
+from proxy.settings import DEFAULT_OSV_FEED, Settings
 from proxy.upstream.feed import FeedClient
 
 log = logging.getLogger(__name__)
@@ -46,23 +52,43 @@ class Inspector:
         self.close()
 
 
+def feed_is_user_given(settings: Settings) -> bool:
+    """True when `osv_feed` names a source other than the default (pure)."""
+    source = feed_source(settings.osv_feed)
+    return source is not None and source.rstrip("/") != DEFAULT_OSV_FEED
+
+
 def open_feed(settings: Settings) -> OsvFeed | None:
-    """The configured OSV feed (not loaded yet: call `refresh`), or None."""
-    if not settings.osv_feed:
+    """The configured OSV feed (not loaded yet: call `refresh` or `load_feed`), or None."""
+    source = feed_source(settings.osv_feed)
+    if source is None:
         return None
+    client = FeedClient(settings.ca_file)
     return OsvFeed(
-        settings.osv_feed,
-        fetch=FeedClient(settings.ca_file),
+        source,
+        fetch=client,
+        fetch_head=client.head,
         cache_dir=detector_dir(settings),
         interval=settings.osv_refresh_seconds,
+        user_given=feed_is_user_given(settings),
     )
 
 
-def open_detector(settings: Settings, *, load_feed: bool = True) -> Inspector:
-    """Open the detector, its verdict store and (with `load_feed`) load the OSV feed now."""
+def load_feed(feed: OsvFeed) -> None:
+    """The first load: a source the user typed that fails raises SettingsError; the default
+    one only warns (`OsvFeed.refresh` logged it) and the command goes on without it."""
+    if not feed.refresh() and feed.user_given:
+        raise SettingsError(
+            f"the OSV feed {feed.source} cannot be loaded: {feed.error} "
+            "(fix --osv-feed / FLOODGATE_OSV_FEED, or set it to off)"
+        )
+
+
+def open_detector(settings: Settings, *, load_feed_now: bool = True) -> Inspector:
+    """Open the detector, its verdict store and (with `load_feed_now`) load the OSV feed now.
+    Raises SettingsError when a user-given feed fails to load."""
     directory = detector_dir(settings)
     feed = open_feed(settings)
-    if feed is not None and load_feed:
-        feed.refresh()
-        log.info("OSV feed %s: %d records", feed.source, feed.index.record_count)
+    if feed is not None and load_feed_now:
+        load_feed(feed)
     return Inspector(Detector.open(directory, feed), VerdictStore(directory / VERDICTS_FILE), feed)

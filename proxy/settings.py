@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "FLOODGATE_"
 NPM_CONFIG_TIMEOUT = 20.0  # seconds for `npm config get registry`
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# The OpenSSF malicious-packages records, as OSV publishes them: <base>/npm/all.zip, plus
+# <base>/npm/modified_id.csv and <base>/npm/<ID>.json for incremental updates.
+DEFAULT_OSV_FEED = "https://osv-vulnerabilities.storage.googleapis.com"
 
 
 def default_cache_dir() -> Path:
@@ -69,8 +72,8 @@ class Settings:
     access_log: bool = True
     policy: str | None = None
     enforce: bool = True
-    osv_feed: str | None = None
-    osv_refresh_seconds: float = 21600.0
+    osv_feed: str | None = DEFAULT_OSV_FEED
+    osv_refresh_seconds: float = 240.0  # + fetch time: enforced within 5 min
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
     client_timeout: float = 10.0
@@ -117,9 +120,11 @@ FIELD_HELP: dict[str, str] = {
     "access_log": "log one line per request",
     "policy": "policy file, or a shipped policy: default, strict, audit (default: default)",
     "enforce": "run the detector and the policy (--no-enforce serves everything unchecked)",
-    "osv_feed": "OSV malicious-packages feed: a directory or zip of OSV JSON records, or a URL "
-    "of such a zip",
-    "osv_refresh_seconds": "seconds between reloads of the OSV feed",
+    "osv_feed": "OSV malicious-packages feed: a directory or zip of OSV JSON records, a URL of "
+    "such a zip, the base URL of OSV's per-ecosystem bucket layout (updated incrementally), "
+    f"or off (default: {DEFAULT_OSV_FEED})",
+    "osv_refresh_seconds": "seconds between updates of the OSV feed (a zip or folder is "
+    "reloaded whole; the bucket layout fetches only records modified since)",
     "scan_timeout": "seconds a tarball request waits for its scan before the rule's unscanned "
     "mode decides",
     "client_timeout": "seconds a client connection gets to send a request's headers (and a "
@@ -143,6 +148,8 @@ def _convert(name: str, value: Any, origin: str) -> Any:
     if kind in ("str", "str | None"):
         if value is None and "None" in kind:
             return None
+        if value is False and name == "osv_feed":  # YAML reads `osv_feed: off` as false
+            return "off"
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise bad("a string")
         return str(value)

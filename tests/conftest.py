@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,55 @@ from proxy.app import create_app
 from proxy.settings import Settings, load_settings, resolve_upstream
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry, UvicornThread, running_registry
+
+# The OSV feed is on by default and its default source is on the internet: every command a test
+# starts (in this process or a child, which inherits the environment) runs without it unless the
+# test names a local feed.
+os.environ["FLOODGATE_OSV_FEED"] = "off"
+
+
+def _is_loopback(address: object) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # AF_UNIX paths and the like stay on this machine
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a name: it would need a lookup outside
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
+    """Fail any test that tries to connect anywhere but loopback (the refused connection looks
+    like an unreachable host to the code under test, and the test fails when it ends). Tests
+    marked `live` (opt-in by environment variable) are the exception."""
+    outside: list[str] = []
+    if request.node.get_closest_marker("live") is not None:
+        yield outside
+        return
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(address: object) -> None:
+        if not _is_loopback(address):
+            outside.append(repr(address))
+            raise ConnectionRefusedError(f"test guard: no connections outside loopback ({address})")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        check(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield outside
+    assert not outside, f"the test tried to connect outside loopback: {outside}"
 
 
 @pytest.fixture
@@ -60,6 +112,7 @@ def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]
             "connect_timeout": 2.0,
             "upstream_deadline": 5.0,
             "port": 0,
+            "osv_feed": "off",  # on by default, and its default source is not on loopback
         }
         values.update(overrides)
         settings = resolve_upstream(load_settings(values, env={}), discover=lambda: None)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_FEED_BYTES = 512 * 1024 * 1024
 TIMEOUT = 60.0  # seconds per read
+CONNECT_TIMEOUT = 10.0  # an unreachable default feed must not hold `floodgate scan` for long
 
 
 class FeedClient:
@@ -32,12 +33,23 @@ class FeedClient:
         self.max_bytes = max_bytes
         self.downloads = 0  # how many feed bodies were fetched (for logs and tests)
 
-    def __call__(self, url: str) -> bytes:
+    def head(self, url: str, nbytes: int) -> bytes:
+        """The first `nbytes` of `url` (a Range request), or all of it where the server
+        ignores ranges; unencoded, so the range counts the file's own bytes."""
+        return self(url, first_bytes=nbytes)
+
+    def __call__(self, url: str, *, first_bytes: int | None = None) -> bytes:
         origins = Origins(url, why="a feed may only redirect within its own origin")
+        headers = (
+            {"range": f"bytes=0-{first_bytes - 1}", "accept-encoding": "identity"}
+            if first_bytes
+            else {}
+        )
         try:
-            with httpx.Client(timeout=TIMEOUT, **self._options) as client:
+            timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+            with httpx.Client(timeout=timeout, **self._options) as client:
                 for hops in range(10):
-                    with _open(client, url) as response:
+                    with _open(client, url, headers) as response:
                         target = next_url(
                             origins,
                             url,
@@ -46,7 +58,7 @@ class FeedClient:
                             hops,
                         )
                         if target is None:
-                            body = self._read(response, url)
+                            body = self._read(response, url, partial_ok=bool(first_bytes))
                             break
                     url = target
         except (UpstreamError, ForbiddenOrigin):
@@ -57,8 +69,8 @@ class FeedClient:
         log.info("fetched feed %s: %d bytes", url, len(body))
         return body
 
-    def _read(self, response: httpx.Response, url: str) -> bytes:
-        if response.status_code != 200:
+    def _read(self, response: httpx.Response, url: str, partial_ok: bool = False) -> bytes:
+        if response.status_code != 200 and not (partial_ok and response.status_code == 206):
             raise UpstreamBadResponse(f"feed {url} answered {response.status_code}")
 
         def too_big(total: int) -> Exception:
@@ -72,6 +84,21 @@ class FeedClient:
 
 
 @contextlib.contextmanager
-def _open(client: httpx.Client, url: str) -> Iterator[httpx.Response]:
-    with client.stream("GET", url) as response:
+def _open(
+    client: httpx.Client, url: str, headers: dict[str, str] | None = None
+) -> Iterator[httpx.Response]:
+    with client.stream("GET", url, headers=headers) as response:
         yield response
+
+
+PING_TIMEOUT = 5.0  # seconds `floodgate doctor` waits for the upstream
+
+
+def ping(url: str, ca_file: str | None = None, timeout: float = PING_TIMEOUT) -> str | None:
+    """None when `url` answers HTTP at all (any status under 500), else why not."""
+    try:
+        with httpx.Client(timeout=timeout, **client_options(ca_file)) as client:
+            status = client.get(url).status_code
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if status < 500 else f"answered {status}"

@@ -70,6 +70,8 @@ def serve(
     signals the whole group, worker processes included)."""
     if env is None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
+    # The OSV feed's default source is on the internet; tests name a local one when they want it.
+    env = {"FLOODGATE_OSV_FEED": "off", **env}
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "proxy", "serve", *args],
