@@ -69,12 +69,15 @@ TEMPLATE_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"res\.send\(\s*['\"]Hello World!?['\"]\s*\)|Example app listening on port")),
     ("hardhat-sample", re.compile(r"You can't withdraw yet|contract Lock\b")),
 )  # fmt: skip
+# Matched against text whose comments are gone (`strip_comments`): every repetition starts with
+# a literal, so the match is linear (the old pattern also took `//` lines, where a newline could
+# go to `\n?` or `\s*`: exponential backtracking on a file of comments followed by code).
 _GREETING = re.compile(
     r"^\s*(?:(?:'use strict'|\"use strict\");?\s*)?"
-    r"(?:console\.log\(\s*['\"`][^'\"`]{0,80}['\"`]\s*\);?\s*|//[^\n]*\n?\s*)+$"
+    r"(?:console\.log\(\s*['\"`][^'\"`]{0,80}['\"`]\s*\);?\s*)+$"
 )
-_IIFE = re.compile(
-    r"^\s*[!;(]*\s*(?:async\s+)?(?:function\s*\w*\s*\(\s*\)|\(\s*\)\s*=>)\s*\{(.*)\}\s*\)?\s*\(\s*\)\s*\)?;?\s*$",
+_IIFE = re.compile(  # one class for the lead-in: `\s*[!;(]*\s*` backtracks quadratically
+    r"^[!;(\s]*(?:async\s+)?(?:function\s*\w*\s*\(\s*\)|\(\s*\)\s*=>)\s*\{(.*)\}[\s)]*\(\s*\)[\s);]*$",
     re.DOTALL,
 )
 _EXPORTS = re.compile(
@@ -83,10 +86,9 @@ _EXPORTS = re.compile(
     r"|\b(?:global|globalThis|window|self)\.\w+\s*=(?!=)|\bprocess\.on\(|require\.extensions"
     r"|Error\.prepareStackTrace"
 )
-_EMPTY = re.compile(
-    r"^\s*(?:(?:'use strict'|\"use strict\");?\s*|module\.exports\s*=\s*\{\s*\};?\s*"
-    r"|export\s*\{\s*\};?\s*|//[^\n]*\n?\s*|/\*.*?\*/\s*)*$",
-    re.DOTALL,
+# What an empty module may hold besides comments; removed one by one (no nested repetition).
+_EMPTY_STATEMENTS = re.compile(
+    r"'use strict'|\"use strict\"|module\.exports\s*=\s*\{\s*\}|export\s*\{\s*\}|;"
 )
 # Stock words farms draw filler file names from (`utils_controller.json`, `train_test.html`).
 _STOCK = """api app cli component components config constants controller core data experiment
@@ -192,15 +194,38 @@ def template_family(text: str) -> str | None:
     return None
 
 
+def strip_comments(text: str) -> str:
+    """`text` without `//` and `/* */` comments, in one linear pass (string literals are not
+    parsed: a `//` inside one cuts it short, which only ever makes the text look less empty)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("/", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        if text.startswith("//", j):
+            end = text.find("\n", j)
+            i = n if end < 0 else end
+        elif text.startswith("/*", j):
+            end = text.find("*/", j + 2)
+            i = n if end < 0 else end + 2
+        else:
+            out.append("/")
+            i = j + 1
+    return "".join(out)
+
+
 def is_empty_code(text: str) -> bool:
     """Empty, or nothing but `'use strict'`, comments, `export {}` / `module.exports = {}`."""
-    return bool(_EMPTY.match(text))
+    return not _EMPTY_STATEMENTS.sub("", strip_comments(text)).strip()
 
 
 def is_greeting(text: str) -> bool:
     """Only logs a string (`console.log('Hello world')`), bare or wrapped in a function that
     runs at once (`!function(){ console.log('2333') }()`)."""
-    body = _IIFE.sub(r"\1", text)
+    body = _IIFE.sub(r"\1", strip_comments(text))
     return bool(body.strip()) and bool(_GREETING.match(body))
 
 
