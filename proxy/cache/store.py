@@ -102,6 +102,16 @@ class FileIndex:
         return len(self._files)
 
 
+def _check_integrity(hasher: Hasher, expected: Digest | None, what: str, outcome: str) -> None:
+    """Raise UpstreamBadResponse (naming what happens to the bytes) on a digest mismatch."""
+    if not hasher.matches():
+        assert expected is not None
+        raise UpstreamBadResponse(
+            f"{what} failed its integrity check: expected {expected.sri}, "
+            f"got {hasher.sha512.sri} ({hasher.size} bytes); {outcome}"
+        )
+
+
 def _sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
@@ -188,12 +198,7 @@ class TarballStore:
             hasher.update(chunk)
 
         await download(sink)
-        if not hasher.matches():
-            assert expected is not None
-            raise UpstreamBadResponse(
-                f"{what} failed its integrity check: expected {expected.sri}, "
-                f"got {hasher.sha512.sri} ({hasher.size} bytes); not served"
-            )
+        _check_integrity(hasher, expected, what, "not served")
         data = capped.body()
         return CachedTarball(len(data), data=data)
 
@@ -219,12 +224,7 @@ class TarballStore:
                         small.append(chunk)
 
             await download(sink)
-            if not hasher.matches():
-                assert expected is not None
-                raise UpstreamBadResponse(
-                    f"{what} failed its integrity check: expected {expected.sri}, "
-                    f"got {hasher.sha512.sri} ({hasher.size} bytes); not cached"
-                )
+            _check_integrity(hasher, expected, what, "not cached")
             await anyio.to_thread.run_sync(_sync, f)
         self.index.add(final, hasher.size)
         if small is not None and self._memory is not None:
