@@ -8,6 +8,7 @@ crash. `query` serves `floodgate decisions`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -44,11 +45,14 @@ CREATE TABLE IF NOT EXISTS decisions (
     token TEXT NOT NULL,
     request_id TEXT NOT NULL,
     policy TEXT NOT NULL,
-    policy_digest TEXT NOT NULL
+    policy_digest TEXT NOT NULL,
+    client_group TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_package ON decisions (package, time);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
 """
+# Columns added after the first release, with their definitions: added to older logs on open.
+ADDED_COLUMNS = {"client_group": "TEXT NOT NULL DEFAULT ''"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ class DecisionRecord:
     request_id: str
     policy: str
     policy_digest: str
+    group: str = ""  # the caller's group ("" anonymous); `token` holds the token's name
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -79,7 +84,9 @@ class DecisionRecord:
         return out
 
 
-_COLUMNS = [f for f in DecisionRecord.__dataclass_fields__]
+_FIELDS = list(DecisionRecord.__dataclass_fields__)
+_COLUMN_OF = {"group": "client_group"}  # `group` is an SQL keyword
+_COLUMNS = [_COLUMN_OF.get(f, f) for f in _FIELDS]
 
 
 def _connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
@@ -87,7 +94,18 @@ def _connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, timeout=timeout)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
+    _add_columns(conn)
     return conn
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a log written by an older Floodgate up to today's columns."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for column, definition in ADDED_COLUMNS.items():
+        if column not in have:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                conn.execute(f"ALTER TABLE decisions ADD COLUMN {column} {definition}")
+    conn.commit()
 
 
 _INSERT = (
@@ -167,8 +185,8 @@ class DecisionLog:
 
 
 def _row(r: DecisionRecord) -> tuple[Any, ...]:
-    values = [getattr(r, c) for c in _COLUMNS]
-    values[_COLUMNS.index("reasons")] = orjson.dumps(list(r.reasons)).decode()
+    values = [getattr(r, f) for f in _FIELDS]
+    values[_FIELDS.index("reasons")] = orjson.dumps(list(r.reasons)).decode()
     return tuple(values)
 
 
@@ -200,18 +218,25 @@ def query(
         if since is not None:
             where.append("time >= ?")
             args.append(since)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM decisions"  # noqa: S608
+        have = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+        columns = [c if c in have else f"{_default(c)} AS {c}" for c in _COLUMNS]
+        sql = f"SELECT {', '.join(columns)} FROM decisions"  # noqa: S608
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY time DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         for row in conn.execute(sql, args):
-            values = dict(zip(_COLUMNS, row, strict=True))
+            values = dict(zip(_FIELDS, row, strict=True))
             values["reasons"] = tuple(orjson.loads(values["reasons"]))
             yield DecisionRecord(**values)
     finally:
         conn.close()
+
+
+def _default(column: str) -> str:
+    """The SQL default of a column a log written by an older Floodgate lacks."""
+    return ADDED_COLUMNS[column].rsplit("DEFAULT ", 1)[1]
 
 
 def now() -> float:
