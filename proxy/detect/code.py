@@ -217,6 +217,29 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+def comments(text: str) -> list[str]:
+    """The `//` and `/* */` comments of `text`, in one linear pass (the same scan as
+    `strip_comments`: a `//` inside a string literal starts a comment here too)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("/", i)
+        if j < 0:
+            break
+        if text.startswith("//", j):
+            end = text.find("\n", j)
+            end = n if end < 0 else end
+            out.append(text[j + 2 : end])
+            i = end
+        elif text.startswith("/*", j):
+            end = text.find("*/", j + 2)
+            out.append(text[j + 2 : n if end < 0 else end])
+            i = n if end < 0 else end + 2
+        else:
+            i = j + 1
+    return out
+
+
 def is_empty_code(text: str) -> bool:
     """Empty, or nothing but `'use strict'`, comments, `export {}` / `module.exports = {}`."""
     return not _EMPTY_STATEMENTS.sub("", strip_comments(text)).strip()

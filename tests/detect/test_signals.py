@@ -32,6 +32,7 @@ from proxy.detect.signals import (
     publish_burst,
     script_entry,
     spam_name,
+    stub_code,
     tea_wallet_reuse,
     tea_yaml,
     template_code,
@@ -186,7 +187,37 @@ def sources(text: str) -> Subject:
     return with_tarball(s, sources={"package/bigInteger.js": text}, sources_complete=True)
 
 
+DETECTIVE = """class Detective {
+    isSuspicious(transaction) {
+        // Placeholder for suspicious transaction logic
+        return false;
+    }
+}
+module.exports = new Detective();
+"""
+
+
+def in_tests(text: str) -> Subject:
+    """The placeholder text in a test file, beside the package's real entry point."""
+    s = subject("nomind-big-integer")
+    assert s.tarball is not None
+    path = "package/test/stub.js"
+    entries = (*s.tarball.entries, TarEntry(path, EntryKind.FILE, len(text), "6" * 64))
+    return with_tarball(s, entries=entries, sources={**s.tarball.sources, path: text})
+
+
 TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
+    # stub-code
+    (stub_code, lambda: sources(DETECTIVE), (M, LC)),
+    (stub_code, lambda: sources("/* TODO: implement */\nmodule.exports = () => 0;\n"), (M, LC)),
+    (stub_code, lambda: sources("// Implement additional logic here\nexports.run = f;\n"), (M, LC)),
+    (stub_code, lambda: sources("function f() {\n  // your code goes here\n}\n"), (M, LC)),
+    (stub_code, lambda: subject("nomind-big-integer"), None),  # small and real
+    (stub_code, lambda: sources("throw new Error('fs is not implemented in the browser');"), None),
+    (stub_code, lambda: sources("const placeholder = '%s'; // the placeholder's mark\n"), None),
+    (stub_code, lambda: with_own_code(sources(DETECTIVE), 9000), None),  # a large package
+    (stub_code, lambda: in_tests(DETECTIVE), None),  # a test's stub
+    (stub_code, lambda: name_only("crypto-hacker-detective"), None),
     # tea-yaml
     (tea_yaml, lambda: subject("uniset"), (H, HC)),
     (tea_yaml, lambda: subject("constitution"), (H, HC)),  # tea.yml, several wallets
