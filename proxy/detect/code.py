@@ -240,6 +240,26 @@ def comments(text: str) -> list[str]:
     return out
 
 
+_NO_CODE_DECLARED = re.compile(
+    r"\bdoes not (?:contain|include|have|ship) any (?:runtime )?code\b"
+    r"|\b(?:contains|has|ships) no (?:runtime )?code\b"
+    r"|\bintentionally (?:left )?empty\b"
+    r"|\bstub types? definitions?\b"
+    r"|\b(?:used|exists) (?:solely|only) to (?:track|count)\b",
+    re.IGNORECASE,
+)
+README_SCAN_CHARS = 4096  # the declaration is in a README's opening, not its appendix
+
+
+def declares_no_code(readme: str | None) -> bool:
+    """The README says the package holds no code on purpose: a download counter
+    (`@swc/counter`), a marker, a deprecated `@types` stub. Such a package's missing
+    function is its documented design, not a farm's shell."""
+    if not readme:
+        return False
+    return _NO_CODE_DECLARED.search(" ".join(readme[:README_SCAN_CHARS].split())) is not None
+
+
 def is_empty_code(text: str) -> bool:
     """Empty, or nothing but `'use strict'`, comments, `export {}` / `module.exports = {}`."""
     return not _EMPTY_STATEMENTS.sub("", strip_comments(text)).strip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.detect.code import (
+    comments,
+    declares_no_code,
     exports_nothing,
     filler_name,
     is_greeting,
@@ -132,3 +134,34 @@ def test_readme_prose_leaves_titles_and_badges_out() -> None:
     assert readme_prose("# tea-poly\n[![npm](https://x.invalid/b.svg)](https://x.invalid)\n") == 0
     assert readme_prose("# x\nnew project on tea\n") == len("new project on tea")
     assert readme_prose(None) == 0
+
+
+@pytest.mark.parametrize(
+    ("readme", "declared"),
+    [
+        ("# @swc/couter\n\nThis package does not contain any code. It is used solely to", True),
+        ("This is a stub types definition. foo provides its own type definitions.", True),
+        ("# marker\nThis module is intentionally empty.", True),
+        ("Counts nothing. It exists only to count\ndownloads of our packages.", True),
+        ("# hello\nA tiny package that prints hello.", False),
+        ("# big-integer\nsimple big integer npm package", False),
+        ("A placeholder package reserving the name.", False),  # a reservation is not a design
+        (None, False),
+        ("x" * 5000 + " does not contain any code", False),  # only the README's opening
+    ],
+)
+def test_declares_no_code(readme: str | None, declared: bool) -> None:
+    assert declares_no_code(readme) is declared
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("a = 1; // one\n/* two\n lines */ b = 2;", [" one", " two\n lines "]),
+        ("/* unterminated", [" unterminated"]),
+        ("x = a / b; y = c/d;", []),
+        ("", []),
+    ],
+)
+def test_comments(text: str, found: list[str]) -> None:
+    assert comments(text) == found

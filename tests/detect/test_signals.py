@@ -172,6 +172,27 @@ def swc_counter() -> Subject:
     )
 
 
+SWC_README = """# @swc/couter
+
+Download counter for swc packages.
+
+This package does not contain any code. It is used solely to track number of downloads of npm
+packages like `@swc/core` and `@next/swc`.
+"""
+
+
+def swc_counter_0_1_3(readme: str = SWC_README) -> Subject:
+    """@swc/counter@0.1.3 as published: index.js prints a line; the README says why."""
+    s = swc_counter()
+    text = 'console.log("download-counter/index.js");\n'
+    assert s.tarball is not None
+    entries = tuple(
+        dataclasses.replace(e, size=len(text)) if e.path == "package/index.js" else e
+        for e in s.tarball.entries
+    )
+    return with_tarball(s, entries=entries, sources={"package/index.js": text}, readme_text=readme)
+
+
 def cluster(size: int, **links: int) -> Cluster:
     members = ("xcho", *(f"farm-{i}" for i in range(size - 1)))
     return Cluster(cluster_id(members), tuple(sorted(members)), links, True)
@@ -252,6 +273,10 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     # trivial-code
     (trivial_code, lambda: subject("uniset"), None),  # README + tea.yaml only: empty-package
     (trivial_code, swc_counter, (M, LC)),  # an empty index.js alone: weak, never a warning
+    (trivial_code, swc_counter_0_1_3, None),  # prints a line; its README: no code, on purpose
+    (trivial_code, lambda: swc_counter_0_1_3("# counter\n"), (M, MC)),  # undeclared: a shell
+    (script_entry, swc_counter_0_1_3, None),
+    (script_entry, lambda: swc_counter_0_1_3("# counter\n"), (M, LC)),
     (
         trivial_code,
         lambda: with_tarball(

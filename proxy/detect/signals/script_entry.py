@@ -8,13 +8,15 @@ are left out.
 
 Known false positives: polyfills and registration hooks (`source-map-support/register`-like
 entries) that only patch globals or `require` (those patterns count as exports here), and
-packages whose real API is elsewhere while `main` points at a demo. So it is a weak finding
-(medium severity, low confidence): it corroborates a tea.yaml or other traits, never alone.
+packages whose real API is elsewhere while `main` points at a demo, and download counters
+whose README says they hold no code (`@swc/counter` prints a line; left out). So it is a weak
+finding (medium severity, low confidence): it corroborates a tea.yaml or other traits, never
+alone.
 """
 
 from __future__ import annotations
 
-from proxy.detect.code import exports_nothing
+from proxy.detect.code import declares_no_code, exports_nothing
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 
@@ -28,7 +30,7 @@ def check(s: Subject) -> Finding | None:
     p, t = s.profile, s.tarball
     if p is None or t is None or p.entry is None or p.entry_text is None or not p.entry_whole:
         return None
-    if t.bins or not exports_nothing(p.entry_text):
+    if t.bins or not exports_nothing(p.entry_text) or declares_no_code(t.readme_text):
         return None
     return SPEC.finding(
         f"its entry point {t.relative(p.entry)} exports nothing: it is a script that runs, "

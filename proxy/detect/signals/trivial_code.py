@@ -13,12 +13,19 @@ that only re-export or hold a placeholder, counters and stubs whose index.js is 
 (`@swc/counter`), platform binaries (`.node`, `.wasm`; counted as code here), type-only
 packages (`.d.ts`, counted as code) and data packages (`mime-db`). So an empty entry, no code or
 a few bytes of it is a low-severity finding that never flags alone; only a hello-world entry
-point makes a verdict `suspicious` by itself.
+point makes a verdict `suspicious` by itself. A package whose README says it holds no code on
+purpose ("does not contain any code", "stub types definition") is not flagged at all.
 """
 
 from __future__ import annotations
 
-from proxy.detect.code import CODE_SUFFIXES, is_empty_code, is_greeting, is_metadata
+from proxy.detect.code import (
+    CODE_SUFFIXES,
+    declares_no_code,
+    is_empty_code,
+    is_greeting,
+    is_metadata,
+)
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
 from proxy.npm.tarball import EntryKind
@@ -37,7 +44,7 @@ def check(s: Subject) -> Finding | None:
     t = s.tarball
     if t is None:
         return _from_metadata(s)
-    if not t.complete:
+    if not t.complete or declares_no_code(t.readme_text):
         return None
     code = [
         e for e in t.entries
