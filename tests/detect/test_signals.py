@@ -467,6 +467,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (unsafe_tarball, lambda: problems(ProblemKind.LINK), (L, HC)),
     (unsafe_tarball, lambda: problems(ProblemKind.RATIO), (M, HC)),
     (unsafe_tarball, lambda: problems(ProblemKind.FILE_TOO_LARGE), (L, HC)),  # @next/swc-*
+    (unsafe_tarball, lambda: problems(ProblemKind.TIMEOUT), (L, HC)),  # next on a busy machine
     (unsafe_tarball, lambda: problems(ProblemKind.TOO_MANY_ENTRIES), (M, HC)),
     (unsafe_tarball, lambda: subject("client-only"), None),
 ]

@@ -8,8 +8,9 @@ latter mean the detector saw only part of the package, so its other findings may
 incomplete.
 
 Known false positives: very large legitimate packages (icon sets with tens of thousands of
-files, native binaries over the per-file cap) hitting a size or entry cap, which is therefore
-low severity, and old tarballs packed with links by hand-rolled tools.
+files, native binaries over the per-file cap) hitting a size or entry cap, and big packages
+read on a busy machine hitting the time cap, which are therefore low severity, and old
+tarballs packed with links by hand-rolled tools.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ def check(s: Subject) -> Finding | None:
             evidence, Family.RISK,
         )  # fmt: skip
     # Size caps are hit by big legitimate packages (native binaries over the per-file cap in
-    # @next/swc-*): the detector saw less, which is worth saying, not suspecting. A broken or
+    # @next/swc-*), and the time cap by any big package on a busy machine (`next`'s 100 MB of
+    # files): the detector saw less, which is worth saying, not suspecting. A broken or
     # bomb-like archive (ratio, corrupt, truncated, not gzip, too many entries) is telling.
-    size_only = (ProblemKind.FILE_TOO_LARGE, ProblemKind.TOO_LARGE, ProblemKind.LINK)
+    size_only = (
+        ProblemKind.FILE_TOO_LARGE, ProblemKind.TOO_LARGE, ProblemKind.TIMEOUT, ProblemKind.LINK,
+    )  # fmt: skip
     worst = next((p for p in t.problems if p.kind not in size_only), first)
     return Finding(
         SPEC.id, Severity.LOW if worst.kind in size_only else Severity.MEDIUM, Confidence.HIGH,
