@@ -260,6 +260,56 @@ def declares_no_code(readme: str | None) -> bool:
     return _NO_CODE_DECLARED.search(" ".join(readme[:README_SCAN_CHARS].split())) is not None
 
 
+WRAPPER_MAX_CHARS = 1500  # a module longer than this is more than a few wrappers
+_REQUIRE_BINDING = re.compile(
+    r"(?:const|let|var)\s+(\w+|\{[^{}]*\})\s*=\s*require\(\s*['\"]([^'\"./][^'\"]*)['\"]\s*\)\s*;?"
+    r"|import\s+(\w+|\{[^{}]*\}|\*\s+as\s+\w+)\s+from\s+['\"]([^'\"./][^'\"]*)['\"]\s*;?"
+)
+_FUNCTION_WRAPPER = re.compile(
+    r"(?:export\s+)?function\s+\w+\s*\([^(){}]*\)\s*\{\s*return\b([^;{}]*);?\s*\}"
+)
+_ARROW_WRAPPER = re.compile(
+    r"(?:export\s+)?(?:const|let|var)\s+\w+\s*=\s*(?:\([^(){}]*\)|\w+)\s*=>\s*([^;{}\n]+);?"
+)
+_EXPORT_LIST = re.compile(
+    r"module\.exports\s*=\s*(?:\{[^{}]*\}|\w+)\s*;?|export\s*\{[^{}]*\}\s*;?"
+    r"|export\s+default\s+\w+\s*;?|'use strict'\s*;?|\"use strict\"\s*;?"
+)
+
+
+def wrapped_packages(text: str) -> tuple[int, tuple[str, ...]] | None:
+    """(wrappers, packages) when the module is nothing but one-line functions that return a
+    call into imported packages (`return new BigNumber(a).plus(b).toString()`), plus its
+    imports and export list; None for anything else."""
+    if len(text) > WRAPPER_MAX_CHARS:
+        return None
+    code = strip_comments(text)
+    bindings: dict[str, str] = {}
+    for m in _REQUIRE_BINDING.finditer(code):
+        names, package = (m[1], m[2]) if m[1] else (m[3], m[4])
+        for name in re.findall(r"\w+", names.replace(" as ", " ")):
+            bindings[name] = package
+    if not bindings:
+        return None
+    wrappers = 0
+    used: set[str] = set()
+
+    def wrapper(m: re.Match[str]) -> str:
+        nonlocal wrappers
+        called = {bindings[w] for w in re.findall(r"\w+", m[1]) if w in bindings}
+        if not called:
+            return m[0]
+        wrappers += 1
+        used.update(called)
+        return ""
+
+    rest = _ARROW_WRAPPER.sub(wrapper, _FUNCTION_WRAPPER.sub(wrapper, code))
+    rest = _EXPORT_LIST.sub("", _REQUIRE_BINDING.sub("", rest))
+    if wrappers == 0 or rest.replace(";", "").strip():
+        return None
+    return wrappers, tuple(sorted(used))
+
+
 def is_empty_code(text: str) -> bool:
     """Empty, or nothing but `'use strict'`, comments, `export {}` / `module.exports = {}`."""
     return not _EMPTY_STATEMENTS.sub("", strip_comments(text)).strip()

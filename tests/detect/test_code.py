@@ -14,6 +14,7 @@ from proxy.detect.code import (
     looks_like_prose,
     readme_prose,
     template_family,
+    wrapped_packages,
 )
 
 LICENCE = (
@@ -165,3 +166,36 @@ def test_declares_no_code(readme: str | None, declared: bool) -> None:
 )
 def test_comments(text: str, found: list[str]) -> None:
     assert comments(text) == found
+
+
+BIG_INTEGER = """const BigNumber = require("bignumber.js");
+
+function addBigIntegers(a, b) {
+  return new BigNumber(a).plus(new BigNumber(b)).toString();
+}
+
+module.exports = { addBigIntegers };
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "wrapped"),
+    [
+        (BIG_INTEGER, (1, ("bignumber.js",))),
+        (
+            "import chalk from 'chalk';\nexport const red = (s) => chalk.red(s);\n"
+            "export const blue = s => chalk.blue(s);\n",
+            (2, ("chalk",)),
+        ),
+        (BIG_INTEGER.replace("return", "const c = 1;\n  return"), None),  # more than a return
+        (
+            "const x = require('./local');\nfunction f(a) { return x(a); }\nmodule.exports = f;",
+            None,
+        ),
+        ("const x = require('y');\nfunction f(a) { return a + 1; }\nmodule.exports = f;", None),
+        ("module.exports = function (a) { return a; };", None),  # imports nothing
+        (BIG_INTEGER + "\n" + "// padding\n" * 200, None),  # over the size bound
+    ],
+)
+def test_wrapped_packages(text: str, wrapped: tuple[int, tuple[str, ...]] | None) -> None:
+    assert wrapped_packages(text) == wrapped

@@ -218,6 +218,15 @@ module.exports = new Detective();
 """
 
 
+OWN_LOGIC = """const BigNumber = require("bignumber.js");
+function add(a, b) {
+  if (a === undefined) throw new TypeError("a is required");
+  return new BigNumber(a).plus(new BigNumber(b)).toString();
+}
+module.exports = { add };
+"""
+
+
 def in_tests(text: str) -> Subject:
     """The placeholder text in a test file, beside the package's real entry point."""
     s = subject("nomind-big-integer")
@@ -296,7 +305,8 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         (L, MC),
     ),
     (trivial_code, lambda: subject("@babel/code-frame"), None),
-    (trivial_code, lambda: subject("nomind-big-integer"), None),
+    (trivial_code, lambda: subject("nomind-big-integer"), (M, LC)),  # wraps bignumber.js
+    (trivial_code, lambda: sources(OWN_LOGIC), None),  # a wrapper with logic of its own
     (
         trivial_code,
         lambda: with_tarball(

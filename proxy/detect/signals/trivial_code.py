@@ -13,8 +13,11 @@ that only re-export or hold a placeholder, counters and stubs whose index.js is 
 (`@swc/counter`), platform binaries (`.node`, `.wasm`; counted as code here), type-only
 packages (`.d.ts`, counted as code) and data packages (`mime-db`). So an empty entry, no code or
 a few bytes of it is a low-severity finding that never flags alone; only a hello-world entry
-point makes a verdict `suspicious` by itself. A package whose README says it holds no code on
-purpose ("does not contain any code", "stub types definition") is not flagged at all.
+point makes a verdict `suspicious` by itself. An entry point that is nothing but one-line
+functions returning a call into a dependency (`add(a, b) { return new BigNumber(a).plus(b) }`)
+adds no function of its own: medium severity, low confidence (thin facades exist by design).
+A package whose README says it holds no code on purpose ("does not contain any code", "stub
+types definition") is not flagged at all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from proxy.detect.code import (
     is_empty_code,
     is_greeting,
     is_metadata,
+    wrapped_packages,
 )
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
@@ -36,6 +40,7 @@ SPEC = SignalSpec(
 MIN_CODE_BYTES = 200  # all code files together below this is no real code
 HELLO_MAX_CODE_BYTES = 2048  # a greeting entry point beside more code than this is a stub
 # (a compiled TypeScript module whose index.js is just 'use strict' beside its .d.ts files)
+WRAPPER_MAX_FILES = 3  # an entry of one-line wrappers beside at most a test or two
 META_MAX_FILES = 2  # packument-only: this few files ...
 META_MAX_BYTES = 1024  # ... this small
 
@@ -91,6 +96,19 @@ def check(s: Subject) -> Finding | None:
             f"all {len(code)} code file(s) add up to {code_bytes} bytes",
             evidence,
             severity=Severity.LOW,
+        )
+    wrapped = (
+        wrapped_packages(text)
+        if entry is not None and entry in t.sources and len(code) <= WRAPPER_MAX_FILES
+        else None
+    )
+    if wrapped is not None:
+        count, packages = wrapped
+        return SPEC.finding(
+            f"the entry point {t.relative(entry or '')} only wraps {', '.join(packages)} in "
+            f"{count} one-line function(s)",
+            {**evidence, "entry_point": entry, "wraps": list(packages), "wrappers": count},
+            confidence=Confidence.LOW,
         )
     return None
 
