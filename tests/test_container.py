@@ -213,3 +213,15 @@ def test_the_image_ships_the_three_policies(image: str) -> None:
     assert len(lines) == 3
     for name, line in zip(("default", "strict", "audit"), lines, strict=True):
         assert f"/proxy/_policies/{name}.yaml: ok ({name}," in line
+
+
+def test_the_cache_volume_is_writable_for_another_uid_in_group_0(image: str, volume: str) -> None:
+    """As OpenShift runs images: an arbitrary UID with GID 0 (the cache folder is g=u)."""
+    done = podman(
+        "run", "--rm", "--user", "12345:0", "--network", "none", "-v", f"{volume}:{CACHE}",
+        "-e", f"FLOODGATE_UPSTREAM=http://127.0.0.1:{free_port()}", "-e", "FLOODGATE_OSV_FEED=off",
+        image, "doctor",
+        check=False,
+    )  # fmt: skip
+    assert f"ok       cache     {CACHE} writable" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 1  # the upstream does not answer: the one problem
