@@ -34,6 +34,7 @@ from proxy.errors import (
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
 from proxy.inspect import feed_is_user_given, open_detector
+from proxy.metrics import RequestCounts
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
@@ -177,6 +178,7 @@ def create_app(settings: Settings) -> ASGIApp:
     Raises PolicyError when the policy is malformed (before anything starts).
     """
     service = build_service(settings)
+    counts = RequestCounts()
     writer = (
         AccessLogWriter()
         if settings.access_log and settings.log_level in ("debug", "info")
@@ -187,6 +189,8 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with service, anyio.create_task_group() as tasks:
             app.state.service = service
+            app.state.request_counts = counts
+            app.state.ready_probe = anyio.Lock()
             if writer is not None:
                 tasks.start_soon(writer.run)
             log.info("proxying %s", settings.upstream)
@@ -198,4 +202,4 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={FloodgateError: floodgate_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return AccessLog(PackageFastLane(app), writer=writer)
+    return AccessLog(PackageFastLane(app), writer=writer, counts=counts)
