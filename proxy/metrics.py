@@ -91,6 +91,7 @@ SYSTEM_ROUTES = frozenset(
         "/-/npm/v1/security/audits/quick",
         "/-/dashboard",
         "/-/dashboard/log",
+        "/-/dashboard/package",
         "/-/dashboard/policies",
     }
 )

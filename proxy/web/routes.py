@@ -34,6 +34,7 @@ from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.web.dashboard import routes as dashboard_routes
 from proxy.web.health import metrics, ready
 from proxy.web.responses import (
     ClientHeaders,
@@ -365,6 +366,7 @@ def routes() -> list[BaseRoute]:
         Route("/ping", ping, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *dashboard_routes(),
         Route("/blocked/{rest:path}", blocked_tarball, methods=["GET"]),
         Route("/whoami", whoami, methods=["GET"]),
         Route("/v1/search", search, methods=["GET"]),
