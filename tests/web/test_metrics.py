@@ -3,13 +3,21 @@ fake upstream: scrape, make requests, scrape again, compare."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.errors import PolicyError
+from proxy.errors import (
+    ForbiddenOrigin,
+    NotFound,
+    PolicyError,
+    UpstreamBadResponse,
+    UpstreamBusy,
+    UpstreamUnavailable,
+)
 from proxy.health import (
     FAILURES_NOT_READY,
     FRESH,
@@ -268,3 +276,56 @@ def test_policy_reloads_are_counted(tmp_path: Path) -> None:
     assert holder.policy.name == "two"
     with pytest.raises(PolicyError):
         PolicyHolder(path)
+
+
+def test_a_quiet_proxy_probes_once_for_repeated_checks(
+    registry: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    proxy = make_proxy(prefetch_scans=0)
+    first = proxy.client.get("/-/ready")
+    assert first.status_code == 200
+    assert first.json()["upstream"]["source"] == "probe"
+    again = proxy.client.get("/-/ready")  # the probe's outcome is fresh: no second probe
+    assert again.json()["upstream"]["source"] == "recent requests"
+    assert len(registry.requests_for("/-/ping")) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "reachable", "counted"),
+    [
+        (None, True, None),
+        (NotFound("gone"), True, None),  # an answer
+        (UpstreamBadResponse("bad gzip"), True, "UpstreamBadResponse"),
+        (UpstreamBusy("429", 5.0), None, "UpstreamBusy"),  # asked to wait: says nothing
+        (ForbiddenOrigin("not ours"), None, "ForbiddenOrigin"),  # never asked
+        (UpstreamUnavailable("timed out"), False, "UpstreamUnavailable"),
+    ],
+)
+def test_upstream_outcomes_for_health_and_errors(
+    error: Exception | None, reachable: bool | None, counted: str | None
+) -> None:
+    from proxy.upstream.client import _Observed
+
+    health = UpstreamHealth(Clock())
+    labels = {"kind": "tarball", "error": counted or "-"}
+    before = REGISTRY.get_sample_value("floodgate_upstream_errors_total", labels) or 0.0
+    with contextlib.suppress(Exception), _Observed(health, "tarball", False):
+        if error is not None:
+            raise error
+    after = REGISTRY.get_sample_value("floodgate_upstream_errors_total", labels) or 0.0
+    assert after - before == (1 if counted else 0)
+    if reachable is None:
+        assert (health.last_ok, health.last_failure) == (None, None)
+    else:
+        assert (health.failures == 0) is reachable
+        assert (health.last_ok is not None) is reachable
+
+
+def test_forwarded_server_errors_are_failures() -> None:
+    from proxy.upstream.client import _Observed
+
+    health = UpstreamHealth(Clock())
+    with _Observed(health, "forward", True) as observed:
+        observed.status = 503
+    assert health.failures == 1
+    assert health.error == "it answered 503"
