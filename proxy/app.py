@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sqlite3
 from collections.abc import AsyncIterator
 
 import anyio
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.cache.memory import PackumentCache
 from proxy.cache.store import PackumentStore, TarballStore
+from proxy.dashboard.queries import prepare
 from proxy.decisions import DecisionLog
 from proxy.errors import (
     BadRequest,
@@ -34,11 +36,13 @@ from proxy.errors import (
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
 from proxy.inspect import feed_is_user_given, open_detector
+from proxy.metrics import RequestCounts
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
+from proxy.web.dashboard import keep_warm
 from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import PackageEndpoint, routes
 from proxy.workers import RenderPool
@@ -118,6 +122,18 @@ def build_gate(settings: Settings) -> Gate:
     )
 
 
+def prepare_dashboard(settings: Settings) -> None:
+    """Give the decision log the dashboard's indexes and hourly counts (once per log; an
+    older log is counted now). A log that cannot be prepared only makes the pages slower."""
+    path = settings.cache_dir / "decisions.sqlite3"
+    if not settings.enforce or not path.exists():
+        return
+    try:
+        prepare(path)
+    except sqlite3.Error as exc:
+        log.warning("dashboard indexes not added to %s: %s", path, exc)
+
+
 def build_service(settings: Settings) -> Service:
     """Everything the proxy needs, built from settings; `async with` it to run."""
     cache_dir = settings.cache_dir
@@ -177,6 +193,8 @@ def create_app(settings: Settings) -> ASGIApp:
     Raises PolicyError when the policy is malformed (before anything starts).
     """
     service = build_service(settings)
+    prepare_dashboard(settings)
+    counts = RequestCounts()
     writer = (
         AccessLogWriter()
         if settings.access_log and settings.log_level in ("debug", "info")
@@ -187,8 +205,11 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with service, anyio.create_task_group() as tasks:
             app.state.service = service
+            app.state.request_counts = counts
+            app.state.ready_probe = anyio.Lock()
             if writer is not None:
                 tasks.start_soon(writer.run)
+            tasks.start_soon(keep_warm, settings)
             log.info("proxying %s", settings.upstream)
             yield
             tasks.cancel_scope.cancel()
@@ -198,4 +219,4 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={FloodgateError: floodgate_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return AccessLog(PackageFastLane(app), writer=writer)
+    return AccessLog(PackageFastLane(app), writer=writer, counts=counts)

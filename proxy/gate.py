@@ -49,7 +49,9 @@ from proxy.detect.evaluate import DETECTOR_VERSION
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, PolicyBlocked
+from proxy.health import Check, feed_check, policy_check
 from proxy.inspect import Inspector
+from proxy.metrics import DECISIONS, SCAN_SECONDS, SCAN_TIMEOUTS, Timer
 from proxy.npm.names import PackageName
 from proxy.npm.packument import NO_EDITS, Edits, VersionRef
 from proxy.npm.tarball import TarballFacts, read_tarball
@@ -214,6 +216,10 @@ class Gate(Protocol):
         """One log line: what is enforced."""
         ...
 
+    def checks(self) -> tuple[Check, ...]:
+        """The policy's and the OSV feed's parts of readiness."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -254,6 +260,9 @@ class OpenGate:
 
     def describe(self) -> str:
         return "enforcement is off (--no-enforce): packages are served unchecked"
+
+    def checks(self) -> tuple[Check, ...]:
+        return (policy_check(None), feed_check(None, False, None, 0.0, 0, None))
 
     def close(self) -> None:
         return None
@@ -348,6 +357,25 @@ class PolicyGate:
             f"policy {policy.name} ({policy.source}, digest {policy.digest}): "
             f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}; "
             + (feed.describe() if feed is not None else "no OSV feed")
+        )
+
+    def checks(self) -> tuple[Check, ...]:
+        holder, feed = self.holder, self.inspector.feed
+        policy = policy_check(
+            holder.policy.name, holder.policy.digest, holder.reloads, holder.error
+        )
+        if feed is None:
+            return (policy, feed_check(None, False, None, 0.0, 0, None))
+        return (
+            policy,
+            feed_check(
+                feed.source,
+                feed.loaded_at is not None,
+                feed.age(),
+                feed.interval,
+                feed.index.record_count,
+                feed.error,
+            ),
         )
 
     def close(self) -> None:
@@ -470,6 +498,7 @@ class PolicyGate:
         caller: Caller,
         via: str,
     ) -> DecisionRecord:
+        DECISIONS.labels(d.action.value, d.rule, via).inc()
         return DecisionRecord(
             time=time.time(),
             package=name,
@@ -532,7 +561,8 @@ class PolicyGate:
         assert facts is not None
         source = tarball.data if tarball.data is not None else tarball.path
         assert source is not None
-        verdict = self._assess(facts, ref.version, read_tarball(source), record=True)
+        with Timer(SCAN_SECONDS.observe):
+            verdict = self._assess(facts, ref.version, read_tarball(source), record=True)
         try:
             self.inspector.verdicts.put(verdict, ref.integrity)
         except sqlite3.Error as exc:  # a full disk: decide now, store the verdict another time
@@ -610,6 +640,7 @@ class PolicyGate:
                     self.scan_timeout,
                 )
                 verdict, scan = known, ScanState.UNAVAILABLE
+                SCAN_TIMEOUTS.inc()
         d = decide(self.policy, self._subject(entry, ref, verdict, scan))
         if scan is ScanState.TARBALL:
             self._settle(package.name, ref, d, verdict)

@@ -77,6 +77,7 @@ class Settings:
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
     client_timeout: float = 10.0
+    admin_groups: tuple[str, ...] = ("admin",)
 
     @property
     def upstream_url(self) -> str:
@@ -129,6 +130,8 @@ FIELD_HELP: dict[str, str] = {
     "mode decides",
     "client_timeout": "seconds a client connection gets to send a request's headers (and a "
     "passthrough request's body) before it is closed",
+    "admin_groups": "groups whose tokens may open the dashboard at /-/dashboard "
+    "(comma-separated; default: admin)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }

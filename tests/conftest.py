@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from proxy.app import create_app
 from proxy.settings import Settings, load_settings, resolve_upstream
@@ -100,10 +101,11 @@ ProxyFactory = Callable[..., RunningProxy]
 
 @pytest.fixture
 def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]:
-    """Start a Floodgate in front of `registry`; keyword arguments override settings."""
+    """Start a Floodgate in front of `registry`; keyword arguments override settings, `wrap`
+    wraps the app (a stand-in for middleware another branch builds, such as authentication)."""
     running: list[RunningProxy] = []
 
-    def start(**overrides: Any) -> RunningProxy:
+    def start(wrap: Callable[[ASGIApp], ASGIApp] | None = None, **overrides: Any) -> RunningProxy:
         values: dict[str, Any] = {
             "upstream": registry.url,
             "cache_dir": str(tmp_path / "cache"),
@@ -116,7 +118,8 @@ def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]
         }
         values.update(overrides)
         settings = resolve_upstream(load_settings(values, env={}), discover=lambda: None)
-        server = UvicornThread(create_app(settings))
+        app = create_app(settings)
+        server = UvicornThread(wrap(app) if wrap is not None else app)
         server.start()
         proxy = RunningProxy(settings, server, httpx.Client(base_url=server.url, timeout=30))
         running.append(proxy)

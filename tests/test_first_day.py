@@ -201,7 +201,11 @@ def test_ready_reflects_the_upstream_and_ping_stays_cheap(
     proxy = make_proxy()
     ready = proxy.client.get("/-/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "upstream": registry.url}
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["upstream"]["url"] == registry.url
+    assert body["upstream"]["reachable"] is True
+    assert "error" not in body
     seen = len(registry.seen)
     assert proxy.client.get("/-/ping").json() == {}
     assert len(registry.seen) == seen  # ping never asks the upstream

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import proxy
 from proxy.errors import PolicyError
+from proxy.metrics import POLICY_RELOADS
 from proxy.policy.loader import load_policy
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class PolicyHolder:
         self.path = path
         self.policy = load_policy(path)  # a bad file refuses to start: PolicyError propagates
         self._stamp = self._file_stamp()
+        self.reloads = 0  # new policies that took effect since start
+        self.failures = 0  # reloads refused (malformed files)
+        self.error = ""  # why the last reload failed ("" when it did not)
 
     def _file_stamp(self) -> tuple[float, int] | None:
         try:
@@ -65,6 +69,9 @@ class PolicyHolder:
         try:
             policy = load_policy(self.path)
         except PolicyError as exc:
+            self.failures += 1
+            self.error = str(exc)
+            POLICY_RELOADS.labels("failed").inc()
             log.error(
                 "policy not reloaded, keeping %s (%s): %s",
                 self.policy.name,
@@ -72,7 +79,9 @@ class PolicyHolder:
                 exc,
             )
             return False
+        self.error = ""
         if policy.digest == self.policy.digest:
+            POLICY_RELOADS.labels("unchanged").inc()
             return False
         log.info(
             "policy %s reloaded from %s: digest %s -> %s, %d rules, %d waivers, mode %s",
@@ -85,4 +94,6 @@ class PolicyHolder:
             policy.mode,
         )
         self.policy = policy
+        self.reloads += 1
+        POLICY_RELOADS.labels("applied").inc()
         return True

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from proxy.errors import (
+    ForbiddenOrigin,
     NotFound,
     UpstreamBadResponse,
     UpstreamBusy,
@@ -28,6 +29,8 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.files import Capped
+from proxy.health import UpstreamHealth
+from proxy.metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
 from proxy.npm.names import PackageName
 from proxy.settings import Settings
 from proxy.upstream.http import (
@@ -113,6 +116,7 @@ class UpstreamClient:
         self._token = f"Bearer {settings.upstream_token}" if settings.upstream_token else None
         self._clock = clock
         self._busy_until = 0.0  # the upstream's Retry-After: not asked again before this
+        self.health = UpstreamHealth(clock)  # outcomes of requests, for readiness
         self._client = httpx.AsyncClient(
             # Waiting for a free connection is queueing behind other requests, not a slow
             # upstream: only the request's own deadline bounds it, never the read timeout.
@@ -185,6 +189,9 @@ class UpstreamClient:
             url = target
         raise AssertionError("unreachable: next_url stops after MAX_REDIRECTS")
 
+    def _observed(self, kind: str, *, server_errors_fail: bool = False) -> _Observed:
+        return _Observed(self.health, kind, server_errors_fail)
+
     def _check_busy(self, url: str) -> None:
         left = self._busy_until - self._clock()
         if left > 0:
@@ -227,7 +234,7 @@ class UpstreamClient:
             headers["if-none-match"] = etag
         started = time.monotonic()
         what = f"packument of {package.name!r} from {url}"
-        with _mapped_errors(what):
+        with self._observed("packument"), _mapped_errors(what):
             with anyio.fail_after(self._deadline):
                 response = await self._send("GET", url, headers)
                 try:
@@ -247,7 +254,11 @@ class UpstreamClient:
         """
         what = f"tarball {url}"
         total = 0
-        with _mapped_errors(what), anyio.fail_after(self._deadline):
+        with (
+            self._observed("tarball"),
+            _mapped_errors(what),
+            anyio.fail_after(self._deadline),
+        ):
             response = await self._send("GET", url, {})
             try:
                 await _raise_for_status(response, what)
@@ -285,8 +296,13 @@ class UpstreamClient:
             and (self._forward_auth or k.lower() != "authorization")
         }
         what = f"{method} {url}"
-        with _mapped_errors(what), anyio.fail_after(self._deadline):
+        with (
+            self._observed("forward", server_errors_fail=True) as observed,
+            _mapped_errors(what),
+            anyio.fail_after(self._deadline),
+        ):
             response = await self._send(method, url, sent, body)
+            observed.status = response.status_code
             try:
                 data = await self._read_capped(response, MAX_FORWARD_BYTES, what)
             finally:
@@ -321,6 +337,50 @@ async def _raise_for_status(response: httpx.Response, what: str) -> None:
     if status >= 500 or status == 429:
         raise UpstreamUnavailable(f"{what}: upstream answered {status}")
     raise UpstreamBadResponse(f"{what}: upstream answered {status}")
+
+
+class _Observed:
+    """Times one upstream request for the latency histogram, counts its error, and tells
+    `health` whether the upstream answered (timeouts, dropped connections and, for forwarded
+    requests, 5xx answers say it did not). Wraps `_mapped_errors`, so it sees Floodgate's
+    errors."""
+
+    __slots__ = ("health", "kind", "server_errors_fail", "started", "status")
+
+    def __init__(self, health: UpstreamHealth, kind: str, server_errors_fail: bool):
+        self.health = health
+        self.kind = kind
+        self.server_errors_fail = server_errors_fail
+        self.started = 0.0
+        self.status = 0
+
+    def __enter__(self) -> _Observed:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        UPSTREAM_SECONDS.labels(self.kind).observe(time.perf_counter() - self.started)
+        if exc is None:
+            if self.server_errors_fail and self.status >= 500:
+                UPSTREAM_ERRORS.labels(self.kind, f"status {self.status // 100}xx").inc()
+                self.health.failed(f"it answered {self.status}")
+            else:
+                self.health.ok()
+            return
+        if isinstance(exc, NotFound):
+            self.health.ok()  # an answer
+            return
+        if not isinstance(exc, Exception):
+            return  # cancelled: says nothing about the upstream
+        UPSTREAM_ERRORS.labels(self.kind, type(exc).__name__).inc()
+        if isinstance(exc, UpstreamBusy | ForbiddenOrigin):
+            return  # asked to wait, or not asked at all: says nothing about reachability
+        if isinstance(exc, UpstreamUnavailable):
+            self.health.failed(str(exc))
+        elif isinstance(exc, UpstreamError):
+            self.health.ok()  # it answered, with something Floodgate does not accept
 
 
 def retry_after_seconds(header: str, now: float | None = None) -> float | None:

@@ -17,6 +17,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.log import printable
+from proxy.metrics import RequestCounts
 
 FLUSH_INTERVAL = 0.2  # seconds between batch writes
 FLUSH_LINES = 512  # or sooner, when this many lines are waiting
@@ -71,11 +72,19 @@ class AccessLog:
 
     Handlers put the cache state ("hit", "miss", "revalidated", "stale") in
     `scope["state"]["cache"]` and anything else worth a mention in `scope["state"]["note"]`.
+    With `counts`, every request is also counted for the metrics (route template, method,
+    status, cache state).
     """
 
-    def __init__(self, app: ASGIApp, writer: AccessLogWriter | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        writer: AccessLogWriter | None = None,
+        counts: RequestCounts | None = None,
+    ):
         self.app = app
         self.writer = writer
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,6 +109,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_logged)
         finally:
+            if self.counts is not None:
+                self.counts.count(scope["method"], scope["path"], status, state.get("cache"))
             if self.writer is not None:
                 client = scope.get("client")
                 query = scope.get("query_string", b"")

@@ -34,6 +34,8 @@ from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.web.dashboard import routes as dashboard_routes
+from proxy.web.health import metrics, ready
 from proxy.web.responses import (
     ClientHeaders,
     error_response,
@@ -221,28 +223,6 @@ async def ping(request: Request) -> Response:
     return json_response({})
 
 
-READY_TIMEOUT = 4.0  # seconds the upstream gets to answer a readiness check
-
-
-async def ready(request: Request) -> Response:
-    """`/-/ready`: 200 when the upstream answers (any HTTP answer below 500), else 503 saying
-    why, so that a dead or unreachable upstream shows before the first install fails."""
-    service = service_of(request)
-    upstream = service.settings.upstream_url
-    try:
-        with anyio.fail_after(READY_TIMEOUT):
-            got = await service.forward("GET", "/-/ping", None, {})
-        problem = f"it answered {got.status}" if got.status >= 500 else ""
-    except TimeoutError:
-        problem = f"no answer within {READY_TIMEOUT:g}s"
-    except FloodgateError as exc:
-        problem = str(exc)
-    if problem:
-        error = f"the upstream {upstream} is not usable: {problem}"
-        return json_response({"ready": False, "upstream": upstream, "error": error}, 503)
-    return json_response({"ready": True, "upstream": upstream})
-
-
 async def forward(request: Request) -> Response:
     """Pass a request through to the upstream unchanged (keys, attestations, search, audit)."""
     body = await _bounded_body(request) if request.method == "POST" else None
@@ -385,6 +365,8 @@ def routes() -> list[BaseRoute]:
     system = [
         Route("/ping", ping, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *dashboard_routes(),
         Route("/blocked/{rest:path}", blocked_tarball, methods=["GET"]),
         Route("/whoami", whoami, methods=["GET"]),
         Route("/v1/search", search, methods=["GET"]),

@@ -1,0 +1,3 @@
+"""The web dashboard: queries over the decision log and verdicts, and their HTML pages."""
+
+from __future__ import annotations
