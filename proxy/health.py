@@ -64,6 +64,7 @@ class Check:
     ok: bool
     detail: dict[str, object]
     problem: str = ""
+    blocking: bool = True  # False: a problem is reported as a warning, still ready
 
 
 def upstream_check(url: str, health: UpstreamHealth, probed: bool) -> Check:
@@ -115,7 +116,10 @@ def feed_check(
     records: int,
     error: str | None,
 ) -> Check:
-    """The OSV feed's part: off, or loaded and updated within its stale limit (pure)."""
+    """The OSV feed's part: off, or loaded and updated within its stale limit (pure). A feed
+    that is missing or stale is a warning, not unreadiness: Floodgate still enforces its
+    detector and policy, and taking every replica out of a load balancer because the feed's
+    host is unreachable would stop installs altogether."""
     if source is None:
         return Check("osv_feed", True, {"enabled": False})
     limit = max(FEED_STALE_FACTOR * interval, FEED_STALE_MIN)
@@ -129,10 +133,18 @@ def feed_check(
     if error:
         detail["error"] = error
     if not loaded:
-        return Check("osv_feed", False, detail, f"the OSV feed {source} is not loaded yet")
+        return Check(
+            "osv_feed", False, detail, f"the OSV feed {source} is not loaded yet", blocking=False
+        )
     if age is None:
         why = f": {error}" if error else ""
-        return Check("osv_feed", False, detail, f"the OSV feed {source} could not be loaded{why}")
+        return Check(
+            "osv_feed",
+            False,
+            detail,
+            f"the OSV feed {source} could not be loaded{why}",
+            blocking=False,
+        )
     if age > limit:
         return Check(
             "osv_feed",
@@ -140,16 +152,21 @@ def feed_check(
             detail,
             f"the OSV feed {source} was last updated {age:.0f}s ago (stale after {limit:.0f}s)"
             + (f": {error}" if error else ""),
+            blocking=False,
         )
     return Check("osv_feed", True, detail)
 
 
 def readiness(checks: Iterable[Check]) -> tuple[bool, dict[str, object]]:
-    """Ready when every check is; the JSON body says each part and, when not ready, why."""
+    """Ready when every blocking check is; the JSON body says each part, when not ready why,
+    and the non-blocking problems (a stale feed) as warnings."""
     checks = list(checks)
-    ready = all(c.ok for c in checks)
+    ready = all(c.ok for c in checks if c.blocking)
     body: dict[str, object] = {"ready": ready}
     body.update({c.name: {"ok": c.ok, **c.detail} for c in checks})
     if not ready:
-        body["error"] = "; ".join(c.problem for c in checks if not c.ok)
+        body["error"] = "; ".join(c.problem for c in checks if not c.ok and c.blocking)
+    warnings = [c.problem for c in checks if not c.ok and not c.blocking]
+    if warnings:
+        body["warnings"] = warnings
     return ready, body

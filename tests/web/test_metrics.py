@@ -230,6 +230,7 @@ def test_feed_check(
     assert check.ok is ok
     assert problem in check.problem
     assert bool(check.problem) is not ok
+    assert readiness([check])[0], "a feed problem is a warning, never unreadiness"
 
 
 def test_readiness_body_says_every_part_and_why() -> None:
@@ -241,8 +242,16 @@ def test_readiness_body_says_every_part_and_why() -> None:
         feed_check("f.zip", False, None, 240.0, 0, None),
     )
     ready, body = readiness(checks)
-    assert not ready
-    assert body["error"] == "the OSV feed f.zip is not loaded yet"
+    assert ready  # the feed's problem is reported, and installs go on
+    assert body["warnings"] == ["the OSV feed f.zip is not loaded yet"]
+    assert "error" not in body
+    health.failed("timed out")
+    health.failed("timed out")
+    health.failed("timed out")
+    down, down_body = readiness((upstream_check("u", health, probed=False), *checks[1:]))
+    assert not down
+    assert down_body["error"] == "the upstream u is not usable: timed out"
+    assert down_body["warnings"] == ["the OSV feed f.zip is not loaded yet"]
     assert body["policy"] == {
         "ok": True,
         "enforced": True,
