@@ -174,12 +174,14 @@ def test_decisions_table_columns_line_up() -> None:
         "LABEL",
         "VIA",
         "CLIENT",
+        "WHO",
         "REASON",
     ]
     for column, values in (
         ("PACKAGE", ["fg-a@1.0.0", "@scope/a-much-longer-name@10.20.30-beta.1"]),
         ("RULE", ["token-farming", "weak"]),
         ("LABEL", ["spam/80", "spam/80"]),
+        ("WHO", ["anonymous", "anonymous"]),
         ("REASON", [FARM_REASON, "greeting"]),
     ):
         start = header.index(column)
