@@ -175,6 +175,7 @@ class TokenStore:
 @dataclass(slots=True)
 class _Seen:
     info: TokenInfo | None
+    identity: Identity | None
     until: float
 
 
@@ -209,22 +210,36 @@ class TokenIndex:
 
     def resolve(self, token: str) -> TokenInfo | None:
         """The token's stored info, or None for an unknown or revoked token."""
-        digest = digest_of(token)
+        return self._lookup(token).info
+
+    def identify(self, token: str) -> Identity | None:
+        """The identity of a token (None: unknown or revoked). The warm path: one dictionary
+        lookup keyed by the token (hashed only when it is looked up in the store)."""
+        seen = self._seen.get(token)
+        if seen is not None and self.clock() < seen.until:
+            return seen.identity
+        return self._lookup(token).identity
+
+    def _lookup(self, token: str) -> _Seen:
         now = self.clock()
-        seen = self._seen.get(digest)
-        if seen is None or now >= seen.until:
+        seen = self._seen.get(token)
+        if seen is not None and now < seen.until:
+            return seen
+        if len(self._seen) >= LOOKUP_MEMO:
+            self._seen = {k: v for k, v in self._seen.items() if v.until > now}
             if len(self._seen) >= LOOKUP_MEMO:
-                self._seen = {k: v for k, v in self._seen.items() if v.until > now}
-                if len(self._seen) >= LOOKUP_MEMO:
-                    self._seen.clear()
-            seen = _Seen(self.store.find(digest), now + self.ttl)
-            self._seen[digest] = seen
-        if seen.info is not None:
-            last = self._touched.get(seen.info.name)
+                self._seen.clear()
+        info = self.store.find(digest_of(token))
+        seen = _Seen(info, info.identity if info is not None else None, now + self.ttl)
+        self._seen[token] = seen
+        if info is not None:
+            # Recorded when the lookup is renewed (every `ttl` seconds of use at most), so
+            # `last_used` is exact to TOUCH_INTERVAL + ttl without a write per request.
+            last = self._touched.get(info.name)
             if last is None or now - last >= TOUCH_INTERVAL:
-                self._touched[seen.info.name] = now
-                self.store.touch(seen.info.name, self.wall())
-        return seen.info
+                self._touched[info.name] = now
+                self.store.touch(info.name, self.wall())
+        return seen
 
     def forget(self) -> None:
         """Drop every remembered lookup (after a change made in this process)."""

@@ -117,3 +117,16 @@ def test_a_second_process_sees_changes(store: TokenStore, tmp_path: Path) -> Non
         assert store.find(digest_of(token)) is not None
     finally:
         other.close()
+
+
+def test_identify_is_the_same_view_with_the_same_ttl(store: TokenStore) -> None:
+    token = store.create("ci", "runner-7")
+    clock = Clock()
+    index = TokenIndex(store, ttl=5.0, clock=clock)
+    assert index.identify(token) == Identity("ci", "runner-7")
+    assert index.identify("fg_unknown") is None
+    store.revoke("runner-7")
+    clock.now += 4.9
+    assert index.identify(token) == Identity("ci", "runner-7")
+    clock.now += 0.2
+    assert index.identify(token) is None

@@ -35,6 +35,7 @@ FAILURE_WINDOW = 300.0  # seconds a failure counts
 BASE_LOCKOUT = 10.0  # seconds the first slowed-down attempt waits; doubles with each more
 MAX_LOCKOUT = 300.0
 THROTTLED_ADDRESSES = 10_000  # addresses whose failures are remembered
+PARSED_HEADERS = 1_000  # Authorization headers whose parse is remembered
 # Reachable without a token: liveness, readiness, and the login endpoints (their answer tells
 # npm login users how to get a token).
 OPEN_PATHS = ("/-/ping", "/-/ready", "/-/v1/login", "/-/user/")
@@ -123,6 +124,7 @@ class Authenticate:
         self.tokens = tokens
         self.anonymous = anonymous
         self.throttle = throttle if throttle is not None else FailureThrottle()
+        self._tokens_of: dict[bytes, str | None] = {}  # parsed Authorization headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,10 +132,12 @@ class Authenticate:
             return
         headers = scope["headers"]
         header = None
+        at = 0
         for key, value in headers:
             if key == b"authorization":
                 header = value
                 break
+            at += 1
         state = scope.setdefault("state", {})
         if header is None or not self.tokens.any():
             # No credentials, or none of ours exist (then a client's credentials are its own
@@ -151,7 +155,10 @@ class Authenticate:
             await self._failed(scope, receive, send)
             return
         # Ours: nothing downstream sees it (logs, decision log, forward_auth to the upstream).
-        scope["headers"] = [(k, v) for k, v in headers if k != b"authorization"]
+        rest = headers[at + 1 :]
+        if any(k == b"authorization" for k, _ in rest):  # a second one: drop them all
+            rest = [(k, v) for k, v in rest if k != b"authorization"]
+        scope["headers"] = headers[:at] + rest
         state["identity"] = identity
         await self.app(scope, receive, send)
 
@@ -161,11 +168,16 @@ class Authenticate:
         return path.startswith(OPEN_PATHS)
 
     def _identify(self, header: bytes) -> Identity | None:
-        token = bearer(header)
+        try:
+            token = self._tokens_of[header]
+        except KeyError:
+            token = bearer(header)
+            if len(self._tokens_of) >= PARSED_HEADERS:
+                self._tokens_of.clear()
+            self._tokens_of[header] = token
         if token is None:
             return None
-        info = self.tokens.resolve(token)
-        return info.identity if info is not None else None
+        return self.tokens.identify(token)
 
     async def _failed(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")

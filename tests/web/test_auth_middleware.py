@@ -181,3 +181,29 @@ def test_throttled_address_gets_429_but_a_valid_token_still_works(index: TokenIn
     assert call(app, token=token)[0] == 200
     clock.now += BASE_LOCKOUT
     assert call(app, token="fg_nope")[0] == 401
+
+
+def test_every_authorization_header_is_removed_with_a_valid_token(index: TokenIndex) -> None:
+    token = index.store.create("ci", "runner-7")
+    inner = App()
+    app = Authenticate(inner, index)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fg-alpha",
+        "headers": [
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"host", b"floodgate.invalid"),
+            (b"authorization", b"Bearer something-else"),
+        ],
+        "client": ("10.0.0.1", 5000),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    anyio.run(app, scope, receive, send)
+    assert inner.seen[0][1] == [(b"host", b"floodgate.invalid")]
