@@ -186,7 +186,7 @@ def test_throttled_address_gets_429_but_a_valid_token_still_works(index: TokenIn
 def test_every_authorization_header_is_removed_with_a_valid_token(index: TokenIndex) -> None:
     token = index.store.create("ci", "runner-7")
     inner = App()
-    app = Authenticate(inner, index)
+    app: Any = Authenticate(inner, index)
     scope: dict[str, Any] = {
         "type": "http",
         "method": "GET",
