@@ -225,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=16, help="packages audited at once (default: 16)"
     )
     audit.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(audit, (*COMMON_SETTINGS, "policy"))
-    audit.set_defaults(handler=cmd_audit, settings_names=(*COMMON_SETTINGS, "policy"))
+    audit_settings = (*COMMON_SETTINGS, "policy", "internal_scopes", "internal_names")
+    _add_settings(audit, audit_settings)
+    audit.set_defaults(handler=cmd_audit, settings_names=audit_settings)
 
     why = commands.add_parser(
         "why",
@@ -526,6 +527,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from proxy.audit.model import Audited
     from proxy.audit.run import Auditor
     from proxy.inspect import open_detector
+    from proxy.internal import InternalNames
     from proxy.policy.holder import resolve_policy_path
     from proxy.policy.loader import load_policy
     from proxy.upstream.client import UpstreamClient
@@ -545,6 +547,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             policy,
             scan_tarballs=not args.metadata_only,
             concurrency=max(1, args.concurrency),
+            internal=InternalNames.of(settings.internal_scopes, settings.internal_names),
         )
         try:
             results = await auditor.audit(lockfile, lambda a: progress.step(a.package.spec))
@@ -593,7 +596,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, args.settings_names)
     name, version = split_spec(args.spec)
-    rows = query(settings.cache_dir / "decisions.sqlite3", package=name, limit=1000)
+    rows = query(
+        settings.cache_dir / "decisions.sqlite3", package=name, limit=1000, group=args.group
+    )
     latest = latest_refusals(rows, version)
     if not latest:
         print(
@@ -633,7 +638,8 @@ def explain_decision(r: DecisionRecord) -> str:
     score = r.score if r.score is not None else "-"
     lines = [
         f"{r.package}@{r.version}: {action} by rule {r.rule or '-'!r} of policy {r.policy!r}",
-        f"  last decided {when} ({r.via}, client {r.client}); verdict {r.label or '-'}/{score}",
+        f"  last decided {when} ({r.via}, client {r.client}"
+        f"{f', token {r.group}/{r.token}' if r.group else ''}); verdict {r.label or '-'}/{score}",
     ]
     if r.waiver:
         lines.append(f"  waiver: {r.waiver}")
@@ -661,7 +667,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     print(token)
     print(
         f"token {args.name!r} for group {args.group!r}: shown once, only its hash is kept. "
-        "Clients: //<floodgate host>/:_authToken=<token> in .npmrc (yarn 4: npmAuthToken)",
+        "Clients: //<floodgate host>/:_authToken=<token> in .npmrc "
+        "(yarn 4: npmAuthToken, with npmAlwaysAuth: true)",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -14,6 +14,7 @@ applies within that time, and a warm request costs a hash and a dictionary looku
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
@@ -25,6 +26,8 @@ from pathlib import Path
 
 from proxy.errors import FloodgateError
 from proxy.identity import Identity
+
+log = logging.getLogger(__name__)
 
 TOKEN_FILE = "tokens.sqlite3"  # noqa: S105 (a file name)
 TOKEN_PREFIX = "fg_"  # noqa: S105 (recognisable in a secret scan; 32 random bytes follow)
@@ -204,7 +207,11 @@ class TokenIndex:
         now = self.clock()
         count, until = self._count
         if now >= until:
-            count = self.store.count()
+            try:
+                count = self.store.count()
+            except sqlite3.Error as exc:  # keep the last answer (or assume tokens: refuse)
+                log.warning("cannot read the token store %s: %s", self.store.path, exc)
+                count = count if until > float("-inf") else 1
             self._count = (count, now + self.ttl)
         return count > 0
 
@@ -229,7 +236,11 @@ class TokenIndex:
             self._seen = {k: v for k, v in self._seen.items() if v.until > now}
             if len(self._seen) >= LOOKUP_MEMO:
                 self._seen.clear()
-        info = self.store.find(digest_of(token))
+        try:
+            info = self.store.find(digest_of(token))
+        except sqlite3.Error as exc:  # keep what was known; an unknown token stays unknown
+            log.warning("cannot read the token store %s: %s", self.store.path, exc)
+            info = seen.info if seen is not None else None
         seen = _Seen(info, info.identity if info is not None else None, now + self.ttl)
         self._seen[token] = seen
         if info is not None:

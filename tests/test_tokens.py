@@ -130,3 +130,20 @@ def test_identify_is_the_same_view_with_the_same_ttl(store: TokenStore) -> None:
     assert index.identify(token) == Identity("ci", "runner-7")
     clock.now += 0.2
     assert index.identify(token) is None
+
+
+def test_an_unreadable_store_keeps_what_was_known(store: TokenStore) -> None:
+    token = store.create("ci", "runner-7")
+    clock = Clock()
+    index = TokenIndex(store, ttl=5.0, clock=clock)
+    assert index.any()
+    assert index.identify(token) == Identity("ci", "runner-7")
+    store.close()  # every query now raises sqlite3.ProgrammingError
+    clock.now += 10
+    assert index.any()
+    assert index.identify(token) == Identity("ci", "runner-7")
+    assert index.identify("fg_unknown") is None
+    fresh = TokenIndex(store, ttl=5.0, clock=clock)
+    assert fresh.any()  # nothing known: assume tokens exist, so anonymous `auto` refuses
+    assert fresh.identify(token) is None
+    store._conn = sqlite3.connect(":memory:")  # the fixture's close() needs an open connection

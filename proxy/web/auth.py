@@ -42,7 +42,7 @@ OPEN_PATHS = ("/-/ping", "/-/ready", "/-/v1/login", "/-/user/")
 HOW_TO_GET_ONE = (
     "ask the Floodgate administrator for a token (floodgate token create --group GROUP --name "
     "NAME) and put it in .npmrc as //<floodgate host>/:_authToken=<token> "
-    "(yarn 4: npmAuthToken)"
+    "(yarn 4: npmAuthToken and npmAlwaysAuth: true in .yarnrc.yml)"
 )
 WWW_AUTHENTICATE = 'Bearer realm="floodgate"'
 ANONYMOUS_MODES = ("auto", "on", "off")
