@@ -145,13 +145,14 @@ FIELD_HELP: dict[str, str] = {
     "passthrough request's body) before it is closed",
     "anonymous": "requests without a token: auto (allowed while no token exists, refused once "
     "`floodgate token create` has made one), on, or off (default: auto)",
-    "admin_groups": "token groups that may use the admin pages (comma-separated)",
+    "admin_groups": "token groups that may use the admin pages (comma-separated; default: admin)",
     "group_policies": "policy per token group, as group=policy pairs (comma-separated; in the "
     "config file a mapping); other groups and anonymous callers get `policy` (default: none)",
-    "internal_scopes": "the organization's own npm scopes (e.g. @acme): never fetched from the "
-    "upstream, and public packages shadowing them are flagged (comma-separated)",
-    "internal_names": "the organization's own unscoped package names: never fetched from the "
-    "upstream, and public look-alikes are flagged (comma-separated)",
+    "internal_scopes": "the organization's own npm scopes (e.g. @acme): nothing under them is "
+    "ever fetched from the upstream (comma-separated)",
+    "internal_names": "the organization's own package names (acme-utils, @acme/utils): never "
+    "fetched from the upstream; public twins (acme_utils) match the policy condition "
+    "shadows_internal (comma-separated)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
