@@ -32,7 +32,7 @@ from proxy.dashboard import queries  # noqa: E402
 from proxy.dashboard.queries import prepare  # noqa: E402
 from proxy.decisions import DecisionLog  # noqa: E402
 from proxy.settings import load_settings  # noqa: E402
-from tests.dashboard.identity import ADMIN, with_identity  # noqa: E402
+from tests.dashboard.identity import auth, make_tokens  # noqa: E402
 from tests.fakes.registry import UvicornThread  # noqa: E402
 
 TARGET_MS = 300.0
@@ -138,8 +138,9 @@ def main() -> int:
             },
             env={},
         )
+        token = make_tokens(cache, ("admin/bench",))["admin/bench"]
         started = time.perf_counter()
-        server = UvicornThread(with_identity(ADMIN)(create_app(settings)))
+        server = UvicornThread(create_app(settings))
         server.start()
         print(f"startup (indexes and hourly counts ready) {time.perf_counter() - started:.2f}s")
         top = (
@@ -161,7 +162,7 @@ def main() -> int:
             ("policies", "/-/dashboard/policies"),
         ]
         failed = False
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+        with httpx.Client(base_url=server.url, timeout=60, headers=auth(token)) as client:
             older = client.get("/-/dashboard/log")
             marker = 'rel="next" href="'
             cursor = older.text.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")

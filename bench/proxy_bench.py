@@ -1,12 +1,15 @@
 """Benchmark Floodgate's proxy against direct upstream requests and a bare-app ceiling.
 
-    python bench/proxy_bench.py [--duration 5] [--skip-npm]
+    python bench/proxy_bench.py [--duration 5] [--skip-npm] [--auth]
 
 Starts, all on 127.0.0.1: the fake upstream registry from the tests (in this process), a real
 `floodgate serve` process, and `bench/bare_app.py` serving the very bytes Floodgate serves,
 from memory (the ceiling). Load comes from wrk (2 threads, 32 connections) when it is installed,
 else from a slower Python client (the ratios then mean little). Prints a table and the ratios
 the core issue targets. Numbers depend on the machine: run it, do not quote it.
+
+With `--auth`, a client token exists (so anonymous access is off) and every request to Floodgate
+carries it: compare a run with and one without to see what authentication costs.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from proxy.tokens import TokenStore  # noqa: E402
 from tests.e2e.npm import NPM, floodgate, npm, write_project  # noqa: E402
 from tests.fakes.packages import FakeVersion  # noqa: E402
 from tests.fakes.registry import FakeRegistry, running_registry  # noqa: E402
@@ -220,6 +224,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
     parser.add_argument("--tree", type=int, default=400, help="packages in the npm install fixture")
     parser.add_argument("--skip-npm", action="store_true", help="skip the npm install measurement")
+    parser.add_argument(
+        "--auth", action="store_true", help="a client token exists and every request sends it"
+    )
     args = parser.parse_args()
     if not WRK:
         print(
@@ -232,6 +239,11 @@ def main() -> int:
     with running_registry() as (registry, _server), tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         publish(registry, args.tree)
+        auth: dict[str, str] = {}
+        if args.auth:
+            store = TokenStore.in_cache(tmp / "floodgate-cache")
+            auth = {"authorization": f"Bearer {store.create('bench', 'bench-1')}"}
+            store.close()
         with floodgate(registry.url, tmp) as gate:
             pid = gate.process.pid
             fg, up = gate.url, registry.url
@@ -243,7 +255,7 @@ def main() -> int:
                     (
                         f"cold {size} packument (abbrev, gzip)",
                         "floodgate",
-                        timed_gets([f"{fg}/{x}" for x in names], hdr),
+                        timed_gets([f"{fg}/{x}" for x in names], {**hdr, **auth}),
                     )
                 )
                 rows.append(
@@ -257,7 +269,7 @@ def main() -> int:
             # Warm: same bytes through Floodgate, the upstream, and the bare ceiling.
             ceiling_dir = tmp / "ceiling"
             ceiling_dir.mkdir()
-            with httpx.Client(timeout=60) as c:
+            with httpx.Client(timeout=60, headers=auth) as c:
                 for size in ("medium", "large"):
                     r = c.get(f"{fg}/bench-{size}", headers={"accept-encoding": "gzip"})
                     with c.stream(
@@ -290,7 +302,13 @@ def main() -> int:
                         if size != "tarball"
                         else f"warm tarball ({len(tarball) // 1024} KB)"
                     )
-                    rows.append((label, "floodgate", load(fg + path, args.duration, headers=hdr)))
+                    rows.append(
+                        (
+                            label,
+                            "floodgate",
+                            load(fg + path, args.duration, headers={**hdr, **auth}),
+                        )
+                    )
                     rows.append(
                         (label, "ceiling", load(bare + bare_path, args.duration, headers=hdr))
                     )
@@ -302,19 +320,25 @@ def main() -> int:
             # Small requests while ten 10 MB packuments are being served (gzip, as npm asks, and
             # identity, the heavier case).
             small = fg + "/bench-small"
-            httpx.get(small, headers={"accept": ABBREVIATED}).raise_for_status()
+            httpx.get(small, headers={"accept": ABBREVIATED, **auth}).raise_for_status()
             for enc, hdr in (("gzip", {"accept-encoding": "gzip"}), ("identity", {})):
                 big = threading.Thread(
-                    target=load, args=(fg + "/bench-large", args.duration + 1, 10, hdr)
+                    target=load, args=(fg + "/bench-large", args.duration + 1, 10, {**hdr, **auth})
                 )
                 big.start()
                 time.sleep(0.5)
-                during = load(small, args.duration, connections=4, headers={"accept": ABBREVIATED})
+                during = load(
+                    small, args.duration, connections=4, headers={"accept": ABBREVIATED, **auth}
+                )
                 rows.append((f"small packument, 10x large ({enc}) load", "floodgate", during))
                 big.join()
 
             if not args.skip_npm and NPM:
                 project = write_project(tmp / "app", {"tree-000": "^1.0.0"})
+                if auth:
+                    host = fg.removeprefix("http://")
+                    token = auth["authorization"].removeprefix("Bearer ")
+                    (project / ".test-npmrc").write_text(f"//{host}/:_authToken={token}\n")
                 npm(["install"], project, fg, tmp / "npm-cold")
                 shutil.rmtree(project / "node_modules")
                 (project / "package-lock.json").unlink()

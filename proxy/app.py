@@ -8,6 +8,7 @@ import logging
 import math
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 from starlette.applications import Starlette
@@ -36,12 +37,15 @@ from proxy.errors import (
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
 from proxy.inspect import feed_is_user_given, open_detector
+from proxy.internal import InternalNames
 from proxy.metrics import RequestCounts
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.tokens import TokenIndex, TokenStore
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
+from proxy.web.auth import Authenticate
 from proxy.web.dashboard import keep_warm
 from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import PackageEndpoint, routes
@@ -112,14 +116,26 @@ def build_gate(settings: Settings) -> Gate:
     if not settings.enforce:
         return OpenGate()
     holder = PolicyHolder(resolve_policy_path(settings.policy))  # parse before opening files
-    return PolicyGate(
+    # Every group's policy is parsed before anything opens too: one holder per distinct file.
+    holders: dict[Path, PolicyHolder] = {holder.path: holder}
+    groups: list[tuple[str, PolicyHolder]] = []
+    for group, policy in settings.group_policies:
+        path = resolve_policy_path(policy)
+        if path not in holders:
+            holders[path] = PolicyHolder(path)
+        groups.append((group, holders[path]))
+    gate = PolicyGate(
         holder,
         # A feed the user typed is loaded now (a broken one stops startup); the default one
         # is loaded by the gate once running, so a slow or absent network never delays serving.
         open_detector(settings, load_feed_now=feed_is_user_given(settings)),
         DecisionLog(settings.cache_dir / "decisions.sqlite3"),
         scan_timeout=settings.scan_timeout,
+        internal=InternalNames.of(settings.internal_scopes, settings.internal_names),
     )
+    for group, group_holder in groups:
+        gate.assign(group, group_holder)
+    return gate
 
 
 def prepare_dashboard(settings: Settings) -> None:
@@ -201,9 +217,12 @@ def create_app(settings: Settings) -> ASGIApp:
         else None
     )
 
+    tokens = TokenStore.in_cache(settings.cache_dir)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with service, anyio.create_task_group() as tasks:
+            app.state.tokens = tokens
             app.state.service = service
             app.state.request_counts = counts
             app.state.ready_probe = anyio.Lock()
@@ -213,10 +232,19 @@ def create_app(settings: Settings) -> ASGIApp:
             log.info("proxying %s", settings.upstream)
             yield
             tasks.cancel_scope.cancel()
+        tokens.close()
 
     app = Starlette(
         routes=routes(),
         exception_handlers={FloodgateError: floodgate_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return AccessLog(PackageFastLane(app), writer=writer, counts=counts)
+    index = TokenIndex(tokens)
+    if index.any():
+        log.info(
+            "%d client tokens; anonymous access %s",
+            tokens.count(),
+            "allowed" if settings.anonymous == "on" else "refused",
+        )
+    authenticated = Authenticate(PackageFastLane(app), index, settings.anonymous)
+    return AccessLog(authenticated, writer=writer, counts=counts)

@@ -72,6 +72,11 @@ SERVE_SETTINGS = (
     "scan_timeout",
     "prefetch_scans",
     "client_timeout",
+    "anonymous",
+    "admin_groups",
+    "group_policies",
+    "internal_scopes",
+    "internal_names",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 
@@ -220,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=16, help="packages audited at once (default: 16)"
     )
     audit.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(audit, (*COMMON_SETTINGS, "policy"))
-    audit.set_defaults(handler=cmd_audit, settings_names=(*COMMON_SETTINGS, "policy"))
+    audit_settings = (*COMMON_SETTINGS, "policy", "internal_scopes", "internal_names")
+    _add_settings(audit, audit_settings)
+    audit.set_defaults(handler=cmd_audit, settings_names=audit_settings)
 
     why = commands.add_parser(
         "why",
@@ -240,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Query the decision log (newest first). Filters combine.",
     )
     decisions.add_argument("--package", metavar="GLOB", help="package name or glob")
+    decisions.add_argument(
+        "--group", metavar="GROUP", help="decisions for callers of this token group only"
+    )
+    decisions.add_argument("--token", metavar="NAME", help="decisions for this token name only")
     decisions.add_argument(
         "--action",
         action="append",
@@ -268,6 +278,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(doctor, doctor_settings)
     doctor.set_defaults(handler=cmd_doctor, settings_names=doctor_settings)
 
+    token = commands.add_parser(
+        "token",
+        help="create, list or revoke client tokens",
+        description="Client tokens: clients send them as any registry token "
+        "(//host/:_authToken= in .npmrc; npmAuthToken for yarn 4). Only a token's hash is "
+        "stored, in tokens.sqlite3 in the cache folder; the running proxy sees changes within "
+        "seconds.",
+    )
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_commands.add_parser(
+        "create",
+        help="make a token for a group and print it (once)",
+        description="Make a token; it is printed once and cannot be shown again.",
+    )
+    create.add_argument("--group", required=True, help="the caller's group (chooses its policy)")
+    create.add_argument("--name", required=True, help="a unique name: a person, a CI runner")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    listing = token_commands.add_parser("list", help="list tokens (never the tokens themselves)")
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+    revoke = token_commands.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name", metavar="NAME")
+    for sub, handler in ((create, cmd_token_create), (listing, cmd_token_list)):
+        sub.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+        _add_settings(sub, ("cache_dir", "log_level"))
+        sub.set_defaults(handler=handler, settings_names=("cache_dir", "log_level"))
+    revoke.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(revoke, ("cache_dir", "log_level"))
+    revoke.set_defaults(handler=cmd_token_revoke, settings_names=("cache_dir", "log_level"))
+
     campaigns = commands.add_parser(
         "campaigns",
         help="list the campaigns (clusters of farm packages) the detector has seen",
@@ -287,13 +326,20 @@ def _add_explain_arguments(
 ) -> None:
     """The arguments `policy explain` takes (and `why`, which falls back to it)."""
     parser.add_argument("spec", metavar=metavar)
+    parser.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="explain with the policy of this token group (group_policies; default: the base "
+        "policy, which anonymous callers get)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--metadata-only", action="store_true", help="do not download and scan the tarball"
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(parser, (*COMMON_SETTINGS, "policy"))
-    parser.set_defaults(handler=handler, settings_names=(*COMMON_SETTINGS, "policy"))
+    names = (*COMMON_SETTINGS, "policy", "group_policies", "internal_scopes", "internal_names")
+    _add_settings(parser, names)
+    parser.set_defaults(handler=handler, settings_names=names)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -431,19 +477,32 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
     from proxy.explain import Explanation, explain
     from proxy.inspect import open_detector
+    from proxy.internal import InternalNames
     from proxy.policy.holder import resolve_policy_path
-    from proxy.policy.loader import load_policy
+    from proxy.policy.loader import load_policy, split_spec
     from proxy.policy.model import Action
     from proxy.upstream.client import UpstreamClient
 
     settings = resolve_upstream(ensure_settings(args))
     setup_logging("warning" if settings.log_level == "info" else settings.log_level)
-    policy = load_policy(resolve_policy_path(settings.policy))
+    group = getattr(args, "group", None)
+    policy = load_policy(resolve_policy_path(settings.policy_for_group(group)))
+    internal = InternalNames.of(settings.internal_scopes, settings.internal_names)
+    name, _ = split_spec(args.spec)
+    if internal.is_internal(name):
+        raise FloodgateError(internal.refusal(name))
 
     async def run() -> Explanation:
         client = UpstreamClient(settings)
         try:
-            return await explain(client, detector, policy, args.spec, not args.metadata_only)
+            return await explain(
+                client,
+                detector,
+                policy,
+                args.spec,
+                not args.metadata_only,
+                shadows=internal.shadowed(name),
+            )
         finally:
             await client.aclose()
 
@@ -468,6 +527,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from proxy.audit.model import Audited
     from proxy.audit.run import Auditor
     from proxy.inspect import open_detector
+    from proxy.internal import InternalNames
     from proxy.policy.holder import resolve_policy_path
     from proxy.policy.loader import load_policy
     from proxy.upstream.client import UpstreamClient
@@ -487,6 +547,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             policy,
             scan_tarballs=not args.metadata_only,
             concurrency=max(1, args.concurrency),
+            internal=InternalNames.of(settings.internal_scopes, settings.internal_names),
         )
         try:
             results = await auditor.audit(lockfile, lambda a: progress.step(a.package.spec))
@@ -535,7 +596,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, args.settings_names)
     name, version = split_spec(args.spec)
-    rows = query(settings.cache_dir / "decisions.sqlite3", package=name, limit=1000)
+    rows = query(
+        settings.cache_dir / "decisions.sqlite3", package=name, limit=1000, group=args.group
+    )
     latest = latest_refusals(rows, version)
     if not latest:
         print(
@@ -575,12 +638,85 @@ def explain_decision(r: DecisionRecord) -> str:
     score = r.score if r.score is not None else "-"
     lines = [
         f"{r.package}@{r.version}: {action} by rule {r.rule or '-'!r} of policy {r.policy!r}",
-        f"  last decided {when} ({r.via}, client {r.client}); verdict {r.label or '-'}/{score}",
+        f"  last decided {when} ({r.via}, client {r.client}"
+        f"{f', token {r.group}/{r.token}' if r.group else ''}); verdict {r.label or '-'}/{score}",
     ]
     if r.waiver:
         lines.append(f"  waiver: {r.waiver}")
     lines += [f"  - {reason}" for reason in r.reasons]
     return "\n".join(lines)
+
+
+def _token_store(args: argparse.Namespace) -> Any:
+    from proxy.tokens import TokenStore
+
+    return TokenStore.in_cache(ensure_settings(args).cache_dir)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    import orjson
+
+    store = _token_store(args)
+    try:
+        token = store.create(args.group, args.name)
+    finally:
+        store.close()
+    if args.json:
+        print(orjson.dumps({"name": args.name, "group": args.group, "token": token}).decode())
+        return EXIT_OK
+    print(token)
+    print(
+        f"token {args.name!r} for group {args.group!r}: shown once, only its hash is kept. "
+        "Clients: //<floodgate host>/:_authToken=<token> in .npmrc "
+        "(yarn 4: npmAuthToken, with npmAlwaysAuth: true)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    import orjson
+
+    store = _token_store(args)
+    try:
+        tokens = store.list()
+    finally:
+        store.close()
+    if args.json:
+        for t in tokens:
+            print(orjson.dumps(t.to_json()).decode())
+        return EXIT_OK
+    for line in token_table(tokens):
+        print(printable(line))
+    return EXIT_OK
+
+
+def token_table(tokens: Sequence[Any]) -> list[str]:
+    """Tokens as aligned columns (pure)."""
+    import time
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t is not None else "never"
+
+    rows = [("NAME", "GROUP", "CREATED", "LAST USED")]
+    rows += [(t.name, t.group, when(t.created), when(t.last_used)) for t in tokens]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]) for r in rows
+    ]
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    store = _token_store(args)
+    try:
+        info = store.revoke(args.name)
+    finally:
+        store.close()
+    print(
+        f"revoked token {info.name!r} (group {info.group!r}); a running Floodgate refuses it "
+        "within seconds"
+    )
+    return EXIT_OK
 
 
 def _since(text: str) -> float:
@@ -618,6 +754,8 @@ def cmd_decisions(args: argparse.Namespace) -> int:
         actions=args.action,
         since=since,
         limit=args.limit or None,
+        group=args.group,
+        token=args.token,
     )
     if args.json:
         for r in rows:
@@ -628,7 +766,9 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-DECISION_COLUMNS = ("TIME", "ACTION", "PACKAGE", "RULE", "LABEL", "VIA", "CLIENT", "REASON")
+DECISION_COLUMNS = (
+    "TIME", "ACTION", "PACKAGE", "RULE", "LABEL", "VIA", "CLIENT", "WHO", "REASON",
+)  # fmt: skip
 MAX_REASON = 120  # characters of the first reason in the table
 
 
@@ -649,6 +789,7 @@ def decision_table(rows: Sequence[DecisionRecord]) -> list[str]:
                 f"{r.label or '-'}/{score}",
                 r.via,
                 r.client,
+                f"{r.group}/{r.token}" if r.group else "anonymous",
                 (r.reasons[0] if r.reasons else "")[:MAX_REASON],
             )
         )

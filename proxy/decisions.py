@@ -197,8 +197,11 @@ def query(
     actions: Sequence[str] = (),
     since: float | None = None,
     limit: int | None = None,
+    group: str | None = None,
+    token: str | None = None,
 ) -> Iterator[DecisionRecord]:
-    """Logged decisions, newest first, filtered by package (glob), actions and time."""
+    """Logged decisions, newest first, filtered by package (glob), actions, time, the caller's
+    group ("" or "anonymous": anonymous callers) and token name."""
     if not path.exists():
         return
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -219,6 +222,16 @@ def query(
             where.append("time >= ?")
             args.append(since)
         have = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+        if group is not None:
+            wanted = "" if group == "anonymous" else group
+            if "client_group" in have:
+                where.append("client_group = ?")
+                args.append(wanted)
+            elif wanted:
+                return  # a log older than groups: every caller was anonymous
+        if token is not None:
+            where.append("token = ?")
+            args.append(token)
         columns = [c if c in have else f"{_default(c)} AS {c}" for c in _COLUMNS]
         sql = f"SELECT {', '.join(columns)} FROM decisions"  # noqa: S608
         if where:

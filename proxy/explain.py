@@ -101,10 +101,16 @@ class Explanation:
 
 
 def explain_verdict(
-    policy: Policy, facts: PackageFacts, version: str, verdict: Verdict, now: datetime
+    policy: Policy,
+    facts: PackageFacts,
+    version: str,
+    verdict: Verdict,
+    now: datetime,
+    shadows: str | None = None,
 ) -> Explanation:
-    """Walk the rules for one assessed version (pure)."""
-    subject = Subject.of(facts, version, verdict, now)
+    """Walk the rules for one assessed version (pure); `shadows`: the internal name the
+    package is a twin of."""
+    subject = Subject.of(facts, version, verdict, now, None, shadows)
     traces = []
     for rule in policy.rules:
         checks = tuple(check_match(rule.match, subject))
@@ -118,6 +124,7 @@ async def explain(
     policy: Policy,
     spec: str,
     with_tarball: bool = True,
+    shadows: str | None = None,
 ) -> Explanation:
     """Fetch, assess and explain `NAME[@VERSION|@TAG|@RANGE]` (a range: its newest version)."""
     target = Target.parse(spec)
@@ -125,4 +132,4 @@ async def explain(
     version = resolve(facts, target.spec)[0]
     tarball = await fetch_tarball(upstream, facts, version) if with_tarball else None
     verdict = detector.assess(facts, version, tarball, record=False)
-    return explain_verdict(policy, facts, version, verdict, datetime.now(UTC))
+    return explain_verdict(policy, facts, version, verdict, datetime.now(UTC), shadows)

@@ -51,6 +51,7 @@ from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, PolicyBlocked
 from proxy.health import Check, feed_check, policy_check
 from proxy.inspect import Inspector
+from proxy.internal import NO_INTERNAL, InternalNames
 from proxy.metrics import DECISIONS, SCAN_SECONDS, SCAN_TIMEOUTS, Timer
 from proxy.npm.names import PackageName
 from proxy.npm.packument import NO_EDITS, Edits, VersionRef
@@ -74,12 +75,15 @@ Fetch = Callable[[], Awaitable[tuple[CachedTarball, CacheState]]]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asked, for the decision log (Floodgate has no users; a token is fingerprinted)."""
+    """Who asked, for the decision log and the choice of policy: `token` is the name of the
+    caller's Floodgate token (never the token), or the fingerprint of an anonymous caller's
+    own credentials; `group` its group ("" anonymous)."""
 
     client: str = "-"
     user_agent: str = ""
     token: str = ""
     request_id: str = ""
+    group: str = ""
 
     @staticmethod
     def fingerprint(authorization: str) -> str:
@@ -184,6 +188,10 @@ class Gate(Protocol):
         """Changes whenever decisions may change (part of every rendered packument's key)."""
         ...
 
+    def for_group(self, group: str) -> Gate:
+        """The gate deciding for callers of `group` (its policy; "" is anonymous)."""
+        ...
+
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan: ...
 
     def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
@@ -227,6 +235,9 @@ class OpenGate:
     """The gate when enforcement is off: everything is served as the upstream has it."""
 
     salt = ""
+
+    def for_group(self, group: str) -> Gate:
+        return self
 
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
         return OPEN_PLAN
@@ -303,6 +314,8 @@ class PolicyGate:
     decisions: DecisionLog
     scan_timeout: float = 10.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    internal: InternalNames = NO_INTERNAL
+    primary: bool = True  # owns the detector and the log; siblings decide with other policies
     _generation: dict[str, int] = field(default_factory=dict)
     _memo: LRUCache[str, _Memo] = field(default_factory=lambda: LRUCache(PLAN_MEMO))
     _metadata: LRUCache[str, _MetadataVerdicts] = field(
@@ -320,10 +333,65 @@ class PolicyGate:
     )
     _salt_inputs: tuple[str, int, int | None] | None = None
     _salt: str = ""
+    _groups: dict[str, PolicyGate] = field(default_factory=dict)
+    _siblings: list[PolicyGate] = field(default_factory=list)
 
     @property
     def policy(self) -> Policy:
         return self.holder.policy
+
+    # -- policy per group --------------------------------------------------------------------
+
+    def for_group(self, group: str) -> PolicyGate:
+        """The gate whose policy applies to `group` (itself for groups without their own)."""
+        return self._groups.get(group, self)
+
+    def assign(self, group: str, holder: PolicyHolder) -> PolicyGate:
+        """Decide for `group` with `holder`'s policy. Groups with the same policy file share
+        one sibling gate; siblings share the detector, verdicts, scans and the decision log,
+        and keep their own plans and decisions (every cache of them is keyed by the policy's
+        digest too, through `salt`), so two groups never share a plan or a rendered packument
+        made for another policy."""
+        if not self.primary:
+            raise ValueError("assign groups on the primary gate")
+        gate = next(
+            (g for g in (self, *self._siblings) if g.holder.path == holder.path),
+            None,
+        )
+        if gate is None:
+            gate = PolicyGate(
+                holder,
+                self.inspector,
+                self.decisions,
+                self.scan_timeout,
+                self.clock,
+                self.internal,
+                primary=False,
+                _generation=self._generation,
+                _metadata=self._metadata,
+                _scans=self._scans,
+            )
+            self._siblings.append(gate)
+        self._groups[group] = gate
+        return gate
+
+    @property
+    def holders(self) -> list[PolicyHolder]:
+        return [self.holder, *(g.holder for g in self._siblings)]
+
+    def _reload_all(self) -> None:
+        for holder in self.holders:
+            holder.reload()
+
+    def _subject_of(
+        self,
+        facts: PackageFacts,
+        version: str,
+        verdict: Verdict | None,
+        scan: ScanState | None = None,
+    ) -> Subject:
+        shadows = self.internal.shadowed(facts.name) if self.internal else None
+        return Subject.of(facts, version, verdict, self.clock(), scan, shadows)
 
     @property
     def _osv_generation(self) -> int | None:
@@ -353,10 +421,14 @@ class PolicyGate:
     def describe(self) -> str:
         policy = self.policy
         feed = self.inspector.feed
+        groups = "".join(
+            f"; group {group}: policy {gate.policy.name} (digest {gate.policy.digest})"
+            for group, gate in sorted(self._groups.items())
+        )
         return (
             f"policy {policy.name} ({policy.source}, digest {policy.digest}): "
-            f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}; "
-            + (feed.describe() if feed is not None else "no OSV feed")
+            f"{len(policy.rules)} rules, {len(policy.waivers)} waivers, mode {policy.mode}"
+            f"{groups}; " + (feed.describe() if feed is not None else "no OSV feed")
         )
 
     def checks(self) -> tuple[Check, ...]:
@@ -379,6 +451,8 @@ class PolicyGate:
         )
 
     def close(self) -> None:
+        if not self.primary:  # the primary gate closes what siblings share
+            return
         self.decisions.close()
         self.inspector.close()
 
@@ -387,13 +461,14 @@ class PolicyGate:
         OSV feed when it is due. Runs until cancelled."""
         with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
             # Only the main thread can take signals; tests run the app in other threads.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_all)
         feed = self.inspector.feed
         if feed is not None and feed.loaded_at is None:
             await anyio.to_thread.run_sync(feed.refresh)  # it logs what it loaded, or why not
         while True:
             await anyio.sleep(POLICY_POLL)
-            self.holder.reload_if_changed()
+            for holder in self.holders:
+                holder.reload_if_changed()
             if feed is not None and feed.due():
                 await anyio.to_thread.run_sync(feed.refresh_if_due)
 
@@ -441,6 +516,7 @@ class PolicyGate:
         known = self._metadata_for(facts.name)
         latest = facts.dist_tags.get("latest", "")
         now = self.clock()
+        shadows = self.internal.shadowed(facts.name) if self.internal else None
         acted: list[Acted] = []
         for version in facts.versions:
             ref = entry.summary.versions.get(version)
@@ -453,7 +529,7 @@ class PolicyGate:
                 if verdict is None:
                     verdict = self._assess(facts, version, record=version == latest)
                     known[key] = verdict
-            d = decide(policy, Subject.of(facts, version, verdict, now))
+            d = decide(policy, Subject.of(facts, version, verdict, now, None, shadows))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
         return plan_for(policy, acted)
@@ -517,6 +593,7 @@ class PolicyGate:
             request_id=caller.request_id,
             policy=self.policy.name,
             policy_digest=self.policy.digest,
+            group=caller.group,
         )
 
     # -- verdicts ----------------------------------------------------------------------------
@@ -603,7 +680,7 @@ class PolicyGate:
         self, entry: PackumentEntry, ref: VersionRef, verdict: Verdict | None, scan: ScanState
     ) -> Subject:
         assert entry.facts is not None
-        return Subject.of(entry.facts, ref.version, verdict, self.clock(), scan)
+        return self._subject_of(entry.facts, ref.version, verdict, scan)
 
     # -- tarballs ----------------------------------------------------------------------------
 
@@ -688,7 +765,7 @@ class PolicyGate:
                     verdict = await self._scan(entry, ref, tarball, verdict)
             except (FloodgateError, TimeoutError) as exc:
                 log.info("deciding %s@%s without its tarball: %s", package.name, version, exc)
-        return verdict, decide(self.policy, Subject.of(entry.facts, version, verdict, self.clock()))
+        return verdict, decide(self.policy, self._subject_of(entry.facts, version, verdict))
 
     def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
         settled = self._settled.get((name, ref.version, ref.integrity or ""))

@@ -48,6 +48,7 @@ from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
 from proxy.errors import ClientBusy, FloodgateError, NotFound, UpstreamError
 from proxy.gate import Caller, Fetch, Gate
+from proxy.internal import InternalNames
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
@@ -150,6 +151,7 @@ class Service:
         self.pool = pool
         self.gate = gate
         self.clock = clock
+        self.internal = InternalNames.of(settings.internal_scopes, settings.internal_names)
         self._tasks: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
@@ -213,6 +215,8 @@ class Service:
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         """`entry`, plus the parsed document when it was just fetched (read-only; for the
         first render, so that a cold packument is parsed once)."""
+        if self.internal and self.internal.is_internal(package.name):
+            raise NotFound(self.internal.refusal(package.name))  # never asked upstream
         entry = self.packuments.get(package.name)
         now = self.clock()
         if entry is not None:
@@ -326,13 +330,14 @@ class Service:
         entry, state, doc = await self._entry(package)
         if state is CacheState.MISS:  # a client is resolving versions of a new document
             self._prefetch(package, entry)
-        plan = await self.gate.plan(package, entry)
-        self.gate.admit(package, plan, caller)
+        gate = self.gate.for_group(caller.group)
+        plan = await gate.plan(package, entry)
+        gate.admit(package, plan, caller)
         edits = plan.edits
-        key: pk.RenderKeyT = (variant.value, base_url, edits.digest, self.gate.salt)
+        salt = gate.salt  # the policy's digest is in it: groups never share a rendering
+        key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
-            salt = self.gate.salt
 
             async def render() -> pk.Rendered:
                 if doc is not None:  # just parsed: render from it, in a thread when large
@@ -365,10 +370,12 @@ class Service:
             self.packuments.put(package.name, entry)
         return ServedPackument(rendered, variant, state, entry.stale_reason)
 
-    async def version(self, package: PackageName, spec: str, base_url: str) -> bytes:
+    async def version(
+        self, package: PackageName, spec: str, base_url: str, group: str = ""
+    ) -> bytes:
         """The served manifest of one version (exact version or dist-tag)."""
         entry, _ = await self.entry(package)
-        edits = (await self.gate.plan(package, entry)).edits
+        edits = (await self.gate.for_group(group).plan(package, entry)).edits
         body = await self.pool.run(
             version_packed, entry.packed, package, spec, base_url, edits, size=entry.size_raw
         )
@@ -376,9 +383,9 @@ class Service:
             raise NotFound(f"{package.name}@{spec} is not in this registry")
         return body
 
-    async def dist_tags(self, package: PackageName) -> Mapping[str, str]:
+    async def dist_tags(self, package: PackageName, group: str = "") -> Mapping[str, str]:
         entry, _ = await self.entry(package)
-        edits = (await self.gate.plan(package, entry)).edits
+        edits = (await self.gate.for_group(group).plan(package, entry)).edits
         kept = [v for v in entry.summary.versions if v not in edits.hidden]
         return pk.served_dist_tags(entry.summary.dist_tags, kept, edits.restricted)
 
@@ -388,7 +395,8 @@ class Service:
         """A tarball by file name: located in the packument, let through (or refused) by the
         gate, which fetches it when it needs the bytes."""
         entry, ref = await self._locate(package, filename)
-        gated = await self.gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
+        gate = self.gate.for_group(caller.group)
+        gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
         return ServedTarball(gated.tarball, gated.cache, ref.store_key, gated.notice)
 
     async def _locate(
@@ -458,18 +466,23 @@ class Service:
     # -- npm audit ----------------------------------------------------------------------------
 
     async def verdict(
-        self, package: PackageName, version: str
+        self, package: PackageName, version: str, group: str = ""
     ) -> tuple[Verdict | None, Decision] | None:
-        """The verdict and decision on one version; None when there is no such version or
-        enforcement is off."""
+        """The verdict and decision on one version (under `group`'s policy); None when there
+        is no such version or enforcement is off."""
         entry, _ = await self.entry(package)
         ref = entry.summary.versions.get(version)
         if ref is None:
             return None
-        return await self.gate.assess(package, entry, version, self._fetcher(package, ref))
+        gate = self.gate.for_group(group)
+        return await gate.assess(package, entry, version, self._fetcher(package, ref))
 
     async def advisories(
-        self, wanted: Mapping[str, Sequence[str]], base_url: str, client: str = "-"
+        self,
+        wanted: Mapping[str, Sequence[str]],
+        base_url: str,
+        client: str = "-",
+        group: str = "",
     ) -> dict[str, list[dict[str, Any]]]:
         """Floodgate's findings on the requested versions, as bulk-advisory entries.
 
@@ -482,12 +495,12 @@ class Service:
             )
         self._auditing.add(client)
         try:
-            return await self._advisories(wanted, base_url)
+            return await self._advisories(wanted, base_url, group)
         finally:
             self._auditing.discard(client)
 
     async def _advisories(
-        self, wanted: Mapping[str, Sequence[str]], base_url: str
+        self, wanted: Mapping[str, Sequence[str]], base_url: str, group: str
     ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         limiter = self._audit_limit
@@ -497,7 +510,7 @@ class Service:
                 try:
                     package = PackageName.parse(name)
                     for version in versions:
-                        found = await self.verdict(package, version)
+                        found = await self.verdict(package, version, group)
                         if found is None:
                             continue
                         url = f"{base_url}/-/floodgate/verdict/{package.path}/{version}"

@@ -77,7 +77,20 @@ class Settings:
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
     client_timeout: float = 10.0
+    anonymous: str = "auto"
     admin_groups: tuple[str, ...] = ("admin",)
+    group_policies: tuple[tuple[str, str], ...] = ()
+    internal_scopes: tuple[str, ...] = ()
+    internal_names: tuple[str, ...] = ()
+
+    def policy_for_group(self, group: str | None) -> str | None:
+        """The policy setting that applies to a group: its entry in `group_policies`, else
+        the base `policy` (anonymous callers and groups not listed)."""
+        if group is not None:
+            for name, policy in self.group_policies:
+                if name == group:
+                    return policy
+        return self.policy
 
     @property
     def upstream_url(self) -> str:
@@ -130,8 +143,17 @@ FIELD_HELP: dict[str, str] = {
     "mode decides",
     "client_timeout": "seconds a client connection gets to send a request's headers (and a "
     "passthrough request's body) before it is closed",
-    "admin_groups": "groups whose tokens may open the dashboard at /-/dashboard "
+    "anonymous": "requests without a token: auto (allowed while no token exists, refused once "
+    "`floodgate token create` has made one), on, or off (default: auto)",
+    "admin_groups": "token groups that may open the dashboard at /-/dashboard "
     "(comma-separated; default: admin)",
+    "group_policies": "policy per token group, as group=policy pairs (comma-separated; in the "
+    "config file a mapping); other groups and anonymous callers get `policy` (default: none)",
+    "internal_scopes": "the organization's own npm scopes (e.g. @acme): nothing under them is "
+    "ever fetched from the upstream (comma-separated)",
+    "internal_names": "the organization's own package names (acme-utils, @acme/utils): never "
+    "fetched from the upstream; public twins (acme_utils) match the policy condition "
+    "shadows_internal (comma-separated)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
@@ -153,6 +175,8 @@ def _convert(name: str, value: Any, origin: str) -> Any:
             return None
         if value is False and name == "osv_feed":  # YAML reads `osv_feed: off` as false
             return "off"
+        if isinstance(value, bool) and name == "anonymous":  # YAML reads on/off as booleans
+            return "on" if value else "off"
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise bad("a string")
         return str(value)
@@ -191,7 +215,36 @@ def _convert(name: str, value: Any, origin: str) -> Any:
         if not isinstance(items, list | tuple):
             raise bad("a list of strings")
         return tuple(str(i).strip() for i in items if str(i).strip())
+    if kind == "tuple[tuple[str, str], ...]":
+        return _pairs(value, bad)
     raise AssertionError(f"no converter for {name}: {kind}")  # pragma: no cover
+
+
+def _pairs(value: Any, bad: Callable[[str], SettingsError]) -> tuple[tuple[str, str], ...]:
+    """`group=policy` pairs from a mapping (YAML) or `a=b,c=d` text (flag, environment)."""
+    expected = "group=policy pairs (a=b,c=d) or a mapping"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.replace(":", "=", 1).partition("=")
+            if not sep:
+                raise bad(expected)
+            items.append((key, val))
+    else:
+        raise bad(expected)
+    out: dict[str, str] = {}
+    for key, val in items:
+        if not isinstance(key, str | int) or not isinstance(val, str) or isinstance(key, bool):
+            raise bad(expected)
+        k, v = str(key).strip(), val.strip()
+        if not k or not v:
+            raise bad(expected)
+        out[k] = v
+    return tuple(out.items())
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -287,6 +340,15 @@ def _validate(s: Settings) -> None:
     ):
         if getattr(s, name) < 0:
             raise SettingsError(f"setting {name!r} has value {getattr(s, name)}: must be >= 0")
+    if s.anonymous not in ("auto", "on", "off"):
+        raise SettingsError(
+            f"setting 'anonymous' has value {s.anonymous!r}: expected auto, on or off"
+        )
+    for scope in s.internal_scopes:
+        if not scope.startswith("@") or "/" in scope or len(scope) < 2:
+            raise SettingsError(
+                f"setting 'internal_scopes' has value {scope!r}: expected a scope like @acme"
+            )
     if s.upstream is not None:
         _check_http_url("upstream", s.upstream)
     if s.public_url is not None:

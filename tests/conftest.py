@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp
 
 from proxy.app import create_app
 from proxy.settings import Settings, load_settings, resolve_upstream
@@ -101,11 +100,10 @@ ProxyFactory = Callable[..., RunningProxy]
 
 @pytest.fixture
 def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]:
-    """Start a Floodgate in front of `registry`; keyword arguments override settings, `wrap`
-    wraps the app (a stand-in for middleware another branch builds, such as authentication)."""
+    """Start a Floodgate in front of `registry`; keyword arguments override settings."""
     running: list[RunningProxy] = []
 
-    def start(wrap: Callable[[ASGIApp], ASGIApp] | None = None, **overrides: Any) -> RunningProxy:
+    def start(**overrides: Any) -> RunningProxy:
         values: dict[str, Any] = {
             "upstream": registry.url,
             "cache_dir": str(tmp_path / "cache"),
@@ -119,7 +117,7 @@ def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]
         values.update(overrides)
         settings = resolve_upstream(load_settings(values, env={}), discover=lambda: None)
         app = create_app(settings)
-        server = UvicornThread(wrap(app) if wrap is not None else app)
+        server = UvicornThread(app)
         server.start()
         proxy = RunningProxy(settings, server, httpx.Client(base_url=server.url, timeout=30))
         running.append(proxy)

@@ -44,14 +44,14 @@ def test_policy_explain_walks_the_rules_with_evidence(
     assert "verdict: spam" in out
     assert "tea-yaml (high/high)" in out
     assert "wallets: ['0x723332a6f259f8457e71a346566466036a5eb3c8']" in out
-    assert "2. token-farming" in out
+    assert "3. token-farming" in out
     assert "MATCH" in out
     assert "decision: BLOCK by rule 'token-farming'" in out
     code, out, _ = run(capsys, *base, "fg-mixed@1.0.0", "--json")
     assert code == 0
     explained = json.loads(out)
     assert explained["decision"]["action"] == "allow"
-    assert [r["matched"] for r in explained["rules"]] == [False] * 5
+    assert [r["matched"] for r in explained["rules"]] == [False] * 6
     code, out, _ = run(capsys, *base, "fg-mixed@1.1.0", "--policy", "audit", "--json")
     assert code == 0  # the audit policy only warns
     assert json.loads(out)["decision"]["action"] == "warn"
@@ -88,6 +88,83 @@ def test_decisions_filters_and_exports_json_lines(
     code, _, err = run(capsys, "decisions", "--cache-dir", str(tmp_path / "empty"))
     assert code == 2
     assert "no decision log" in err
+
+
+def test_decisions_by_group_and_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = DecisionLog(tmp_path / "decisions.sqlite3")
+
+    def rec(package: str, group: str, token: str) -> DecisionRecord:
+        return DecisionRecord(
+            time.time(), package, "1.0.0", "block", "block", "flagged", "spam", 69, ("spam",),
+            "", "tarball", "10.0.0.7", "npm/11.19.1", token, "1f", "strict", "abc", group,
+        )  # fmt: skip
+
+    log.record(rec("fg-a", "ci", "runner-7"), rec("fg-b", "developers", "alice"))
+    log.record(rec("fg-c", "", ""))
+    log.close()
+    base = ["decisions", "--cache-dir", str(tmp_path), "--json"]
+    _, out, _ = run(capsys, *base, "--group", "ci")
+    assert [json.loads(line)["package"] for line in out.splitlines()] == ["fg-a"]
+    _, out, _ = run(capsys, *base, "--group", "anonymous")
+    assert [json.loads(line)["package"] for line in out.splitlines()] == ["fg-c"]
+    _, out, _ = run(capsys, *base, "--token", "alice")
+    assert [json.loads(line)["package"] for line in out.splitlines()] == ["fg-b"]
+    _, out, _ = run(capsys, "decisions", "--cache-dir", str(tmp_path))
+    assert "ci/runner-7" in out
+    assert "anonymous" in out
+
+
+def test_token_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--cache-dir", str(tmp_path)]
+    code, out, err = run(capsys, "token", "create", "--group", "ci", "--name", "runner-7", *base)
+    assert code == 0
+    token = out.strip()
+    assert token.startswith("fg_")
+    assert "shown once" in err
+    code, out, _ = run(capsys, "token", "list", *base)
+    assert code == 0
+    assert "runner-7" in out
+    assert "ci" in out
+    assert "never" in out  # not used yet
+    assert token not in out
+    code, _, err = run(capsys, "token", "create", "--group", "ci", "--name", "runner-7", *base)
+    assert code == 2
+    assert "exists already" in err
+    code, out, _ = run(capsys, "token", "revoke", "runner-7", *base)
+    assert code == 0
+    assert "revoked token 'runner-7'" in out
+    code, _, err = run(capsys, "token", "revoke", "runner-7", *base)
+    assert code == 2
+    assert "no token named" in err
+    code, out, _ = run(capsys, "token", "list", "--json", *base)
+    assert out == ""
+    assert token not in (tmp_path / "tokens.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_policy_explain_per_group_and_for_internal_names(
+    registry: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.add("fg-mixed", clean("1.0.0"), farm("1.1.0"))
+    registry.add("acme_utils", clean("1.0.0"))
+    base = [
+        "policy", "explain", "--upstream", registry.url, "--cache-dir", str(tmp_path),
+        "--group-policies", "auditors=audit", "--internal-names", "acme-utils", "--json",
+    ]  # fmt: skip
+    code, out, _ = run(capsys, *base, "fg-mixed@1.1.0")
+    assert code == 1
+    assert json.loads(out)["decision"]["action"] == "block"
+    code, out, _ = run(capsys, *base, "fg-mixed@1.1.0", "--group", "auditors")
+    assert code == 0
+    assert json.loads(out)["decision"]["action"] == "warn"
+    code, out, _ = run(capsys, *base, "acme_utils@1.0.0")
+    assert code == 1
+    decision = json.loads(out)["decision"]
+    assert decision["rule"] == "dependency-confusion"
+    assert "imitates the internal package acme-utils" in decision["reason"]
+    code, _, err = run(capsys, *base, "acme-utils@1.0.0")
+    assert code == 2
+    assert "internal package" in err
+    assert registry.requests_for("/acme-utils") == []
 
 
 def test_serve_refuses_a_malformed_policy_with_file_and_line(

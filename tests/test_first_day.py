@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 from datetime import date, timedelta
@@ -148,6 +149,30 @@ def test_why_explains_the_latest_decision_with_every_reason(
     assert "fg-hello@1.0.0: warned about by rule 'weak-signals'" in out
 
 
+def test_why_for_one_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ci = dataclasses.replace(
+        record("fg-farm", "1.0.0", "block", "flagged", FARM_REASON),
+        group="ci",
+        token="runner-7",
+        policy="strict",
+    )
+    developers = dataclasses.replace(
+        record("fg-farm", "1.0.0", "warn", "spam-is-a-warning", FARM_REASON),
+        time=1_780_000_100.0,
+        group="developers",
+        token="alice",
+    )
+    write_log(tmp_path, ci, developers)
+    code, out, _ = run(capsys, "why", "fg-farm@1.0.0", "--cache-dir", str(tmp_path))
+    assert code == 0  # the latest decision: a warning for developers
+    assert "token developers/alice" in out
+    base = ["why", "fg-farm@1.0.0", "--cache-dir", str(tmp_path), "--group", "ci"]
+    code, out, _ = run(capsys, *base)
+    assert code == 1
+    assert "blocked by rule 'flagged' of policy 'strict'" in out
+    assert "token ci/runner-7" in out
+
+
 def test_why_asks_the_policy_when_the_log_has_nothing(
     registry: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,12 +199,14 @@ def test_decisions_table_columns_line_up() -> None:
         "LABEL",
         "VIA",
         "CLIENT",
+        "WHO",
         "REASON",
     ]
     for column, values in (
         ("PACKAGE", ["fg-a@1.0.0", "@scope/a-much-longer-name@10.20.30-beta.1"]),
         ("RULE", ["token-farming", "weak"]),
         ("LABEL", ["spam/80", "spam/80"]),
+        ("WHO", ["anonymous", "anonymous"]),
         ("REASON", [FARM_REASON, "greeting"]),
     ):
         start = header.index(column)

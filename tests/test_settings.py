@@ -474,3 +474,77 @@ def test_upstream_pointing_at_this_floodgate_is_refused(
         assert "--upstream" in str(info.value)
     else:
         assert resolve_upstream(s, discover=never).upstream == upstream.rstrip("/")
+
+
+# -- identity, groups, internal names ----------------------------------------------------------
+
+
+def test_identity_settings_defaults() -> None:
+    s = load_settings({}, env={})
+    assert s.anonymous == "auto"
+    assert s.admin_groups == ("admin",)
+    assert s.group_policies == ()
+    assert s.internal_scopes == ()
+    assert s.internal_names == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "group_policies: {ci: strict, developers: default}",
+            (("ci", "strict"), ("developers", "default")),
+        ),
+        ("group_policies:\n  ci: ./ci.yaml\n", (("ci", "./ci.yaml"),)),
+        ("anonymous: off", "off"),
+        ("anonymous: on", "on"),
+        ("anonymous: auto", "auto"),
+        ("internal_scopes: ['@acme', '@acme-labs']", ("@acme", "@acme-labs")),
+        ("internal_names: acme-utils, acme-cli", ("acme-utils", "acme-cli")),
+        ("admin_groups: [security]", ("security",)),
+    ],
+)
+def test_identity_settings_from_the_config_file(tmp_path: Path, text: str, expected: Any) -> None:
+    s = load_settings({}, env={}, config_file=config(tmp_path, text))
+    key = text.split(":", 1)[0]
+    assert getattr(s, key) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "expected"),
+    [
+        (
+            "ci=strict,developers=default",
+            "group_policies",
+            (("ci", "strict"), ("developers", "default")),
+        ),
+        ("ci: strict , dev:audit", "group_policies", (("ci", "strict"), ("dev", "audit"))),
+        ("OFF", "anonymous", "off"),
+    ],
+)
+def test_identity_settings_from_the_environment(env: str, key: str, expected: Any) -> None:
+    value = env.lower() if key == "anonymous" else env
+    s = load_settings({}, env={f"FLOODGATE_{key.upper()}": value})
+    assert getattr(s, key) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"anonymous": "sometimes"}, "expected auto, on or off"),
+        ({"group_policies": "ci"}, "group=policy pairs"),
+        ({"group_policies": "=strict"}, "group=policy pairs"),
+        ({"internal_scopes": "acme"}, "a scope like @acme"),
+        ({"internal_scopes": "@acme/utils"}, "a scope like @acme"),
+    ],
+)
+def test_bad_identity_settings_say_what_is_wrong(values: dict[str, Any], problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        load_settings(values, env={})
+
+
+def test_policy_for_group() -> None:
+    s = load_settings({"policy": "audit", "group_policies": "ci=strict"}, env={})
+    assert s.policy_for_group("ci") == "strict"
+    assert s.policy_for_group("developers") == "audit"
+    assert s.policy_for_group(None) == "audit"

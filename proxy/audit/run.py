@@ -22,6 +22,7 @@ from proxy.detect.model import Verdict
 from proxy.detect.scan import fetch_packument, fetch_tarball
 from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, UpstreamRefused, UpstreamUnavailable
+from proxy.internal import NO_INTERNAL, InternalNames
 from proxy.npm.names import PackageName
 from proxy.policy.engine import Subject, decide
 from proxy.policy.model import Action, Decision, Policy, ScanState
@@ -50,6 +51,7 @@ class Auditor:
     scan_tarballs: bool = True
     concurrency: int = CONCURRENCY
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    internal: InternalNames = NO_INTERNAL  # never fetched; their public twins are flagged
     unreachable: int = 0  # packages that failed because the upstream could not be reached
     _packages: dict[str, anyio.Event] = field(default_factory=dict)
     _fetched: dict[str, _Package | FloodgateError] = field(default_factory=dict)
@@ -77,6 +79,8 @@ class Auditor:
         if not locked.checkable:
             where = f" ({locked.resolved})" if locked.resolved else ""
             return Audited(locked, error=f"not checkable: a {locked.source} dependency{where}")
+        if self.internal.is_internal(locked.name):
+            return Audited(locked, error="not checkable: an internal package (never fetched)")
         try:
             known = await self._from_store(locked)
             if known is not None:
@@ -103,7 +107,14 @@ class Auditor:
         if stored is None:
             return None
         verdict = self.detector.current(stored)
-        subject = Subject(locked.name, locked.version, verdict, self.clock(), ScanState.TARBALL)
+        subject = Subject(
+            locked.name,
+            locked.version,
+            verdict,
+            self.clock(),
+            ScanState.TARBALL,
+            shadows=self.internal.shadowed(locked.name),
+        )
         return Audited(locked, verdict, decide(self.policy, subject))
 
     async def _package(self, name: str) -> _Package:
@@ -166,7 +177,8 @@ class Auditor:
             verdict = await anyio.to_thread.run_sync(self._assess_and_store, facts, locked, tarball)
         else:
             verdict = await anyio.to_thread.run_sync(self._assess, facts, locked)
-        subject = Subject.of(facts, locked.version, verdict, self.clock())
+        shadows = self.internal.shadowed(locked.name)
+        subject = Subject.of(facts, locked.version, verdict, self.clock(), None, shadows)
         note = None
         if locked.integrity and vf.integrity and locked.integrity != vf.integrity:
             note = (

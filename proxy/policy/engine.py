@@ -48,6 +48,7 @@ class Subject:
     published: datetime | None = None
     created: datetime | None = None
     install_scripts: bool | None = None
+    shadows: str | None = None  # the internal name this public package is a twin of
 
     @classmethod
     def of(
@@ -57,6 +58,7 @@ class Subject:
         verdict: Verdict | None,
         now: datetime,
         scan: ScanState | None = None,
+        shadows: str | None = None,
     ) -> Subject:
         """The subject for `version` of a package, with its publish facts; `scan` defaults to
         what the verdict rests on."""
@@ -72,6 +74,7 @@ class Subject:
             published=vf.published if vf else None,
             created=facts.created,
             install_scripts=vf.has_install_script if vf else None,
+            shadows=shadows,
         )
 
 
@@ -197,6 +200,12 @@ CONDITIONS: tuple[Condition, ...] = (
         lambda m, s: s.install_scripts is not None and s.install_scripts == m.install_scripts,
         lambda m, s: f"{s.install_scripts}",
     ),
+    Condition(
+        "shadows_internal",
+        lambda m: m.shadows_internal is not None,
+        lambda m, s: (s.shadows is not None) == m.shadows_internal,
+        lambda m, s: f"twin of internal {s.shadows}" if s.shadows else "no internal twin",
+    ),
 )
 
 
@@ -227,6 +236,11 @@ def _could_match_later(rule: Rule, s: Subject) -> bool:
 def _reason(rule: Rule, s: Subject) -> str:
     if rule.message:
         return rule.message
+    if s.shadows is not None and rule.match.shadows_internal:
+        return (
+            f"{s.name} imitates the internal package {s.shadows} (dependency confusion): "
+            "a public package must not stand in for one of the organization's own"
+        )
     if s.verdict is not None and s.verdict.findings:
         return "; ".join(s.verdict.reasons[:3])
     return f"matched policy rule {rule.id!r}"

@@ -216,6 +216,7 @@ MATCH_KEYS = {
     "version_younger_than",
     "package_younger_than",
     "install_scripts",
+    "shadows_internal",
 }
 
 
@@ -234,6 +235,9 @@ def _match(value: Any, path: KeyPath) -> Match:
     scripts = m.get("install_scripts")
     if scripts is not None and not isinstance(scripts, bool):
         raise _Invalid((*path, "install_scripts"), "expected true or false")
+    shadows = m.get("shadows_internal")
+    if shadows is not None and not isinstance(shadows, bool):
+        raise _Invalid((*path, "shadows_internal"), "expected true or false")
 
     def opt(key: str, convert: Callable[[Any, KeyPath], T]) -> T | None:
         return convert(m[key], (*path, key)) if key in m else None
@@ -254,6 +258,7 @@ def _match(value: Any, path: KeyPath) -> Match:
         version_younger_than=opt("version_younger_than", _duration),
         package_younger_than=opt("package_younger_than", _duration),
         install_scripts=scripts,
+        shadows_internal=shadows,
     )
 
 

@@ -81,6 +81,7 @@ class Match:
     version_younger_than: timedelta | None = None
     package_younger_than: timedelta | None = None
     install_scripts: bool | None = None
+    shadows_internal: bool | None = None  # the name is a twin of an internal one (see internal)
 
     @property
     def needs_package_facts(self) -> bool:

@@ -117,8 +117,10 @@ class AccessLog:
                 # Decoded by the server: `%0a` would forge a log line, `%1b` a terminal escape.
                 path = printable(scope["path"] + ("?" + query.decode("latin-1") if query else ""))
                 elapsed = (time.perf_counter() - started) * 1000
+                identity = state.get("identity")
+                who = f" who={identity.label()}" if identity and identity.group else ""
                 self.writer.line(
                     f"{client[0] if client else '-'} {scope['method']} {path} {status} "
                     f"{state.get('cache', '-')} {elapsed:.1f}ms {size}B id={request_id}"
-                    f"{state.get('note', '')}"
+                    f"{state.get('note', '')}{who}"
                 )

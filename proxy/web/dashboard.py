@@ -26,6 +26,7 @@ from proxy.inspect import VERDICTS_FILE, detector_dir
 from proxy.policy.model import Policy
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.web.auth import challenge
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ def _refused(request: Request) -> Response | None:
     if identity.anonymous:
         message = (
             "The dashboard is for admins: send a Floodgate token of an admin group "
-            f"({groups}) as a bearer token (Authorization: Bearer <token>)."
+            f"({groups}): in a browser, log in with any user name and the token as the "
+            "password; elsewhere send Authorization: Bearer <token>."
         )
-        headers = {**SECURITY_HEADERS, "www-authenticate": 'Bearer realm="floodgate"'}
+        headers = {**SECURITY_HEADERS, "www-authenticate": challenge(request.url.path)}
         return HTMLResponse(render.refusal_page(401, message), 401, headers)
     message = (
         f"The dashboard is for admins: {identity.label()} is in group {identity.group!r}, "

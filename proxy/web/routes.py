@@ -30,6 +30,7 @@ from proxy.errors import (
     RequestTooLarge,
 )
 from proxy.gate import Caller
+from proxy.identity import identity_of
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
@@ -136,14 +137,22 @@ def raw_path(scope: Scope) -> str:
 
 
 def caller_of(scope: Scope, client: ClientHeaders) -> Caller:
-    """Who is asking, for the decision log."""
+    """Who is asking, for the decision log and the policy: the token's name and group (the
+    authentication middleware removed the token itself), or for an anonymous caller the
+    fingerprint of whatever credentials it sent."""
     address = scope.get("client")
+    identity = identity_of(scope)
     return Caller(
         address[0] if address else "-",
         client.user_agent,
-        Caller.fingerprint(client.authorization),
+        identity.name or Caller.fingerprint(client.authorization),
         scope.get("state", {}).get("request_id", ""),
+        identity.group or "",
     )
+
+
+def group_of(scope: Scope) -> str:
+    return identity_of(scope).group or ""
 
 
 # -- packages ---------------------------------------------------------------------------------
@@ -182,7 +191,7 @@ class PackageEndpoint:
                 response = tarball_response(scope, client, served_tarball)
         else:
             base = base_url(service, scope["scheme"], client.host)
-            body = await service.version(parsed.package, parsed.arg, base)
+            body = await service.version(parsed.package, parsed.arg, base, caller.group)
             response = Response(body, media_type="application/json")
         await response(scope, receive, send)
 
@@ -206,13 +215,29 @@ async def read_only(request: Request) -> Response:
     raise ReadOnly(READ_ONLY_MESSAGE)
 
 
+LOGIN_MESSAGE = (
+    "Floodgate does not log users in (npm login / npm adduser): ask its administrator for a "
+    "token (floodgate token create --group GROUP --name NAME) and put it in .npmrc as "
+    "//<floodgate host>/:_authToken=<token>"
+)
+
+
+async def login(request: Request) -> Response:
+    """`npm login` / `npm adduser` (web and legacy): refused with how to get a token. 405 with
+    the message in `error` and `npm-notice`: npm prints the notice of the web login's refusal
+    before it falls back to asking for a user name (a 401 would start its own dialogue)."""
+    notice = notice_header(LOGIN_MESSAGE)
+    return error_response(405, LOGIN_MESSAGE, {"allow": "GET, HEAD", "npm-notice": notice})
+
+
 async def unknown_endpoint(request: Request) -> Response:
     raise NotFound(f"{request.url.path} is not an endpoint Floodgate knows")
 
 
 async def dist_tags(request: Request) -> Response:
     name = PackageName.parse(request.path_params["name"])
-    return json_response(dict(await service_of(request).dist_tags(name)))
+    tags = await service_of(request).dist_tags(name, group_of(request.scope))
+    return json_response(dict(tags))
 
 
 # -- registry endpoints -----------------------------------------------------------------------
@@ -237,6 +262,9 @@ async def forward(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
+    identity = identity_of(request.scope)
+    if not identity.anonymous:  # a Floodgate token: its name, never asked upstream
+        return json_response({"username": identity.name or identity.label()})
     service = service_of(request)
     if not service.settings.forward_auth:
         return error_response(
@@ -288,7 +316,10 @@ async def advisories_bulk(request: Request) -> Response:
         log.warning("audit not available upstream: %s", exc)
     address = request.client.host if request.client else "-"
     ours = await service.advisories(
-        wanted, base_url(service, request.url.scheme, request.headers.get("host", "")), address
+        wanted,
+        base_url(service, request.url.scheme, request.headers.get("host", "")),
+        address,
+        group_of(request.scope),
     )
     return json_response(merge(upstream, ours))
 
@@ -321,7 +352,7 @@ async def verdict(request: Request) -> Response:
     parsed = parse_package_path("/" + request.path_params["spec"])
     if parsed.target is not Target.VERSION:
         raise NotFound("expected /-/floodgate/verdict/{name}/{version}")
-    found = await service_of(request).verdict(parsed.package, parsed.arg)
+    found = await service_of(request).verdict(parsed.package, parsed.arg, group_of(request.scope))
     if found is None:
         raise NotFound(f"no verdict for {parsed.package.name}@{parsed.arg}")
     v, d = found
@@ -369,6 +400,8 @@ def routes() -> list[BaseRoute]:
         *dashboard_routes(),
         Route("/blocked/{rest:path}", blocked_tarball, methods=["GET"]),
         Route("/whoami", whoami, methods=["GET"]),
+        Route("/v1/login", login, methods=["POST", "PUT", "GET"]),
+        Route("/user/{rest:path}", login, methods=["PUT", "POST", "GET"]),
         Route("/v1/search", search, methods=["GET"]),
         Route("/npm/v1/security/advisories/bulk", advisories_bulk, methods=["POST"]),
         Route("/floodgate/verdict/{spec:path}", verdict, methods=["GET"]),

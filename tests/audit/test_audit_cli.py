@@ -126,3 +126,21 @@ def test_audit_through_a_running_floodgate_reports_its_blocks(
     assert code == 1
     flagged = [p for p in json.loads(out)["packages"] if p["action"] == "block"]
     assert [(p["name"], p["rule"]) for p in flagged] == [("aud-0014", "registry")]
+
+
+def test_audit_never_fetches_internal_names_and_flags_their_twins(
+    registry: FakeRegistry, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["audit", str(project), "--upstream", registry.url, "--cache-dir", str(tmp_path / "c")]
+    # aud-0003 is the organization's own; the public aud-0002 is a twin of the internal aud0002.
+    internal = ["--internal-names", "aud-0003,aud0002", "--format", "json"]
+    code, out, _ = run(capsys, *base, *internal)
+    assert code == 1
+    report = {p["name"]: p for p in json.loads(out)["packages"]}
+    assert "internal package" in report["aud-0003"]["error"]
+    assert registry.requests_for("/aud-0003") == []
+    assert (report["aud-0002"]["action"], report["aud-0002"]["rule"]) == (
+        "block",
+        "dependency-confusion",
+    )
+    assert report["aud-0014"]["action"] == "block"

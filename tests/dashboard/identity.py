@@ -1,41 +1,34 @@
-"""A stand-in for the authentication middleware in dashboard tests: it puts an `Identity` in
-`scope["state"]["identity"]`, as the real one will (the contract in `proxy/identity.py`).
-
-`x-test-identity: group/name` picks the identity per request (`-` for anonymous); without the
-header, requests carry `default` (None: anonymous).
-"""
+"""Real Floodgate tokens for dashboard tests, made in the proxy's cache folder before it starts
+(the proxy reads them through its token store, as `floodgate token create` leaves them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from proxy.tokens import TokenStore
 
-from proxy.identity import Identity
-
-ADMIN = Identity("admin", "alice")
-HEADER = b"x-test-identity"
+WHO = ("admin/alice", "developers/bob", "security/carol")
 
 
-def parse(value: str) -> Identity | None:
-    if value == "-":
-        return None
-    group, _, name = value.partition("/")
-    return Identity(group, name or None)
+def make_tokens(cache: Path, who: tuple[str, ...] = WHO) -> dict[str, str]:
+    """A token for each `group/name`, keyed by it."""
+    cache.mkdir(parents=True, exist_ok=True)
+    store = TokenStore.in_cache(cache)
+    try:
+        out = {}
+        for label in who:
+            group, _, name = label.partition("/")
+            out[label] = store.create(group, name)
+        return out
+    finally:
+        store.close()
 
 
-def with_identity(default: Identity | None) -> Callable[[ASGIApp], ASGIApp]:
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
-                identity = default
-                for key, value in scope.get("headers", []):
-                    if key == HEADER:
-                        identity = parse(value.decode("latin-1"))
-                if identity is not None:
-                    scope.setdefault("state", {})["identity"] = identity
-            await app(scope, receive, send)
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
 
-        return wrapped
 
-    return wrap
+def in_url(url: str, token: str) -> str:
+    """`url` with the token as its password, as a browser sends it after the login prompt."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://admin:{token}@{rest}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.dashboard.identity import ADMIN, with_identity
+from tests.dashboard.identity import in_url, make_tokens
 from tests.fakes.packages import clean, farm, hello
 from tests.fakes.registry import FakeRegistry
 
@@ -188,7 +188,10 @@ def floodgate(registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path) 
     registry.add("fg-clean", clean("1.0.0"), clean("1.0.1"))
     policy = tmp_path / "corp.yaml"
     policy.write_text(POLICY)
-    proxy = make_proxy(prefetch_scans=0, policy=str(policy), wrap=with_identity(ADMIN))
+    token = make_tokens(tmp_path / "cache", ("admin/alice",))["admin/alice"]
+    # Anonymous on: the test's own requests below need no token; the browser logs in.
+    proxy = make_proxy(prefetch_scans=0, policy=str(policy), anonymous="on")
+    proxy.admin_url = in_url(proxy.url, token)  # type: ignore[attr-defined]
     client = proxy.client
     for name in ("fg-farm-a", "fg-farm-b", "fg-farm-c"):
         for version in ("1.0.0", "1.0.1"):
@@ -202,7 +205,7 @@ def floodgate(registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path) 
 
 
 def test_the_dashboard_renders_in_chromium(floodgate: RunningProxy, tmp_path: Path) -> None:
-    base = floodgate.url + "/-/dashboard"
+    base = floodgate.admin_url + "/-/dashboard"  # type: ignore[attr-defined]
     shots = tmp_path / "shots"
     shots.mkdir()
 
@@ -290,7 +293,16 @@ def test_the_dashboard_renders_in_chromium(floodgate: RunningProxy, tmp_path: Pa
 def test_non_admins_see_why_in_chromium(
     registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
 ) -> None:
-    anonymous = make_proxy(wrap=with_identity(None))
-    page = dom(anonymous.url + "/-/dashboard", tmp_path)
-    assert page.one("h1").content == "401 Log in required"
-    assert "admin group (admin)" in page.one("p", id="message").content
+    token = make_tokens(tmp_path / "cache", ("developers/bob",))["developers/bob"]
+    proxy = make_proxy()
+    # Logged in (the token as the password), but not an admin: the page says why.
+    page = dom(in_url(proxy.url, token) + "/-/dashboard", tmp_path)
+    assert page.one("h1").content.startswith("403")
+    message = page.one("p", id="message").content
+    assert "bob is in group" in message
+    assert "admin group (admin)" in message
+    assert token not in message
+    # Anonymous: the browser is asked to log in (its prompt; the page below it says how).
+    refused = proxy.client.get("/-/dashboard")
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Basic")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.dashboard.identity import with_identity
+from tests.dashboard.identity import auth, make_tokens
 from tests.fakes.packages import clean, farm
 from tests.fakes.registry import FakeRegistry
 
@@ -26,10 +26,17 @@ PAGES = [
 
 
 @pytest.fixture
-def running(registry: FakeRegistry, make_proxy: ProxyFactory) -> RunningProxy:
+def tokens(tmp_path: Path) -> dict[str, str]:
+    return make_tokens(tmp_path / "cache")  # the folder make_proxy serves from
+
+
+@pytest.fixture
+def running(
+    registry: FakeRegistry, make_proxy: ProxyFactory, tokens: dict[str, str]
+) -> RunningProxy:
     registry.add("fg-farm", farm("1.0.0"))
     registry.add("fg-clean", clean("1.0.0"))
-    proxy = make_proxy(prefetch_scans=0, wrap=with_identity(None))
+    proxy = make_proxy(prefetch_scans=0, anonymous="on")
     assert proxy.client.get("/fg-farm/-/fg-farm-1.0.0.tgz").status_code == 302
     assert proxy.client.get("/fg-clean/-/fg-clean-1.0.0.tgz").status_code == 200
     return proxy
@@ -44,12 +51,14 @@ def rows(proxy: RunningProxy) -> int:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_anonymous_callers_get_401_and_other_groups_403(running: RunningProxy, path: str) -> None:
-    anonymous = running.client.get(path, headers={"x-test-identity": "-"})
+def test_anonymous_callers_get_401_and_other_groups_403(
+    running: RunningProxy, tokens: dict[str, str], path: str
+) -> None:
+    anonymous = running.client.get(path)
     assert anonymous.status_code == 401
-    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert anonymous.headers["www-authenticate"].startswith("Basic")  # the browser asks
     assert "send a Floodgate token of an admin group (admin)" in anonymous.text
-    developer = running.client.get(path, headers={"x-test-identity": "developers/bob"})
+    developer = running.client.get(path, headers=auth(tokens["developers/bob"]))
     assert developer.status_code == 403
     assert "developers/bob is in group &#x27;developers&#x27;, not in an admin group" in (
         developer.text
@@ -58,8 +67,10 @@ def test_anonymous_callers_get_401_and_other_groups_403(running: RunningProxy, p
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_admins_get_the_pages_with_safe_headers(running: RunningProxy, path: str) -> None:
-    r = running.client.get(path, headers={"x-test-identity": "admin/alice"})
+def test_admins_get_the_pages_with_safe_headers(
+    running: RunningProxy, tokens: dict[str, str], path: str
+) -> None:
+    r = running.client.get(path, headers=auth(tokens["admin/alice"]))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
@@ -70,12 +81,26 @@ def test_admins_get_the_pages_with_safe_headers(running: RunningProxy, path: str
     assert "alice (admin)" in r.text
 
 
-def test_admin_groups_is_a_setting(registry: FakeRegistry, make_proxy: ProxyFactory) -> None:
-    proxy = make_proxy(admin_groups=("security",), wrap=with_identity(None))
-    headers = {"x-test-identity": "admin/alice"}
-    assert proxy.client.get("/-/dashboard", headers=headers).status_code == 403
-    headers = {"x-test-identity": "security/carol"}
+def test_admin_groups_is_a_setting(make_proxy: ProxyFactory, tokens: dict[str, str]) -> None:
+    proxy = make_proxy(admin_groups=("security",))
+    assert proxy.client.get("/-/dashboard", headers=auth(tokens["admin/alice"])).status_code == 403
+    headers = auth(tokens["security/carol"])
     assert proxy.client.get("/-/dashboard", headers=headers).status_code == 200
+
+
+def test_a_browser_logs_in_with_the_token_as_password(
+    make_proxy: ProxyFactory, tokens: dict[str, str]
+) -> None:
+    proxy = make_proxy()  # tokens exist: anonymous requests are refused before the dashboard
+    refused = proxy.client.get("/-/dashboard")
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Basic realm="floodgate", charset="UTF-8"'
+    assert proxy.client.get("/fg-farm").headers["www-authenticate"].startswith("Bearer")
+    r = proxy.client.get("/-/dashboard", auth=("alice", tokens["admin/alice"]))
+    assert r.status_code == 200
+    assert "alice (admin)" in r.text
+    wrong = proxy.client.get("/-/dashboard", auth=("alice", "fg_not-a-token"))
+    assert wrong.status_code == 401
 
 
 def settled_rows(proxy: RunningProxy, expected: int) -> int:
@@ -88,8 +113,10 @@ def settled_rows(proxy: RunningProxy, expected: int) -> int:
     return count
 
 
-def test_pages_show_the_log_and_change_nothing(running: RunningProxy) -> None:
-    headers = {"x-test-identity": "admin/alice"}
+def test_pages_show_the_log_and_change_nothing(
+    running: RunningProxy, tokens: dict[str, str]
+) -> None:
+    headers = auth(tokens["admin/alice"])
     before = settled_rows(running, 2)  # the farm's block and the clean tarball's allow
     log = running.client.get("/-/dashboard/log?action=block", headers=headers).text
     assert "fg-farm" in log
@@ -115,10 +142,10 @@ def test_the_stylesheet_comes_from_the_package(running: RunningProxy) -> None:
 
 
 def test_without_enforcement_the_pages_say_so(
-    registry: FakeRegistry, make_proxy: ProxyFactory
+    make_proxy: ProxyFactory, tokens: dict[str, str]
 ) -> None:
-    proxy = make_proxy(enforce=False, wrap=with_identity(None))
-    headers = {"x-test-identity": "admin/alice"}
+    proxy = make_proxy(enforce=False)
+    headers = auth(tokens["admin/alice"])
     assert "Enforcement is off" in proxy.client.get("/-/dashboard/policies", headers=headers).text
     overview = proxy.client.get("/-/dashboard", headers=headers)
     assert overview.status_code == 200

@@ -3,6 +3,7 @@ nothing half-written in the cache, nothing fetched from another host."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,17 @@ PACKUMENT_FAULTS = [
 ]
 
 
-def assert_cache_clean(proxy: RunningProxy) -> None:
-    """No temporary (half-written) file anywhere in the cache."""
+def assert_cache_clean(proxy: RunningProxy, wait: float = 10.0) -> None:
+    """No temporary (half-written) file left anywhere in the cache. The disk copy of a
+    packument is written in the background (temporary file, then rename), so one may be in
+    flight for a moment on a loaded machine: polled, bounded, never left over."""
     cache = Path(proxy.settings.cache_dir)
-    leftovers = [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+    deadline = time.monotonic() + wait
+    while True:
+        leftovers = [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+        if not leftovers or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert leftovers == []
 
 

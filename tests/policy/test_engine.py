@@ -160,6 +160,15 @@ CONDITIONS: list[tuple[str, Match, Subject, bool]] = [
     ("scripts-no-no", Match(install_scripts=False), subject(None, install_scripts=False), True),
     ("scripts-no-yes", Match(install_scripts=False), subject(None, install_scripts=True), False),
     ("scripts-no-unknown", Match(install_scripts=False), subject(None), False),
+    # a twin of an internal name (the gate knows which; see proxy.internal)
+    (
+        "shadows-yes",
+        Match(shadows_internal=True),
+        subject(clean(), name="acme_utils", shadows="acme-utils"),
+        True,
+    ),
+    ("shadows-no", Match(shadows_internal=True), subject(clean()), False),
+    ("not-shadows", Match(shadows_internal=False), subject(clean()), True),
 ]
 
 

@@ -204,6 +204,13 @@ INVALID: list[tuple[str, str, int, str, str]] = [
         "invalid semver range '>=1.0.0 <banana'",
     ),
     (
+        "shadows-internal-text",
+        _rule_with("      shadows_internal: 'yes'\n"),
+        5,
+        "rules[0].match.shadows_internal",
+        "expected true or false",
+    ),
+    (
         "install-scripts-text",
         _rule_with("      install_scripts: 'yes'\n"),
         5,

@@ -190,11 +190,12 @@ def subject(
     published: datetime | None = None,
     created: datetime | None = None,
     install_scripts: bool | None = None,
+    shadows: str | None = None,
 ) -> Subject:
     """A Subject for `verdict` (name and version from the verdict unless given)."""
     n = name if name is not None else (verdict.name if verdict is not None else "left-pad")
     v = version if version is not None else (verdict.version if verdict is not None else "1.3.0")
-    return Subject(n, v, verdict, now, scan, published, created, install_scripts)
+    return Subject(n, v, verdict, now, scan, published, created, install_scripts, shadows)
 
 
 def days_ago(days: float) -> datetime:

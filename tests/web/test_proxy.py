@@ -383,8 +383,6 @@ def test_ping(proxy: RunningProxy) -> None:
         ("PUT", "/fg-alpha"),
         ("PUT", "/@fg-scope%2fgamma"),
         ("DELETE", "/fg-alpha/-/rev/3-abc"),
-        ("PUT", "/-/user/org.couchdb.user:alice"),
-        ("POST", "/-/v1/login"),
         ("PUT", "/-/package/fg-alpha/dist-tags/next"),
         ("DELETE", "/-/package/fg-alpha/dist-tags/next"),
     ],
@@ -393,6 +391,18 @@ def test_write_endpoints_are_read_only_405(proxy: RunningProxy, method: str, pat
     r = proxy.client.request(method, path, content=b"{}")
     assert r.status_code == 405
     assert "read-only" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/-/user/org.couchdb.user:alice"), ("POST", "/-/v1/login")]
+)
+def test_login_is_refused_with_how_to_get_a_token(
+    proxy: RunningProxy, method: str, path: str
+) -> None:
+    r = proxy.client.request(method, path, content=b"{}")
+    assert r.status_code == 405
+    assert "does not log users in" in r.json()["error"]
+    assert "floodgate token create" in r.json()["error"]
 
 
 @pytest.mark.parametrize(
