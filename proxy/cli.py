@@ -52,6 +52,8 @@ COMMON_SETTINGS = (
     "max_tarball_mb",
     "allow_tarball_hosts",
     "osv_feed",
+    "database_url",
+    "blob_store",
 )
 SERVE_SETTINGS = (
     "host",
@@ -530,12 +532,12 @@ WHY_VERSIONS = 5  # versions shown by `floodgate why NAME`
 def cmd_why(args: argparse.Namespace) -> int:
     import orjson
 
-    from proxy.decisions import query
     from proxy.policy.loader import split_spec
+    from proxy.storage.backends import query_decisions
 
     settings = _settings_from(args, args.settings_names)
     name, version = split_spec(args.spec)
-    rows = query(settings.cache_dir / "decisions.sqlite3", package=name, limit=1000)
+    rows = query_decisions(settings, package=name, limit=1000)
     latest = latest_refusals(rows, version)
     if not latest:
         print(
@@ -603,17 +605,17 @@ def _since(text: str) -> float:
 def cmd_decisions(args: argparse.Namespace) -> int:
     import orjson
 
-    from proxy.decisions import query
+    from proxy.storage.backends import decisions_path, query_decisions
 
     settings = _settings_from(args, args.settings_names)
-    path = settings.cache_dir / "decisions.sqlite3"
-    if not path.exists():
+    path = decisions_path(settings)
+    if settings.database_url is None and not path.exists():
         raise FloodgateError(
             f"no decision log at {path} (has `floodgate serve` run with this cache?)"
         )
     since = _since(args.since) if args.since else None
-    rows = query(
-        path,
+    rows = query_decisions(
+        settings,
         package=args.package,
         actions=args.action,
         since=since,

@@ -43,7 +43,7 @@ from proxy.cache.memory import (
     PackumentEntry,
     SingleFlight,
 )
-from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
+from proxy.cache.store import CachedTarball, PackumentSaver, TarballCache
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
 from proxy.errors import ClientBusy, FloodgateError, NotFound, UpstreamError
@@ -136,11 +136,12 @@ class Service:
         upstream: UpstreamClient,
         *,
         packuments: PackumentCache,
-        saved: PackumentStore,
-        tarballs: TarballStore,
+        saved: PackumentSaver,
+        tarballs: TarballCache,
         pool: RenderPool,
         gate: Gate,
         clock: Callable[[], float] = time.monotonic,
+        closing: Sequence[Callable[[], object]] = (),
     ):
         self.settings = settings
         self.upstream = upstream
@@ -150,6 +151,7 @@ class Service:
         self.pool = pool
         self.gate = gate
         self.clock = clock
+        self._closing = tuple(closing)  # shared storage handles, closed last
         self._tasks: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
@@ -171,6 +173,8 @@ class Service:
 
     async def __aenter__(self) -> Service:
         async with contextlib.AsyncExitStack() as stack:
+            for close in self._closing:
+                stack.callback(close)
             stack.callback(self.gate.close)
             stack.push_async_callback(self.upstream.aclose)
             await anyio.to_thread.run_sync(self.tarballs.index.scan)

@@ -1,0 +1,188 @@
+"""What only the shared storage does: replicas see each other's tarballs, fetch a cold one once,
+migrate once; and the pure SQL-dialect helpers it relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+
+from proxy.errors import SettingsError
+from proxy.npm.integrity import Digest
+from proxy.settings import Settings, load_settings
+from proxy.storage.backends import open_blob_stores, open_leases
+from proxy.storage.blobs import BlobLocation, SharedTarballStore
+from proxy.storage.cluster import PgLeases, lock_key
+from proxy.storage.sql import (
+    PgDatabase,
+    glob_to_regex,
+    latest_version,
+    migrate,
+    to_postgres,
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a FROM t WHERE b = ? AND c != ?", "SELECT a FROM t WHERE b = %s AND c != %s"),
+        ("SELECT 1 WHERE x LIKE 'a%'", "SELECT 1 WHERE x LIKE 'a%%'"),
+        (
+            "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
+            "t REAL, b BLOB, s TEXT NOT NULL, PRIMARY KEY (s)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS t (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL, "
+            't DOUBLE PRECISION, b BYTEA, s TEXT COLLATE "C" NOT NULL, PRIMARY KEY (s))',
+        ),
+        ("CREATE INDEX IF NOT EXISTS i ON t (s)", "CREATE INDEX IF NOT EXISTS i ON t (s)"),
+    ],
+)
+def test_to_postgres(sql: str, expected: str) -> None:
+    assert to_postgres(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("glob", "regex"),
+    [
+        ("farm-*", "^farm\\-.*$"),
+        ("a?c", "^a.c$"),
+        ("[ab]x", "^[ab]x$"),
+        ("[^a]", "^[^a]$"),
+        ("@scope/x.y", "^@scope/x\\.y$"),
+        ("[", "^\\[$"),
+    ],
+)
+def test_glob_to_regex(glob: str, regex: str) -> None:
+    assert glob_to_regex(glob) == regex
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [("s3://bucket/a/b/", "bucket", "a/b"), ("s3://bkt", "bkt", "")],
+)
+def test_blob_location(url: str, bucket: str, prefix: str) -> None:
+    loc = BlobLocation.parse(url)
+    assert (loc.bucket, loc.prefix) == (bucket, prefix)
+
+
+@pytest.mark.parametrize("url", ["http://bucket/x", "s3://ab", "s3:///x"])
+def test_blob_location_refuses(url: str) -> None:
+    with pytest.raises(SettingsError, match="s3://"):
+        BlobLocation.parse(url)
+
+
+def test_lock_keys_are_signed_64_bit_and_distinct() -> None:
+    keys = {lock_key(f"tarball:{i}") for i in range(1000)}
+    assert len(keys) == 1000
+    assert all(-(2**63) <= k < 2**63 for k in keys)
+
+
+def test_migrations_from_two_replicas_at_once(pg_url: str) -> None:
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrate(pg_url))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [(0, latest_version()), *[(latest_version(),) * 2] * 2]
+    with psycopg.connect(pg_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM floodgate_schema ORDER BY 1")]
+    assert versions == list(range(1, latest_version() + 1))  # each applied once
+
+
+def settings_for(tmp: Path, pg_url: str, s3_url: str, name: str) -> Settings:
+    return load_settings(
+        {"cache_dir": str(tmp / name), "database_url": pg_url, "blob_store": s3_url}, env={}
+    )
+
+
+def test_a_tarball_one_replica_fetched_is_read_from_the_bucket_by_another(
+    tmp_path: Path, pg_url: str, s3_url: str
+) -> None:
+    data = b"tarball bytes " * 1000
+    digest = Digest("sha512", hashlib.sha512(data).digest())
+    calls: list[str] = []
+
+    def download(who: str) -> Any:
+        async def fetch(sink: Any) -> int:
+            calls.append(who)
+            sink(data)
+            return len(data)
+
+        return fetch
+
+    migrate(pg_url)
+    db = PgDatabase(pg_url)
+    leases = open_leases(db)
+    one, _ = open_blob_stores(settings_for(tmp_path, pg_url, s3_url, "one"), leases)
+    two, _ = open_blob_stores(settings_for(tmp_path, pg_url, s3_url, "two"), leases)
+    for store in (one, two):
+        store.index.scan()
+    anyio.run(one.fill, digest.key, digest, download("one"), "t")
+    got = anyio.run(two.fill, digest.key, digest, download("two"), "t")
+    assert calls == ["one"]
+    assert got.size == len(data)
+    assert two.get(digest.key) is not None  # now in replica two's own folder too
+    assert isinstance(leases, PgLeases)
+    leases.pool.close()
+    db.close()
+
+
+def test_a_cold_tarball_asked_of_three_replicas_at_once_is_fetched_once(
+    tmp_path: Path, pg_url: str, s3_url: str
+) -> None:
+    data = b"cold " * 5000
+    digest = Digest("sha512", hashlib.sha512(data).digest())
+    calls: list[str] = []
+    migrate(pg_url)
+    db = PgDatabase(pg_url)
+    stores: list[SharedTarballStore] = []
+    pools = []
+    for i in range(3):  # each replica its own lease pool, as separate processes would have
+        leases = open_leases(db)
+        assert isinstance(leases, PgLeases)
+        pools.append(leases.pool)
+        store, _ = open_blob_stores(settings_for(tmp_path, pg_url, s3_url, f"r{i}"), leases)
+        assert isinstance(store, SharedTarballStore)
+        store.index.scan()
+        stores.append(store)
+
+    async def main() -> list[int]:
+        sizes: list[int] = []
+
+        async def one(i: int) -> None:
+            async def fetch(sink: Any) -> int:
+                calls.append(f"r{i}")
+                for k in range(0, len(data), 4096):
+                    sink(data[k : k + 4096])
+                    await anyio.lowlevel.checkpoint()
+                return len(data)
+
+            got = await stores[i].fill(digest.key, digest, fetch, "t")
+            sizes.append(got.size)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(one, i)
+        return sizes
+
+    sizes = anyio.run(main)
+    assert sizes == [len(data)] * 3
+    assert len(calls) == 1
+    assert sum(s.upstream_fills for s in stores) == 1
+    for pool in pools:
+        pool.close()
+    db.close()
