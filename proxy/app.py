@@ -37,7 +37,7 @@ from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
 from proxy.storage.backends import open_blob_stores, open_database, open_decision_log, open_leases
-from proxy.storage.cluster import Lease, NoLeases, PgLeases
+from proxy.storage.cluster import Lease, NoLeases, PgLeases, PgNotifier
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
 from proxy.web.responses import error_response, notice_header
@@ -107,7 +107,10 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 
 def build_gate(
-    settings: Settings, db: PgDatabase | None = None, leases: Lease | None = None
+    settings: Settings,
+    db: PgDatabase | None = None,
+    leases: Lease | None = None,
+    notifier: PgNotifier | None = None,
 ) -> Gate:
     """The decide step: detector, verdict store, policy and decision log (OpenGate with
     --no-enforce), in `db` when the shared database is used. Raises PolicyError for a
@@ -123,17 +126,23 @@ def build_gate(
         open_decision_log(settings, db),
         scan_timeout=settings.scan_timeout,
         leases=leases if leases is not None else NoLeases(),
+        on_verdict=(lambda name: notifier.publish("verdict", name)) if notifier else None,
     )
 
 
 def build_service(settings: Settings) -> Service:
     """Everything the proxy needs, built from settings; `async with` it to run."""
-    db = open_database(settings)  # None: the embedded default
+    db = open_database(settings, degrade=True)  # None: the embedded default
     leases = open_leases(db)
     tarballs, saved = open_blob_stores(settings, leases)
     closing = [db.close] if db is not None else []
+    health = [db.health] if db is not None else []
+    bucket = getattr(tarballs, "bucket", None)
+    if bucket is not None:
+        health.append(bucket.health)
     if isinstance(leases, PgLeases):
         closing.append(leases.pool.close)
+    notifier = PgNotifier(db) if db is not None else None
     return Service(
         settings,
         UpstreamClient(settings),
@@ -141,8 +150,10 @@ def build_service(settings: Settings) -> Service:
         saved=saved,
         tarballs=tarballs,
         pool=RenderPool(settings.render_workers),
-        gate=build_gate(settings, db, leases),
+        gate=build_gate(settings, db, leases, notifier),
         closing=closing,
+        health=health,
+        notifier=notifier,
     )
 
 

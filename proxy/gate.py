@@ -211,6 +211,9 @@ class Gate(Protocol):
     async def maintain(self) -> None:
         """Run for the proxy's lifetime: pick up policy edits and feed refreshes."""
 
+    def changed(self, name: str) -> None:
+        """Another replica stored a verdict on `name`: plan it afresh."""
+
     def describe(self) -> str:
         """One log line: what is enforced."""
         ...
@@ -251,6 +254,9 @@ class OpenGate:
         return None
 
     async def maintain(self) -> None:
+        return None
+
+    def changed(self, name: str) -> None:
         return None
 
     def describe(self) -> str:
@@ -296,6 +302,8 @@ class PolicyGate:
     scan_timeout: float = 10.0
     # Cluster-wide: one replica scans a tarball, the others wait and read its stored verdict.
     leases: Lease = field(default_factory=NoLeases)
+    # Told the name of every package a tarball verdict was stored on (from a worker thread).
+    on_verdict: Callable[[str], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _generation: dict[str, int] = field(default_factory=dict)
     _memo: LRUCache[str, _Memo] = field(default_factory=lambda: LRUCache(PLAN_MEMO))
@@ -371,6 +379,9 @@ class PolicyGate:
             self.holder.reload_if_changed()
             if feed is not None and feed.due():
                 await anyio.to_thread.run_sync(feed.refresh_if_due)
+
+    def changed(self, name: str) -> None:
+        self._generation[name] = self._generation.get(name, 0) + 1
 
     # -- packuments --------------------------------------------------------------------------
 
@@ -564,6 +575,9 @@ class PolicyGate:
             self.inspector.verdicts.put(verdict, ref.integrity)
         except database_errors() as exc:  # a full disk, the database down: store it later
             log.warning("could not store the verdict on %s@%s: %s", facts.name, ref.version, exc)
+        else:
+            if self.on_verdict is not None:
+                self.on_verdict(facts.name)
         if verdict.label is not before.label:
             self._generation[facts.name] = self._generation.get(facts.name, 0) + 1
             log.info(

@@ -27,9 +27,12 @@ DECISIONS_FILE = "decisions.sqlite3"
 LEASE_POOL_MAX = 16  # leases held at once per replica (each holds a connection)
 
 
-def open_database(settings: Settings, *, run_migrations: bool = True) -> PgDatabase | None:
-    """The shared database (migrated first), or None for the embedded default. Raises
-    SettingsError naming the problem when it cannot be reached or migrated."""
+def open_database(
+    settings: Settings, *, run_migrations: bool = True, degrade: bool = False
+) -> PgDatabase | None:
+    """The shared database (migrated first), or None for the embedded default; `degrade` for
+    serving (see `PgDatabase`). Raises SettingsError naming the problem when it cannot be
+    reached or migrated."""
     url = settings.database_url
     if url is None:
         return None
@@ -48,7 +51,7 @@ def open_database(settings: Settings, *, run_migrations: bool = True) -> PgDatab
             raise SettingsError(f"the shared database cannot be migrated: {exc}") from None
         if before != after:
             log.info("shared database schema: version %d -> %d", before, after)
-    return PgDatabase(url)
+    return PgDatabase(url, degrade=degrade)
 
 
 def open_leases(db: PgDatabase | None) -> Lease:
@@ -57,7 +60,8 @@ def open_leases(db: PgDatabase | None) -> Lease:
     from proxy.storage.cluster import PgLeases
     from proxy.storage.sql import open_pool
 
-    return PgLeases(open_pool(db.url, max_size=LEASE_POOL_MAX, name="floodgate-leases"))
+    pool = open_pool(db.url, max_size=LEASE_POOL_MAX, name="floodgate-leases")
+    return PgLeases(pool, db.health)
 
 
 def open_decision_log(settings: Settings, db: PgDatabase | None) -> DecisionWriter:

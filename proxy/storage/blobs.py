@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from proxy.cache.store import (
 from proxy.errors import SettingsError
 from proxy.npm.integrity import Digest
 from proxy.storage.cluster import Lease
+from proxy.storage.health import Health
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,37 +78,12 @@ class BlobLocation:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
 
-class Health:
-    """Whether a shared service answers, remembered from the last call (for readiness and
-    for logging the change once, not on every request)."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self.error: str | None = None
-        self.since = 0.0
-
-    def ok(self) -> None:
-        if self.error is not None:
-            log.warning(
-                "%s answers again (was down %.0fs)", self.what, time.monotonic() - self.since
-            )
-            self.error = None
-
-    def failed(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.since = time.monotonic()
-            log.error(
-                "%s cannot be reached: %s; serving from memory, disk and upstream", self.what, exc
-            )
-        self.error = str(exc) or type(exc).__name__
-
-
 class S3Bucket:
     """The few S3 calls Floodgate makes, blocking (call from a thread)."""
 
     def __init__(self, location: BlobLocation, client: S3Client | None = None):
         self.location = location
-        self.health = Health(f"the object store (s3://{location.bucket})")
+        self.health = Health(f"the object store (s3://{location.bucket})", probe=self._probe)
         self._client = client
 
     @property
@@ -128,20 +103,25 @@ class S3Bucket:
     def _call(self, fn: Callable[[], Any]) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if self.health.fail_fast():
+            raise BlobUnavailable(f"{self.health.what} is down: {self.health.error}")
         try:
             out = fn()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("NoSuchKey", "404", "NotFound"):
-                self.health.ok()
+                self.health.succeeded()
                 raise BlobMissing(code) from None
             self.health.failed(exc)
             raise BlobUnavailable(str(exc)) from exc
         except (BotoCoreError, OSError) as exc:
             self.health.failed(exc)
             raise BlobUnavailable(str(exc)) from exc
-        self.health.ok()
+        self.health.succeeded()
         return out
+
+    def _probe(self) -> None:
+        self._call(lambda: self.client.head_bucket(Bucket=self.location.bucket))
 
     def stream(self, key: str, sink: Sink) -> int:
         """Feed the object's bytes to `sink` as they arrive; their count."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -37,24 +36,21 @@ class SharedDecisionLog:
         self._pending: collections.deque[DecisionRecord] = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
-        self._down_since: float | None = None
         self._thread = threading.Thread(
             target=self._write_loop, name="decision-log-shared", daemon=True
         )
         self._thread.start()
 
-    @property
-    def healthy(self) -> bool:
-        return self._down_since is None
-
     def record(self, *records: DecisionRecord) -> None:
         durable = [r for r in records if r.action in DURABLE_ACTIONS]
-        if durable and self.healthy:
+        if durable and self.db.health.ok:
             try:
                 self._insert(durable, timeout=DIRECT_TIMEOUT)
                 durable = []
             except database_errors() as exc:
-                self._failed(exc, len(durable))
+                log.error(
+                    "%d refusals kept in memory until the database is back: %s", len(durable), exc
+                )
         self._enqueue([r for r in records if r.action not in DURABLE_ACTIONS] + durable)
 
     def _enqueue(self, records: Sequence[DecisionRecord]) -> None:
@@ -70,21 +66,11 @@ class SharedDecisionLog:
     def _insert(self, records: Sequence[DecisionRecord], timeout: float | None = None) -> None:
         rows = [list(_row(r)) for r in records]
         with (
-            self.db.pool.connection(timeout=timeout) as conn,
+            self.db.connection(timeout=timeout) as conn,
             conn.transaction(),
             conn.cursor() as cur,
         ):
             cur.executemany(_INSERT.replace("?", "%s"), rows)
-
-    def _failed(self, exc: BaseException, count: int) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            log.error(
-                "the shared database refused %d decisions (%s): keeping them in memory and "
-                "retrying",
-                count,
-                exc,
-            )
 
     def _write_loop(self) -> None:
         pause = 0.5
@@ -97,8 +83,7 @@ class SharedDecisionLog:
                 batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
             try:
                 self._insert(batch)
-            except database_errors() as exc:
-                self._failed(exc, len(batch))
+            except database_errors():
                 with self._cond:
                     self._pending.extendleft(reversed(batch))
                     if self._stop:  # closing with the database down: say what is lost
@@ -107,12 +92,6 @@ class SharedDecisionLog:
                     self._cond.wait(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            if self._down_since is not None:
-                log.warning(
-                    "the shared database takes decisions again (down %.0fs)",
-                    time.monotonic() - self._down_since,
-                )
-                self._down_since = None
             pause = 0.5
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from proxy.storage.health import Health
+
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
@@ -60,14 +62,31 @@ class SqlDatabase(Protocol):
     def close(self) -> None: ...
 
 
+class DatabaseDown(Exception):
+    """The shared database is known to be down: the call was not even tried."""
+
+
 def database_errors() -> tuple[type[Exception], ...]:
     """The exceptions a store raises when its database fails (full disk, server down)."""
     try:
         import psycopg
         import psycopg_pool
     except ImportError:  # pragma: no cover - the shared extra is not installed
-        return (sqlite3.Error,)
-    return (sqlite3.Error, psycopg.Error, psycopg_pool.PoolTimeout)
+        return (sqlite3.Error, DatabaseDown)
+    return (sqlite3.Error, DatabaseDown, psycopg.Error, psycopg_pool.PoolTimeout)
+
+
+def unreachable_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean the database cannot be reached (not a bad statement)."""
+    import psycopg
+    import psycopg_pool
+
+    return (
+        DatabaseDown,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        psycopg_pool.PoolTimeout,
+    )
 
 
 # -- dialect ---------------------------------------------------------------------------------
@@ -171,21 +190,52 @@ def open_pool(url: str, *, max_size: int = POOL_MAX, name: str = "floodgate") ->
 
 
 class PgDatabase:
-    """`SqlDatabase` on a PostgreSQL pool; safe from any thread."""
+    """`SqlDatabase` on a PostgreSQL pool; safe from any thread.
 
-    def __init__(self, url: str, pool: ConnectionPool | None = None):
+    `health` follows whether the server answers. While it is down, calls fail at once
+    (DatabaseDown) instead of each waiting `POOL_TIMEOUT`; with `degrade`, a read (SELECT) that
+    cannot reach the server answers "nothing known" (no rows) instead of raising, so that the
+    proxy goes on assessing packages on their own while the shared memory is away. Writes
+    always raise: their callers keep or drop them, and say so."""
+
+    def __init__(self, url: str, pool: ConnectionPool | None = None, *, degrade: bool = False):
         self.url = url
         self.pool = pool if pool is not None else open_pool(url)
         self._owns_pool = pool is None
+        self.degrade = degrade
+        self.health = Health("the shared database", probe=self._probe)
+
+    def _probe(self) -> None:
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
-            cur = conn.execute(to_postgres(sql), list(params))
-            return cur.fetchall() if cur.description is not None else []
+        try:
+            with self.connection() as conn:
+                cur = conn.execute(to_postgres(sql), list(params))
+                return cur.fetchall() if cur.description is not None else []
+        except unreachable_errors():
+            if self.degrade and sql.lstrip()[:6].upper() == "SELECT":
+                return []
+            raise
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; `health` learns whether the server answered."""
+        if self.health.fail_fast():
+            raise DatabaseDown(f"{self.health.what} is down: {self.health.error}")
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                yield conn
+        except unreachable_errors() as exc:
+            if not isinstance(exc, DatabaseDown):
+                self.health.failed(exc)
+            raise
+        self.health.succeeded()
 
     @contextmanager
     def transaction(self) -> Iterator[SqlConnection]:
-        with self.pool.connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             yield _PgConnection(conn)
 
     def close(self) -> None:
@@ -206,14 +256,6 @@ def migrations() -> tuple[tuple[int, str, tuple[str, ...]], ...]:
     return (
         (1, "detector indexes and verdicts", detector + store.SCHEMA),
         (2, "decision log", split_script(DECISIONS)),
-        (
-            3,
-            "cluster events (change notifications also kept for replicas that missed them)",
-            (
-                "CREATE TABLE IF NOT EXISTS cluster_events (id INTEGER PRIMARY KEY,"
-                " time REAL NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL)",
-            ),
-        ),
     )
 
 

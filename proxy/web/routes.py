@@ -226,7 +226,9 @@ READY_TIMEOUT = 4.0  # seconds the upstream gets to answer a readiness check
 
 async def ready(request: Request) -> Response:
     """`/-/ready`: 200 when the upstream answers (any HTTP answer below 500), else 503 saying
-    why, so that a dead or unreachable upstream shows before the first install fails."""
+    why, so that a dead or unreachable upstream shows before the first install fails. With
+    shared storage, its services' state too; one of them down is `degraded`, not unready (the
+    replica still serves, and all replicas share it: a 503 would take them all out)."""
     service = service_of(request)
     upstream = service.settings.upstream_url
     try:
@@ -237,10 +239,21 @@ async def ready(request: Request) -> Response:
         problem = f"no answer within {READY_TIMEOUT:g}s"
     except FloodgateError as exc:
         problem = str(exc)
+    body: dict[str, object] = {"upstream": upstream}
+    for health in service.health:  # a service that was down: is it back?
+        await anyio.to_thread.run_sync(health.recheck)
+    if service.health:  # shared storage: down is degraded (still serving), not unready
+        body["storage"] = {h.what: h.describe() for h in service.health}
+        down = [h.what for h in service.health if not h.ok]
+        if down:
+            body["degraded"] = (
+                f"{' and '.join(down)} cannot be reached: serving from memory, the local "
+                "cache and the upstream"
+            )
     if problem:
         error = f"the upstream {upstream} is not usable: {problem}"
-        return json_response({"ready": False, "upstream": upstream, "error": error}, 503)
-    return json_response({"ready": True, "upstream": upstream})
+        return json_response({"ready": False, **body, "error": error}, 503)
+    return json_response({"ready": True, **body})
 
 
 async def forward(request: Request) -> Response:

@@ -186,3 +186,44 @@ def test_a_cold_tarball_asked_of_three_replicas_at_once_is_fetched_once(
     for pool in pools:
         pool.close()
     db.close()
+
+
+def test_notifications_reach_other_replicas_not_their_sender(pg_url: str) -> None:
+    from proxy.storage.cluster import PgNotifier
+
+    migrate(pg_url)
+    db = PgDatabase(pg_url)
+    sender, receiver = PgNotifier(db, "sender"), PgNotifier(db, "receiver")
+    heard: dict[str, list[tuple[str, str]]] = {"sender": [], "receiver": []}
+
+    async def main() -> None:
+        got = anyio.Event()
+
+        def on(who: str) -> Any:
+            def handle(kind: str, subject: str) -> None:
+                heard[who].append((kind, subject))
+                if who == "receiver" and subject == "last":
+                    got.set()
+
+            return handle
+
+        async with anyio.create_task_group() as tg:
+            with anyio.fail_after(20):
+                await tg.start(sender.listen, on("sender"))
+                await tg.start(receiver.listen, on("receiver"))
+                await anyio.to_thread.run_sync(sender.publish, "packument", "left-pad")
+                await anyio.to_thread.run_sync(sender.publish, "verdict", "@scope/x")
+                await anyio.to_thread.run_sync(db.query, "SELECT pg_notify('floodgate', 'junk')")
+                await anyio.to_thread.run_sync(sender.publish, "verdict", "last")
+                await got.wait()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert heard["receiver"] == [
+        ("packument", "left-pad"),
+        ("verdict", "@scope/x"),
+        ("verdict", "last"),
+    ]
+    assert heard["sender"] == []  # its own messages are not news to it
+    assert receiver.received == 3
+    db.close()
