@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,13 +26,14 @@ from starlette.routing import Route
 
 from tests.conftest import publish_basics
 from tests.e2e.npm import Floodgate, installed_version, needs_npm, npm, serve, write_project
-from tests.fakes.packages import FakeVersion
+from tests.fakes.packages import FakeVersion, farm
 from tests.fakes.registry import FakeRegistry, UvicornThread, running_registry
 from tests.servers import Postgres, S3Server, wait_for
 
 pytestmark = [pytest.mark.e2e, needs_npm]
 
 DEPENDENCIES = {"fg-alpha": "^1.0.0", "@fg-scope/gamma": "1.0.0"}
+DEFAULT_POLICY = (Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()
 HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
 
 
@@ -87,6 +89,7 @@ class Cluster:
     replicas: list[Floodgate]
     database: str
     postgres: Postgres
+    policy: Path
 
     def tarball_fetches(self) -> Counter[str]:
         return Counter(s.path for s in self.upstream.seen if s.path.endswith(".tgz"))
@@ -106,6 +109,8 @@ def cluster(
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOODGATE_")}
     env.update(s3_server.env())
     balancer = RoundRobin()
+    policy = work / "policy.yaml"  # one file for all (a shared volume or a config map)
+    policy.write_text(DEFAULT_POLICY)
     with ExitStack() as stack, running_registry() as (upstream, _server):
         publish_basics(upstream)
         lb = UvicornThread(balancer.app())
@@ -117,13 +122,13 @@ def cluster(
                 "--upstream", upstream.url, "--port", "0",
                 "--cache-dir", str(work / f"replica-{i}"), "--render-workers", "0",
                 "--database-url", database, "--blob-store", f"s3://{bucket}/cluster",
-                "--public-url", lb.url,
+                "--public-url", lb.url, "--policy", str(policy),
             ]  # fmt: skip
             if i == 0:  # revalidates at once: it is the one that learns of upstream changes
                 args += ["--packument-ttl", "0.01"]
             replicas.append(stack.enter_context(serve(args, work / f"replica-{i}.log", env=env)))
         balancer.backends = [r.url for r in replicas]
-        yield Cluster(upstream, balancer, lb.url, replicas, database, postgres)
+        yield Cluster(upstream, balancer, lb.url, replicas, database, postgres, policy)
 
 
 def test_npm_install_cold_then_warm_through_three_replicas(
@@ -212,6 +217,33 @@ def test_a_packument_change_one_replica_learns_reaches_the_others(cluster: Clust
     wait_for(lambda: latest(one) == "1.1.0", "the replica with a short TTL to revalidate", 20)
     wait_for(lambda: latest(other) == "1.1.0", "the other replica to drop its copy", 20)
     assert other.logged("listening for other replicas' changes")
+
+
+def test_a_waiver_added_to_the_shared_policy_applies_on_every_replica(cluster: Cluster) -> None:
+    cluster.upstream.add("fg-farm", farm("1.0.0"))
+    path = cluster.upstream.tarball_path("fg-farm", "1.0.0")
+    for replica in cluster.replicas:
+        refused = httpx.get(replica.url + path, timeout=30, follow_redirects=True)
+        assert refused.status_code == 451
+        assert "token-farming" in refused.text
+    blocks = "SELECT count(*) FROM decisions WHERE package = 'fg-farm' AND action = 'block'"
+    # One log, every refusal written before it was sent (the packument's and the tarball's).
+    assert int(str(cluster.sql(blocks)[0][0])) >= 3
+    expires = (date.today() + timedelta(days=1)).isoformat()
+    waiver = (
+        "waivers:\n  - package: fg-farm@1.0.0\n    reason: vetted by the security team\n"
+        f"    owner: security@example.com\n    expires: {expires}\n"
+    )
+    cluster.policy.write_text(DEFAULT_POLICY.replace("waivers: []", waiver))
+
+    def waived_everywhere() -> bool:
+        codes = [
+            httpx.get(r.url + path, timeout=30, follow_redirects=True).status_code
+            for r in cluster.replicas
+        ]
+        return codes == [200, 200, 200]
+
+    wait_for(waived_everywhere, "the waiver on every replica (policy reload interval)", 30)
 
 
 def test_the_database_stopped_and_started_while_serving(cluster: Cluster, tmp_path: Path) -> None:

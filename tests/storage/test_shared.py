@@ -227,3 +227,43 @@ def test_notifications_reach_other_replicas_not_their_sender(pg_url: str) -> Non
     assert heard["sender"] == []  # its own messages are not news to it
     assert receiver.received == 3
     db.close()
+
+
+def test_with_the_object_store_down_tarballs_come_from_the_upstream_and_the_local_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy.storage.blobs import S3Bucket, SharedPackumentStore
+    from proxy.storage.cluster import NoLeases
+    from tests.servers import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
+    for key, value in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settings = load_settings(
+        {"cache_dir": str(tmp_path / "c"), "blob_store": "s3://down-bucket/x"}, env={}
+    )
+    tarballs, saved = open_blob_stores(settings, NoLeases())
+    assert isinstance(tarballs, SharedTarballStore)
+    assert isinstance(saved, SharedPackumentStore)
+    tarballs.index.scan()
+    saved.index.scan()
+    data = b"served anyway"
+    digest = Digest("sha512", hashlib.sha512(data).digest())
+    calls: list[int] = []
+
+    async def download(sink: Any) -> int:
+        calls.append(1)
+        sink(data)
+        return len(data)
+
+    got = anyio.run(tarballs.fill, digest.key, digest, download, "t")
+    assert got.size == len(data)
+    assert calls == [1]
+    assert tarballs.get(digest.key) is not None  # in the local cache
+    bucket: S3Bucket = tarballs.bucket
+    assert not bucket.health.ok
+    assert bucket.health.describe().startswith("down for")
+    assert bucket.health.fail_fast()  # the next calls do not wait for it
+    saved.save("left-pad", b"{}", '"e"')  # kept locally
+    assert saved.load("left-pad") == (b"{}", '"e"')
