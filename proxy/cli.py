@@ -56,6 +56,8 @@ COMMON_SETTINGS = (
     "database_url",
     "blob_store",
 )
+# What the commands reading Floodgate's memory (decisions, campaigns) need.
+LOG_SETTINGS = ("cache_dir", "log_level", "database_url")
 SERVE_SETTINGS = (
     "host",
     "port",
@@ -256,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decisions.add_argument("--json", action="store_true", help="print JSON lines")
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(decisions, ("cache_dir", "log_level"))
-    decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
+    _add_settings(decisions, LOG_SETTINGS)
+    decisions.set_defaults(handler=cmd_decisions, settings_names=LOG_SETTINGS)
 
     doctor = commands.add_parser(
         "doctor",
@@ -280,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns.add_argument("--min-size", type=int, default=2, help="smallest cluster listed")
     campaigns.add_argument("--json", action="store_true", help="print JSON lines")
     campaigns.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(campaigns, ("cache_dir", "log_level"))
-    campaigns.set_defaults(handler=cmd_campaigns, settings_names=("cache_dir", "log_level"))
+    _add_settings(campaigns, LOG_SETTINGS)
+    campaigns.set_defaults(handler=cmd_campaigns, settings_names=LOG_SETTINGS)
     _add_storage_commands(commands)
     return parser
 
@@ -752,14 +754,16 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
 
     from proxy.detect.evaluate import INDEX_FILE, Detector
     from proxy.inspect import detector_dir
+    from proxy.storage.backends import open_database
 
     settings = _settings_from(args, args.settings_names)
     folder = detector_dir(settings)
-    if not (folder / INDEX_FILE).exists():
+    db = open_database(settings, run_migrations=False)  # the shared one, when set
+    if db is None and not (folder / INDEX_FILE).exists():
         raise FloodgateError(
             f"no detector index at {folder / INDEX_FILE} (has Floodgate scanned with this cache?)"
         )
-    detector = Detector.open(folder)
+    detector = Detector.open(folder, db=db)
     try:
         clusters = detector.campaign_list(max(2, args.min_size))
     finally:

@@ -204,7 +204,10 @@ def _start_weed(weed: str, root: Path) -> S3Server | None:
         process = subprocess.Popen(
             [weed, "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-master.port={master}", "-master.volumeSizeLimitMB=64", f"-volume.port={volume}",
-             "-volume.max=32", "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}"],
+             "-volume.max=32", "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
+             # its Iceberg and Lance listeners default to fixed ports: off, so that two
+             # test sessions on one machine do not collide
+             "-s3.port.iceberg=0", "-s3.port.lance=0"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     server = S3Server(root, s3, process)

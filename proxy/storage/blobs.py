@@ -11,13 +11,15 @@ bucket: a tarball is looked for in memory, on the local disk, then in the bucket
 into a local temporary file and verified against its integrity before it is used), and only
 then fetched from the upstream (under a cluster-wide lease, so that one replica fetches it)
 and uploaded. An upload is one PUT of the verified bytes with a checksum the server checks,
-to a content-addressed key: S3 makes an object visible whole or not at all, so a reader never
-sees half a tarball; its size is checked after. When the bucket cannot be reached the replica
+to a content-addressed key, conditional (`If-None-Match: *`: an object already there is never
+rewritten): S3 makes an object visible whole or not at all, so a reader never sees half a
+tarball; its size is checked after. When the bucket cannot be reached the replica
 goes on with its local folder and the upstream, logs it once, and says so in readiness.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,7 +38,7 @@ from proxy.cache.store import (
     parse_saved,
     saved_header,
 )
-from proxy.errors import SettingsError
+from proxy.errors import SettingsError, UpstreamBadResponse
 from proxy.npm.integrity import Digest
 from proxy.storage.cluster import Lease
 from proxy.storage.health import Health
@@ -56,6 +58,10 @@ class BlobUnavailable(Exception):
 
 class BlobMissing(Exception):
     """No such object."""
+
+
+class BlobExists(Exception):
+    """A create-only write found the object there already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,9 @@ class S3Bucket:
             if code in ("NoSuchKey", "404", "NotFound"):
                 self.health.succeeded()
                 raise BlobMissing(code) from None
+            if code in ("PreconditionFailed", "412", "NotImplemented", "501"):
+                self.health.succeeded()
+                raise BlobExists(code) from None
             self.health.failed(exc)
             raise BlobUnavailable(str(exc)) from exc
         except (BotoCoreError, OSError) as exc:
@@ -151,18 +160,35 @@ class S3Bucket:
         head = self._call(lambda: self.client.head_object(Bucket=self.location.bucket, Key=key))
         return int(head["ContentLength"])
 
-    def put(self, key: str, body: bytes | Any, size: int) -> None:
+    def put(self, key: str, body: bytes | Any, size: int, *, create_only: bool = False) -> None:
         """Upload `size` bytes (bytes or a binary file) in one PUT with a SHA-256 the server
-        verifies, then check the stored size."""
-        self._call(
-            lambda: self.client.put_object(
-                Bucket=self.location.bucket,
-                Key=key,
-                Body=body,
-                ContentLength=size,
-                ChecksumAlgorithm="SHA256",
+        verifies (a PUT is visible whole or not at all), then check the stored size.
+
+        `create_only` (content-addressed keys) is a conditional PUT (`If-None-Match: *`): an
+        object already there is kept, never rewritten; a store without conditional writes
+        gets a plain PUT of the same bytes."""
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+
+        def put() -> None:
+            self._call(
+                lambda: self.client.put_object(
+                    Bucket=self.location.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentLength=size,
+                    ChecksumAlgorithm="SHA256",
+                    **extra,
+                )
             )
-        )
+
+        try:
+            put()
+        except BlobExists as exc:
+            if "NotImplemented" in str(exc) or "501" in str(exc):
+                extra.clear()
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                put()
         stored = self.size(key)
         if stored != size:
             raise BlobUnavailable(f"{key}: stored {stored} bytes of {size}")
@@ -235,17 +261,22 @@ class SharedTarballStore:
             return None
         except BlobUnavailable:
             return None  # logged by Health; the upstream serves it
+        except UpstreamBadResponse as exc:  # a corrupt copy: replaced by the upstream's
+            log.warning("%s; deleting it, the upstream's copy replaces it", exc)
+            with contextlib.suppress(BlobUnavailable, BlobMissing):
+                await anyio.to_thread.run_sync(self.bucket.delete, blob)
+            return None
 
     async def _upload(self, key: str, tarball: CachedTarball, what: str) -> None:
         blob = self.blob_key(key)
 
         def upload() -> None:
             if tarball.data is not None:
-                self.bucket.put(blob, tarball.data, tarball.size)
+                self.bucket.put(blob, tarball.data, tarball.size, create_only=True)
             else:
                 assert tarball.path is not None
                 with tarball.path.open("rb") as f:
-                    self.bucket.put(blob, f, tarball.size)
+                    self.bucket.put(blob, f, tarball.size, create_only=True)
 
         try:
             await anyio.to_thread.run_sync(upload)

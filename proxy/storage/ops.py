@@ -277,7 +277,7 @@ def _copy_blobs(
                     report.skipped.append(f"{kind}/{relative}: does not match its digest")
                     continue
                 if up:
-                    bucket.put(blob, data, len(data))
+                    bucket.put(blob, data, len(data), create_only=kind == "tarballs")
                 else:
                     write_atomically(path, data)
                 if kind == "tarballs":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from proxy.cache.store import PackumentStore
 from proxy.cli import main
 from proxy.decisions import DecisionLog, query
+from proxy.detect.campaigns import CampaignIndex
 from proxy.detect.clones import CloneIndex
 from proxy.detect.evaluate import Detector
 from proxy.detect.facts import facts_from_case
@@ -94,6 +96,10 @@ def make_embedded(cache: Path) -> tuple[str, str]:
     clones = CloneIndex(cache / "detector" / "detector.sqlite3")
     clones.record("farm-a", ["h1", "h2"])
     clones.db.close()
+    campaigns = CampaignIndex(cache / "detector" / "detector.sqlite3")
+    campaigns.record("farm_one_x1", "", ["empty"], ["wallet:0x1"])
+    campaigns.record("farm_two_x2", "", ["empty"], ["wallet:0x1"])
+    campaigns.db.close()
     log = DecisionLog(cache / "decisions.sqlite3")
     log.record(record("farm-a", "block", 1000.0), record("react", "allow", 1001.0))
     log.close()
@@ -144,3 +150,22 @@ def test_import_then_export(
     algorithm, _, digest = key.partition("-")
     assert (down / "tarballs" / algorithm / digest[:2] / digest).read_bytes() == b"a tarball"
     assert PackumentStore(down / "packuments", 1 << 20).load("left-pad") == (b"{}", '"e1"')
+
+
+def test_the_commands_reading_floodgates_memory_read_the_shared_database(
+    tmp_path: Path, pg_url: str, s3_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_embedded(tmp_path / "single-node")
+    shared = ["--database-url", pg_url, "--blob-store", s3_url]
+    main(["storage", "import", "--embedded", str(tmp_path / "single-node"), *shared])
+    capsys.readouterr()
+    empty = str(tmp_path / "elsewhere")  # another machine: nothing embedded
+    assert main(["decisions", "--cache-dir", empty, "--database-url", pg_url, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["package"] for r in rows] == ["react", "farm-a"]
+    assert main(["decisions", "--database-url", pg_url, "--package", "farm-*", "--json"]) == 0
+    assert [json.loads(x)["package"] for x in capsys.readouterr().out.splitlines()] == ["farm-a"]
+    assert main(["campaigns", "--cache-dir", empty, "--database-url", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "2 members" in out
+    assert "farm_one_x1, farm_two_x2" in out

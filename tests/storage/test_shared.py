@@ -17,7 +17,7 @@ from proxy.npm.integrity import Digest
 from proxy.settings import Settings, load_settings
 from proxy.storage.backends import open_blob_stores, open_leases
 from proxy.storage.blobs import BlobLocation, SharedTarballStore
-from proxy.storage.cluster import PgLeases, lock_key
+from proxy.storage.cluster import NoLeases, PgLeases, lock_key
 from proxy.storage.sql import (
     PgDatabase,
     glob_to_regex,
@@ -267,3 +267,45 @@ def test_with_the_object_store_down_tarballs_come_from_the_upstream_and_the_loca
     assert bucket.health.fail_fast()  # the next calls do not wait for it
     saved.save("left-pad", b"{}", '"e"')  # kept locally
     assert saved.load("left-pad") == (b"{}", '"e"')
+
+
+def test_a_content_addressed_object_is_written_once_and_never_rewritten(s3_url: str) -> None:
+    from proxy.storage.blobs import BlobMissing, BlobUnavailable, S3Bucket
+
+    bucket = S3Bucket(BlobLocation.parse(s3_url))
+    key = bucket.location.key("tarballs", "sha512", "ab", "abcdef")
+    with pytest.raises(BlobMissing):
+        bucket.get(key)
+    bucket.put(key, b"first", 5, create_only=True)
+    bucket.put(key, b"first", 5, create_only=True)  # another replica's upload: no error
+    bucket.put(key, b"secnd", 5, create_only=True)  # never rewritten
+    assert bucket.get(key) == b"first"
+    with pytest.raises(BlobUnavailable, match="stored 5 bytes of 6"):
+        bucket.put(key, b"other!", 6, create_only=True)  # what is there is not what we have
+    bucket.put(key, b"replaced", 8)  # a plain put (saved packuments) replaces
+    assert bucket.get(key) == b"replaced"
+    assert bucket.health.ok
+
+
+def test_a_corrupt_copy_in_the_bucket_is_replaced_from_the_upstream(
+    tmp_path: Path, pg_url: str, s3_url: str
+) -> None:
+    data = b"the real tarball"
+    digest = Digest("sha512", hashlib.sha512(data).digest())
+    calls: list[int] = []
+
+    async def download(sink: Any) -> int:
+        calls.append(1)
+        sink(data)
+        return len(data)
+
+    settings = settings_for(tmp_path, pg_url, s3_url, "one")
+    store, _ = open_blob_stores(settings, NoLeases())
+    assert isinstance(store, SharedTarballStore)
+    store.index.scan()
+    blob = store.blob_key(digest.key)
+    store.bucket.put(blob, b"rotten bytes", 12)
+    got = anyio.run(store.fill, digest.key, digest, download, "t")
+    assert got.size == len(data)
+    assert calls == [1]
+    assert store.bucket.get(blob) == data  # replaced by the verified bytes
