@@ -240,7 +240,7 @@ def _start_weed(weed: str, root: Path) -> S3Server | None:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(10)
+        process.wait(5)
     except subprocess.TimeoutExpired:  # it may ignore the first SIGTERM for a while
         process.kill()
         process.wait(10)

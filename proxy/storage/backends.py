@@ -30,28 +30,35 @@ LEASE_POOL_MAX = 16  # leases held at once per replica (each holds a connection)
 def open_database(
     settings: Settings, *, run_migrations: bool = True, degrade: bool = False
 ) -> PgDatabase | None:
-    """The shared database (migrated first), or None for the embedded default; `degrade` for
-    serving (see `PgDatabase`). Raises SettingsError naming the problem when it cannot be
-    reached or migrated."""
+    """The shared database (migrated first), or None for the embedded default. Raises
+    SettingsError naming the problem when it cannot be reached or migrated; but with `degrade`
+    (serving, see `PgDatabase`) a database that cannot be reached is only logged: the replica
+    starts without it and migrates it when it answers."""
     url = settings.database_url
     if url is None:
         return None
     try:
         import psycopg
 
-        from proxy.storage.sql import PgDatabase, migrate
+        from proxy.storage.sql import PgDatabase
     except ImportError as exc:
         raise SettingsError(
             f"database_url needs the shared-storage extra: pip install 'floodgate[shared]' ({exc})"
         ) from None
+    db = PgDatabase(url, degrade=degrade)
+    db.migrated = not run_migrations  # a reader does not change the schema
     if run_migrations:
         try:
-            before, after = migrate(url)
+            db.migrate()
+        except psycopg.OperationalError as exc:
+            if not degrade:
+                db.close()
+                raise SettingsError(f"the shared database cannot be reached: {exc}") from None
+            db.health.failed(exc)  # logged; migrated when it answers
         except psycopg.Error as exc:
+            db.close()
             raise SettingsError(f"the shared database cannot be migrated: {exc}") from None
-        if before != after:
-            log.info("shared database schema: version %d -> %d", before, after)
-    return PgDatabase(url, degrade=degrade)
+    return db
 
 
 def open_leases(db: PgDatabase | None) -> Lease:

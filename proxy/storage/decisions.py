@@ -87,7 +87,8 @@ class SharedDecisionLog:
                 with self._cond:
                     self._pending.extendleft(reversed(batch))
                     if self._stop:  # closing with the database down: say what is lost
-                        log.error("%d decisions not written: the database is down", len(batch))
+                        lost = len(self._pending)
+                        log.error("%d decisions not written: the database is down", lost)
                         return
                     self._cond.wait(pause)
                 pause = min(pause * 2, RETRY_MAX)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -204,12 +205,25 @@ class PgDatabase:
         self._owns_pool = pool is None
         self.degrade = degrade
         self.health = Health("the shared database", probe=self._probe)
+        self.migrated = False  # see `migrate`: done before the first connection is used
+        self._migrating = threading.Lock()
+
+    def migrate(self) -> None:
+        """Bring the schema up to date (once per process; `migrate` below)."""
+        with self._migrating:
+            if not self.migrated:
+                before, after = migrate(self.url)
+                if before != after:
+                    log.info("shared database schema: version %d -> %d", before, after)
+                self.migrated = True
 
     def _probe(self) -> None:
         with self.connection() as conn:
             conn.execute("SELECT 1")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if sql.lstrip()[:7].upper() == "CREATE ":
+            return []  # the stores' own schema statements: here the migrations own the schema
         try:
             with self.connection() as conn:
                 cur = conn.execute(to_postgres(sql), list(params))
@@ -225,6 +239,8 @@ class PgDatabase:
         if self.health.fail_fast():
             raise DatabaseDown(f"{self.health.what} is down: {self.health.error}")
         try:
+            if not self.migrated:  # it could not be reached at start
+                self.migrate()
             with self.pool.connection(timeout=timeout) as conn:
                 yield conn
         except unreachable_errors() as exc:

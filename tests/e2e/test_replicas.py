@@ -91,6 +91,8 @@ class Cluster:
     postgres: Postgres
     policy: Path
 
+    start_replica: Callable[[str], Floodgate]
+
     def tarball_fetches(self) -> Counter[str]:
         return Counter(s.path for s in self.upstream.seen if s.path.endswith(".tgz"))
 
@@ -116,19 +118,20 @@ def cluster(
         lb = UvicornThread(balancer.app())
         lb.start()
         stack.callback(lb.stop)
-        replicas = []
-        for i in range(3):
+
+        def start(name: str, *extra: str) -> Floodgate:
             args = [
                 "--upstream", upstream.url, "--port", "0",
-                "--cache-dir", str(work / f"replica-{i}"), "--render-workers", "0",
+                "--cache-dir", str(work / f"replica-{name}"), "--render-workers", "0",
                 "--database-url", database, "--blob-store", f"s3://{bucket}/cluster",
-                "--public-url", lb.url, "--policy", str(policy),
+                "--public-url", lb.url, "--policy", str(policy), *extra,
             ]  # fmt: skip
-            if i == 0:  # revalidates at once: it is the one that learns of upstream changes
-                args += ["--packument-ttl", "0.01"]
-            replicas.append(stack.enter_context(serve(args, work / f"replica-{i}.log", env=env)))
+            return stack.enter_context(serve(args, work / f"replica-{name}.log", env=env))
+
+        # The first revalidates at once: it is the one that learns of upstream changes.
+        replicas = [start("0", "--packument-ttl", "0.01"), start("1"), start("2")]
         balancer.backends = [r.url for r in replicas]
-        yield Cluster(upstream, balancer, lb.url, replicas, database, postgres, policy)
+        yield Cluster(upstream, balancer, lb.url, replicas, database, postgres, policy, start)
 
 
 def test_npm_install_cold_then_warm_through_three_replicas(
@@ -261,6 +264,11 @@ def test_the_database_stopped_and_started_while_serving(cluster: Cluster, tmp_pa
         assert ready.status_code == 200  # degraded, still serving
         assert "the shared database cannot be reached" in ready.json()["degraded"]
         assert cluster.replicas[0].logged("the shared database cannot be reached")
+        # A replica (re)started meanwhile starts, serves, and joins once the database is back.
+        late = cluster.start_replica("late")
+        assert httpx.get(late.url + "/fg-alpha", timeout=30).status_code == 200
+        assert late.logged("the shared database cannot be reached")
+        cluster.replicas.append(late)
     finally:
         cluster.postgres.start()
 
