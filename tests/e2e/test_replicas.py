@@ -98,7 +98,8 @@ class Cluster:
 
     def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database, autocommit=True) as conn:
-            return conn.execute(statement, list(params)).fetchall()
+            cur = conn.execute(statement, list(params))
+            return cur.fetchall() if cur.description is not None else []
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,22 @@ def test_npm_install_cold_then_warm_through_three_replicas(
     assert cluster.tarball_fetches() == fetched
 
 
-def test_one_cold_tarball_asked_of_all_three_at_once_is_fetched_once(cluster: Cluster) -> None:
+def count_verdict_writes(cluster: Cluster) -> None:
+    """Test instrumentation in the real database: every write of a verdict row is counted."""
+    for statement in (
+        "CREATE TABLE IF NOT EXISTS verdict_writes (name TEXT NOT NULL)",
+        "CREATE OR REPLACE FUNCTION count_verdict_write() RETURNS trigger AS $$ BEGIN "
+        "INSERT INTO verdict_writes VALUES (NEW.name); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE OR REPLACE TRIGGER verdict_write AFTER INSERT OR UPDATE ON verdicts "
+        "FOR EACH ROW EXECUTE FUNCTION count_verdict_write()",
+    ):
+        cluster.sql(statement)
+
+
+def test_one_cold_tarball_asked_of_all_three_at_once_is_fetched_and_scanned_once(
+    cluster: Cluster,
+) -> None:
+    count_verdict_writes(cluster)
     cluster.upstream.add("fg-cold", FakeVersion("1.0.0"))
     path = cluster.upstream.tarball_path("fg-cold", "1.0.0")
     cluster.upstream.faults[path] = "hold"  # the first download waits for our signal
@@ -188,6 +204,10 @@ def test_one_cold_tarball_asked_of_all_three_at_once_is_fetched_once(cluster: Cl
     assert [results[i][0] for i in range(3)] == [200, 200, 200]
     assert results[0][1] == results[1][1] == results[2][1] == cluster.upstream.tarballs[path]
     assert len(cluster.upstream.requests_for(path)) == 1
+    # One scan: the others waited on its lease and read the verdict it stored.
+    scanned = "SELECT tarball_scanned FROM verdicts WHERE name = 'fg-cold'"
+    assert cluster.sql(scanned) == [(1,)]
+    assert cluster.sql("SELECT count(*) FROM verdict_writes WHERE name = 'fg-cold'") == [(1,)]
 
 
 def test_a_verdict_made_on_one_replica_is_used_by_the_others(cluster: Cluster) -> None:
