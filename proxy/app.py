@@ -9,6 +9,7 @@ import math
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.applications import Starlette
@@ -17,9 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.cache.memory import PackumentCache
-from proxy.cache.store import PackumentStore, TarballStore
 from proxy.dashboard.queries import prepare
-from proxy.decisions import DecisionLog
 from proxy.errors import (
     BadRequest,
     CacheUnavailable,
@@ -42,6 +41,8 @@ from proxy.metrics import RequestCounts
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.storage.backends import open_blob_stores, open_database, open_decision_log, open_leases
+from proxy.storage.cluster import Lease, NoLeases, PgLeases, PgNotifier
 from proxy.tokens import TokenIndex, TokenStore
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
@@ -50,6 +51,9 @@ from proxy.web.dashboard import keep_warm
 from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import PackageEndpoint, routes
 from proxy.workers import RenderPool
+
+if TYPE_CHECKING:
+    from proxy.storage.sql import PgDatabase
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +114,15 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_gate(settings: Settings) -> Gate:
+def build_gate(
+    settings: Settings,
+    db: PgDatabase | None = None,
+    leases: Lease | None = None,
+    notifier: PgNotifier | None = None,
+) -> Gate:
     """The decide step: detector, verdict store, policy and decision log (OpenGate with
-    --no-enforce). Raises PolicyError for a malformed policy: Floodgate refuses to start."""
+    --no-enforce), in `db` when the shared database is used. Raises PolicyError for a
+    malformed policy: Floodgate refuses to start."""
     if not settings.enforce:
         return OpenGate()
     holder = PolicyHolder(resolve_policy_path(settings.policy))  # parse before opening files
@@ -128,10 +138,12 @@ def build_gate(settings: Settings) -> Gate:
         holder,
         # A feed the user typed is loaded now (a broken one stops startup); the default one
         # is loaded by the gate once running, so a slow or absent network never delays serving.
-        open_detector(settings, load_feed_now=feed_is_user_given(settings)),
-        DecisionLog(settings.cache_dir / "decisions.sqlite3"),
+        open_detector(settings, load_feed_now=feed_is_user_given(settings), db=db),
+        open_decision_log(settings, db),
         scan_timeout=settings.scan_timeout,
         internal=InternalNames.of(settings.internal_scopes, settings.internal_names),
+        leases=leases if leases is not None else NoLeases(),
+        on_verdict=(lambda name: notifier.publish("verdict", name)) if notifier else None,
     )
     for group, group_holder in groups:
         gate.assign(group, group_holder)
@@ -152,17 +164,28 @@ def prepare_dashboard(settings: Settings) -> None:
 
 def build_service(settings: Settings) -> Service:
     """Everything the proxy needs, built from settings; `async with` it to run."""
-    cache_dir = settings.cache_dir
+    db = open_database(settings, degrade=True)  # None: the embedded default
+    leases = open_leases(db)
+    tarballs, saved = open_blob_stores(settings, leases)
+    closing = [db.close] if db is not None else []
+    health = [db.health] if db is not None else []
+    bucket = getattr(tarballs, "bucket", None)
+    if bucket is not None:
+        health.append(bucket.health)
+    if isinstance(leases, PgLeases):
+        closing.append(leases.pool.close)
+    notifier = PgNotifier(db) if db is not None else None
     return Service(
         settings,
         UpstreamClient(settings),
         packuments=PackumentCache(settings.packument_memory_mb * MB),
-        saved=PackumentStore(cache_dir / "packuments", settings.tarball_cache_mb * MB // 4),
-        tarballs=TarballStore(
-            cache_dir / "tarballs", settings.tarball_cache_mb * MB, settings.tarball_memory_mb * MB
-        ),
+        saved=saved,
+        tarballs=tarballs,
         pool=RenderPool(settings.render_workers),
-        gate=build_gate(settings),
+        gate=build_gate(settings, db, leases, notifier),
+        closing=closing,
+        health=health,
+        notifier=notifier,
     )
 
 

@@ -30,6 +30,7 @@ from proxy.settings import (
     remember_upstream,
     resolve_upstream,
 )
+from proxy.storage.sql import database_errors
 
 if TYPE_CHECKING:
     from proxy.decisions import DecisionRecord
@@ -52,7 +53,11 @@ COMMON_SETTINGS = (
     "max_tarball_mb",
     "allow_tarball_hosts",
     "osv_feed",
+    "database_url",
+    "blob_store",
 )
+# What the commands reading Floodgate's memory (decisions, campaigns) need.
+LOG_SETTINGS = ("cache_dir", "log_level", "database_url")
 SERVE_SETTINGS = (
     "host",
     "port",
@@ -263,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decisions.add_argument("--json", action="store_true", help="print JSON lines")
     decisions.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(decisions, ("cache_dir", "log_level"))
-    decisions.set_defaults(handler=cmd_decisions, settings_names=("cache_dir", "log_level"))
+    _add_settings(decisions, LOG_SETTINGS)
+    decisions.set_defaults(handler=cmd_decisions, settings_names=LOG_SETTINGS)
 
     doctor = commands.add_parser(
         "doctor",
@@ -316,9 +321,92 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns.add_argument("--min-size", type=int, default=2, help="smallest cluster listed")
     campaigns.add_argument("--json", action="store_true", help="print JSON lines")
     campaigns.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(campaigns, ("cache_dir", "log_level"))
-    campaigns.set_defaults(handler=cmd_campaigns, settings_names=("cache_dir", "log_level"))
+    _add_settings(campaigns, LOG_SETTINGS)
+    campaigns.set_defaults(handler=cmd_campaigns, settings_names=LOG_SETTINGS)
+    _add_storage_commands(commands)
     return parser
+
+
+STORAGE_SETTINGS = ("cache_dir", "log_level", "database_url", "blob_store")
+
+
+def _add_storage_commands(commands: Any) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the shared database's schema up to date (serve also does it on start)",
+        description="Apply the schema migrations the shared database (database_url) lacks. "
+        "Safe to run from several replicas at once: they take turns under a database lock.",
+    )
+    migrate.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(migrate, STORAGE_SETTINGS)
+    migrate.set_defaults(handler=cmd_migrate, settings_names=STORAGE_SETTINGS)
+
+    storage = commands.add_parser(
+        "storage",
+        help="check the shared storage, or copy between embedded and shared storage",
+        description="check: connectivity, permissions and the schema version of the shared "
+        "database and object store. import: copy the embedded storage of a cache folder (its "
+        "SQLite files, tarballs and saved packuments) into the shared storage. export: copy "
+        "the shared storage into a cache folder. Rows and files already there are kept.",
+    )
+    storage.add_argument("action", choices=("check", "import", "export"))
+    storage.add_argument(
+        "--embedded",
+        type=Path,
+        metavar="DIR",
+        help="the cache folder to import from or export to (default: cache_dir)",
+    )
+    storage.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _add_settings(storage, STORAGE_SETTINGS)
+    storage.set_defaults(handler=cmd_storage, settings_names=STORAGE_SETTINGS)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from proxy.storage.sql import migrate
+
+    settings = _settings_from(args, args.settings_names)
+    setup_logging(settings.log_level)
+    if settings.database_url is None:
+        raise FloodgateError(
+            "no shared database to migrate: set database_url (the embedded SQLite files "
+            "are brought up to date when they are opened)"
+        )
+    try:
+        before, after = migrate(settings.database_url)
+    except Exception as exc:
+        if not isinstance(exc, database_errors()):
+            raise
+        raise FloodgateError(f"the shared database cannot be migrated: {exc}") from None
+    if before == after:
+        print(f"schema at version {after}: nothing to do")
+    else:
+        print(f"schema migrated from version {before} to {after}")
+    return EXIT_OK
+
+
+def cmd_storage(args: argparse.Namespace) -> int:
+    from proxy.storage import ops
+
+    settings = _settings_from(args, args.settings_names)
+    setup_logging(settings.log_level)
+    if args.action == "check":
+        lines = ops.check(settings)
+        for line in lines:
+            mark = "ok  " if line.ok else "FAIL"
+            print(printable(f"{mark} {line.what}: {line.detail}"))
+        return EXIT_OK if all(line.ok for line in lines) else EXIT_FLAGGED
+    if settings.database_url is None and settings.blob_store is None:
+        raise FloodgateError(
+            f"storage {args.action} needs a shared storage: set database_url and/or blob_store"
+        )
+    embedded = args.embedded or settings.cache_dir
+    up = args.action == "import"
+    if not up:
+        ensure_cache_dir(embedded)
+    report = ops.copy_storage(embedded, settings, up=up)
+    for text in report.lines():
+        print(printable(text))
+    return EXIT_OK if not report.skipped else EXIT_FLAGGED
 
 
 def _add_explain_arguments(
@@ -591,14 +679,12 @@ WHY_VERSIONS = 5  # versions shown by `floodgate why NAME`
 def cmd_why(args: argparse.Namespace) -> int:
     import orjson
 
-    from proxy.decisions import query
     from proxy.policy.loader import split_spec
+    from proxy.storage.backends import query_decisions
 
     settings = _settings_from(args, args.settings_names)
     name, version = split_spec(args.spec)
-    rows = query(
-        settings.cache_dir / "decisions.sqlite3", package=name, limit=1000, group=args.group
-    )
+    rows = query_decisions(settings, package=name, limit=1000, group=args.group)
     latest = latest_refusals(rows, version)
     if not latest:
         print(
@@ -739,17 +825,17 @@ def _since(text: str) -> float:
 def cmd_decisions(args: argparse.Namespace) -> int:
     import orjson
 
-    from proxy.decisions import query
+    from proxy.storage.backends import decisions_path, query_decisions
 
     settings = _settings_from(args, args.settings_names)
-    path = settings.cache_dir / "decisions.sqlite3"
-    if not path.exists():
+    path = decisions_path(settings)
+    if settings.database_url is None and not path.exists():
         raise FloodgateError(
             f"no decision log at {path} (has `floodgate serve` run with this cache?)"
         )
     since = _since(args.since) if args.since else None
-    rows = query(
-        path,
+    rows = query_decisions(
+        settings,
         package=args.package,
         actions=args.action,
         since=since,
@@ -807,14 +893,16 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
 
     from proxy.detect.evaluate import INDEX_FILE, Detector
     from proxy.inspect import detector_dir
+    from proxy.storage.backends import open_database
 
     settings = _settings_from(args, args.settings_names)
     folder = detector_dir(settings)
-    if not (folder / INDEX_FILE).exists():
+    db = open_database(settings, run_migrations=False)  # the shared one, when set
+    if db is None and not (folder / INDEX_FILE).exists():
         raise FloodgateError(
             f"no detector index at {folder / INDEX_FILE} (has Floodgate scanned with this cache?)"
         )
-    detector = Detector.open(folder)
+    detector = Detector.open(folder, db=db)
     try:
         clusters = detector.campaign_list(max(2, args.min_size))
     finally:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -112,6 +112,15 @@ _INSERT = (
     f"INSERT INTO decisions ({', '.join(_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
+
+
+class DecisionWriter(Protocol):
+    """What the proxy records decisions to: `DecisionLog` (SQLite), or the shared log in
+    PostgreSQL (`proxy.storage.decisions.SharedDecisionLog`)."""
+
+    def record(self, *records: DecisionRecord) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class DecisionLog:

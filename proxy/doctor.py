@@ -96,10 +96,21 @@ def check_feed(settings: Settings) -> Iterator[Check]:
     yield Check("detector", True, f"index {index} {where}")
 
 
+def check_storage(settings: Settings) -> Iterator[Check]:
+    """The shared storage's checks (`floodgate storage check`), when it is set."""
+    if settings.database_url is None and settings.blob_store is None:
+        return
+    from proxy.storage.ops import check
+
+    for line in check(settings):
+        yield Check(line.what, line.ok, line.detail)
+
+
 def run_checks(settings: Settings, ping: Callable[[str], str | None], today: date) -> list[Check]:
     return [
         check_upstream(settings, ping),
         check_cache(settings),
         check_policy(settings, today),
         *check_feed(settings),
+        *check_storage(settings),
     ]

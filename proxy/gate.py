@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import logging
 import signal
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from cachetools import LRUCache
 
 from proxy.cache.memory import CacheState, PackumentEntry, SingleFlight
 from proxy.cache.store import CachedTarball
-from proxy.decisions import DecisionLog, DecisionRecord
+from proxy.decisions import DecisionRecord, DecisionWriter
 from proxy.detect.evaluate import DETECTOR_VERSION
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
@@ -59,6 +58,8 @@ from proxy.npm.tarball import TarballFacts, read_tarball
 from proxy.policy.engine import Subject, decide
 from proxy.policy.holder import PolicyHolder
 from proxy.policy.model import Action, Decision, Policy, ScanState
+from proxy.storage.cluster import Lease, NoLeases
+from proxy.storage.sql import database_errors
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,9 @@ class Gate(Protocol):
     async def maintain(self) -> None:
         """Run for the proxy's lifetime: pick up policy edits and feed refreshes."""
 
+    def changed(self, name: str) -> None:
+        """Another replica stored a verdict on `name`: plan it afresh."""
+
     def describe(self) -> str:
         """One log line: what is enforced."""
         ...
@@ -269,6 +273,9 @@ class OpenGate:
     async def maintain(self) -> None:
         return None
 
+    def changed(self, name: str) -> None:
+        return None
+
     def describe(self) -> str:
         return "enforcement is off (--no-enforce): packages are served unchecked"
 
@@ -311,8 +318,12 @@ class PolicyGate:
 
     holder: PolicyHolder
     inspector: Inspector
-    decisions: DecisionLog
+    decisions: DecisionWriter
     scan_timeout: float = 10.0
+    # Cluster-wide: one replica scans a tarball, the others wait and read its stored verdict.
+    leases: Lease = field(default_factory=NoLeases)
+    # Told the name of every package a tarball verdict was stored on (from a worker thread).
+    on_verdict: Callable[[str], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     internal: InternalNames = NO_INTERNAL
     primary: bool = True  # owns the detector and the log; siblings decide with other policies
@@ -364,8 +375,10 @@ class PolicyGate:
                 self.inspector,
                 self.decisions,
                 self.scan_timeout,
-                self.clock,
-                self.internal,
+                leases=self.leases,
+                on_verdict=self.on_verdict,
+                clock=self.clock,
+                internal=self.internal,
                 primary=False,
                 _generation=self._generation,
                 _metadata=self._metadata,
@@ -471,6 +484,9 @@ class PolicyGate:
                 holder.reload_if_changed()
             if feed is not None and feed.due():
                 await anyio.to_thread.run_sync(feed.refresh_if_due)
+
+    def changed(self, name: str) -> None:
+        self._generation[name] = self._generation.get(name, 0) + 1
 
     # -- packuments --------------------------------------------------------------------------
 
@@ -625,11 +641,35 @@ class PolicyGate:
         gives up leaves the scan running, and its verdict is stored for the next request)."""
         assert entry.facts is not None
         return await self._scans.run(
-            (entry.facts.name, ref.version),
-            lambda: anyio.to_thread.run_sync(
-                self._scan_now, entry, ref, tarball, before, abandon_on_cancel=True
-            ),
+            (entry.facts.name, ref.version), lambda: self._scan_leased(entry, ref, tarball, before)
         )
+
+    async def _scan_leased(
+        self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball, before: Verdict
+    ) -> Verdict:
+        """Scan under the cluster's lease on this version; a verdict another replica stored
+        while this one waited is used as it is."""
+        facts = entry.facts
+        assert facts is not None
+        async with self.leases.hold(f"scan:{facts.name}@{ref.version}:{ref.integrity or ''}"):
+            stored = await anyio.to_thread.run_sync(self._stored_verdict, entry, ref)
+            if stored is not None:
+                return stored
+            return await anyio.to_thread.run_sync(
+                self._scan_now, entry, ref, tarball, before, abandon_on_cancel=True
+            )
+
+    def _stored_verdict(self, entry: PackumentEntry, ref: VersionRef) -> Verdict | None:
+        facts = entry.facts
+        assert facts is not None
+        try:
+            stored = self.inspector.verdicts.get(
+                facts.name, ref.version, ref.integrity, need_tarball=True
+            )
+        except database_errors() as exc:
+            log.warning("cannot read stored verdicts (%s): scanning", exc)
+            return None
+        return self.inspector.detector.current(stored, facts) if stored is not None else None
 
     def _scan_now(
         self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball, before: Verdict
@@ -642,8 +682,11 @@ class PolicyGate:
             verdict = self._assess(facts, ref.version, read_tarball(source), record=True)
         try:
             self.inspector.verdicts.put(verdict, ref.integrity)
-        except sqlite3.Error as exc:  # a full disk: decide now, store the verdict another time
+        except database_errors() as exc:  # a full disk, the database down: store it later
             log.warning("could not store the verdict on %s@%s: %s", facts.name, ref.version, exc)
+        else:
+            if self.on_verdict is not None:
+                self.on_verdict(facts.name)
         if verdict.label is not before.label:
             self._generation[facts.name] = self._generation.get(facts.name, 0) + 1
             log.info(
@@ -670,7 +713,7 @@ class PolicyGate:
         detector = self.inspector.detector
         try:
             return detector.assess(facts, version, tarball, record=record)
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             if not record:
                 raise
             log.warning("detector indexes not updated for %s@%s: %s", facts.name, version, exc)

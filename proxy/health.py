@@ -157,6 +157,23 @@ def feed_check(
     return Check("osv_feed", True, detail)
 
 
+def storage_check(states: Iterable[tuple[str, bool, str]]) -> Check:
+    """The shared storage's part, from (what, ok, description) of each service (pure). A
+    service down is a warning, not unreadiness: every replica shares it, so a 503 would take
+    them all out of the load balancer while each still serves from memory, its local cache and
+    the upstream."""
+    states = list(states)
+    detail: dict[str, object] = {what: description for what, _, description in states}
+    down = [what for what, ok, _ in states if not ok]
+    if not down:
+        return Check("storage", True, detail)
+    problem = (
+        f"{' and '.join(down)} cannot be reached: serving from memory, the local cache and "
+        "the upstream"
+    )
+    return Check("storage", False, detail, problem, blocking=False)
+
+
 def readiness(checks: Iterable[Check]) -> tuple[bool, dict[str, object]]:
     """Ready when every blocking check is; the JSON body says each part, when not ready why,
     and the non-blocking problems (a stale feed) as warnings."""

@@ -22,6 +22,7 @@ from proxy.detect.osv import OsvFeed, feed_source
 from proxy.detect.store import VerdictStore
 from proxy.errors import SettingsError
 from proxy.settings import DEFAULT_OSV_FEED, Settings
+from proxy.storage.sql import SqlDatabase
 from proxy.upstream.feed import FeedClient
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,22 @@ def load_feed(feed: OsvFeed) -> None:
         )
 
 
-def open_detector(settings: Settings, *, load_feed_now: bool = True) -> Inspector:
+def open_detector(
+    settings: Settings, *, load_feed_now: bool = True, db: SqlDatabase | None = None
+) -> Inspector:
     """Open the detector, its verdict store and (with `load_feed_now`) load the OSV feed now.
-    Raises SettingsError when a user-given feed fails to load."""
+    Their indexes and verdicts are in `db` when given (the shared database), else in SQLite
+    files under the cache folder; without `db` but with `database_url` set, the shared
+    database is opened (and migrated) here. Raises SettingsError when a user-given feed fails
+    to load, or the shared database cannot be reached."""
     directory = detector_dir(settings)
+    if db is None and settings.database_url is not None:
+        from proxy.storage.backends import open_database
+
+        db = open_database(settings)
     feed = open_feed(settings)
     if feed is not None and load_feed_now:
         load_feed(feed)
+    if db is not None:
+        return Inspector(Detector.open(None, feed, db=db), VerdictStore(db=db), feed)
     return Inspector(Detector.open(directory, feed), VerdictStore(directory / VERDICTS_FILE), feed)

@@ -43,7 +43,7 @@ from proxy.cache.memory import (
     PackumentEntry,
     SingleFlight,
 )
-from proxy.cache.store import CachedTarball, PackumentStore, TarballStore
+from proxy.cache.store import CachedTarball, PackumentSaver, TarballCache
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
 from proxy.errors import ClientBusy, FloodgateError, NotFound, UpstreamError
@@ -54,6 +54,8 @@ from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
 from proxy.policy.model import Decision
 from proxy.settings import Settings
+from proxy.storage.cluster import PgNotifier
+from proxy.storage.health import Health
 from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
 from proxy.workers import INLINE_MAX, RenderPool
 
@@ -137,11 +139,14 @@ class Service:
         upstream: UpstreamClient,
         *,
         packuments: PackumentCache,
-        saved: PackumentStore,
-        tarballs: TarballStore,
+        saved: PackumentSaver,
+        tarballs: TarballCache,
         pool: RenderPool,
         gate: Gate,
         clock: Callable[[], float] = time.monotonic,
+        closing: Sequence[Callable[[], object]] = (),
+        health: Sequence[Health] = (),
+        notifier: PgNotifier | None = None,
     ):
         self.settings = settings
         self.upstream = upstream
@@ -152,6 +157,9 @@ class Service:
         self.gate = gate
         self.clock = clock
         self.internal = InternalNames.of(settings.internal_scopes, settings.internal_names)
+        self._closing = tuple(closing)  # shared storage handles, closed last
+        self.health = tuple(health)  # the shared storage's services, for readiness
+        self.notifier = notifier  # changes to and from the other replicas
         self._tasks: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
@@ -173,6 +181,8 @@ class Service:
 
     async def __aenter__(self) -> Service:
         async with contextlib.AsyncExitStack() as stack:
+            for close in self._closing:
+                stack.callback(close)
             stack.callback(self.gate.close)
             stack.push_async_callback(self.upstream.aclose)
             await anyio.to_thread.run_sync(self.tarballs.index.scan)
@@ -189,6 +199,8 @@ class Service:
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tasks.cancel_scope.cancel)
             self._tasks.start_soon(self.gate.maintain)
+            if self.notifier is not None:
+                self._tasks.start_soon(self.notifier.listen, self._changed_elsewhere)
             log.info("%s", self.gate.describe())
             self._stack = stack.pop_all()
         return self
@@ -202,6 +214,18 @@ class Service:
         stack, self._stack, self._tasks = self._stack, None, None
         if stack is not None:
             await stack.__aexit__(kind, exc, tb)
+
+    def _changed_elsewhere(self, kind: str, name: str) -> None:
+        """Another replica fetched a new packument (drop ours from memory: the next request
+        loads the one it saved and revalidates it) or stored a verdict (plan it afresh)."""
+        if kind == "packument":
+            self.packuments.drop(name)
+        elif kind == "verdict":
+            self.gate.changed(name)
+
+    def _tell_others(self, kind: str, name: str) -> None:
+        if self.notifier is not None and self._tasks is not None:
+            self._tasks.start_soon(anyio.to_thread.run_sync, self.notifier.publish, kind, name)
 
     # -- packuments --------------------------------------------------------------------------
 
@@ -281,6 +305,8 @@ class Service:
             self.packuments.put(package.name, entry)
             return entry, CacheState.REVALIDATED, None
         assert isinstance(got, Fetched)
+        if entry is not None:  # the upstream's packument changed: other replicas drop theirs
+            self._tell_others("packument", package.name)
         summary, facts, doc = inspected
         packed = await self.pool.run(zlib.compress, got.body, PACK_LEVEL)
         entry = PackumentEntry(packed, len(got.body), summary, got.etag, now, facts=facts)

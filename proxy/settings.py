@@ -92,6 +92,9 @@ class Settings:
                     return policy
         return self.policy
 
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
+    blob_store: str | None = None
+
     @property
     def upstream_url(self) -> str:
         """The upstream base URL; raise SettingsError when none was resolved."""
@@ -154,6 +157,11 @@ FIELD_HELP: dict[str, str] = {
     "internal_names": "the organization's own package names (acme-utils, @acme/utils): never "
     "fetched from the upstream; public twins (acme_utils) match the policy condition "
     "shadows_internal (comma-separated)",
+    "database_url": "shared database for N replicas: postgresql://USER@HOST:PORT/DB (verdicts, "
+    "the detector's indexes, campaigns, the decision log; default: SQLite under cache_dir)",
+    "blob_store": "shared object store for N replicas: s3://BUCKET/PREFIX, endpoint and "
+    "credentials from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...; default: "
+    "cache_dir alone)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
 }
@@ -353,6 +361,19 @@ def _validate(s: Settings) -> None:
         _check_http_url("upstream", s.upstream)
     if s.public_url is not None:
         _check_http_url("public_url", s.public_url)
+    if s.database_url is not None and urlsplit(s.database_url).scheme not in (
+        "postgresql",
+        "postgres",
+    ):
+        raise SettingsError(
+            "setting 'database_url' is not a postgresql://USER@HOST:PORT/DATABASE URL"
+        )
+    if s.blob_store is not None and (
+        urlsplit(s.blob_store).scheme != "s3" or len(urlsplit(s.blob_store).netloc) < 3
+    ):
+        raise SettingsError(
+            f"setting 'blob_store' has value {s.blob_store!r}: expected s3://BUCKET[/PREFIX]"
+        )
 
 
 def _check_http_url(name: str, url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from proxy.app import create_app
 from proxy.settings import Settings, load_settings, resolve_upstream
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry, UvicornThread, running_registry
+from tests.servers import Postgres, S3Server, running_postgres, running_s3
 
 # The OSV feed is on by default and its default source is on the internet: every command a test
 # starts (in this process or a child, which inherits the environment) runs without it unless the
@@ -148,3 +150,34 @@ def publish_basics(registry: FakeRegistry) -> None:
         FakeVersion("2.1.0", {"@fg-scope/gamma": "~1.0.0"}),
     )
     registry.add("@fg-scope/gamma", FakeVersion("1.0.0"), FakeVersion("1.0.1"))
+
+
+# -- shared storage: real PostgreSQL and S3 servers (see tests/servers.py) --------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with running_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return postgres.create_database()
+
+
+@pytest.fixture
+def s3_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`s3://bucket/prefix`, a prefix of this test's own in the session's bucket (each bucket
+    costs SeaweedFS volumes of its own), with the endpoint and credentials in the environment
+    as an operator would set them."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{s3_server.bucket}/{uuid.uuid4().hex[:12]}"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from proxy.app import build_gate
+from proxy.decisions import DecisionLog
 from proxy.errors import PolicyError
 from proxy.gate import PolicyGate
 from proxy.settings import load_settings
@@ -40,6 +41,7 @@ def test_one_gate_per_distinct_policy(tmp_path: Path) -> None:
         assert ci._generation is gate._generation
         assert "group ci: policy strict" in gate.describe()
         ci.close()  # a sibling closes nothing it shares
+        assert isinstance(gate.decisions, DecisionLog)
         assert gate.decisions._thread.is_alive()
     finally:
         gate.close()

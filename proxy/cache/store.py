@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import anyio
 import orjson
@@ -124,6 +124,35 @@ class CachedTarball:
     size: int
     data: bytes | None = None
     path: Path | None = None
+
+
+class TarballCache(Protocol):
+    """Where tarballs are kept: `TarballStore` (the local folder), or the shared object store in
+    front of which the local folder is each replica's cache (`proxy.storage.blobs`)."""
+
+    @property
+    def index(self) -> FileIndex: ...
+
+    def get(self, key: str) -> CachedTarball | None: ...
+
+    async def fill(
+        self,
+        key: str,
+        expected: Digest | None,
+        download: Callable[[Sink], Awaitable[int]],
+        what: str,
+    ) -> CachedTarball: ...
+
+
+class PackumentSaver(Protocol):
+    """Where the last packuments are saved: `PackumentStore` or the shared object store."""
+
+    @property
+    def index(self) -> FileIndex: ...
+
+    def save(self, name: str, raw: bytes, etag: str | None) -> None: ...
+
+    def load(self, name: str) -> tuple[bytes, str | None] | None: ...
 
 
 class TarballStore:
@@ -246,9 +275,8 @@ class PackumentStore:
 
     def save(self, name: str, raw: bytes, etag: str | None) -> None:
         """Write `raw` atomically with a one-line header (blocking: call from a thread)."""
-        header = orjson.dumps({"name": name, "etag": etag, "saved": time.time()}) + b"\n"
         path = self.path_for(name)
-        self.index.add(path, write_atomically(path, header, raw))
+        self.index.add(path, write_atomically(path, saved_header(name, etag), raw))
 
     def load(self, name: str) -> tuple[bytes, str | None] | None:
         """The saved bytes and ETag for `name`, or None (blocking: call from a thread)."""
@@ -257,14 +285,27 @@ class PackumentStore:
             data = path.read_bytes()
         except OSError:
             return None
-        header, sep, raw = data.partition(b"\n")
-        try:
-            meta = orjson.loads(header)
-        except orjson.JSONDecodeError:
-            meta = None
-        if not sep or not isinstance(meta, dict) or meta.get("name") != name:
+        found = parse_saved(name, data)
+        if found is None:
             log.warning("ignoring unreadable saved packument %s", path)
             return None
         self.index.touch(path)
-        etag = meta.get("etag")
-        return raw, etag if isinstance(etag, str) else None
+        return found
+
+
+def saved_header(name: str, etag: str | None) -> bytes:
+    """The one-line header a saved packument starts with (pure but for the time)."""
+    return orjson.dumps({"name": name, "etag": etag, "saved": time.time()}) + b"\n"
+
+
+def parse_saved(name: str, data: bytes) -> tuple[bytes, str | None] | None:
+    """A saved packument's bytes and ETag, or None when it is not one of `name` (pure)."""
+    header, sep, raw = data.partition(b"\n")
+    try:
+        meta = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        meta = None
+    if not sep or not isinstance(meta, dict) or meta.get("name") != name:
+        return None
+    etag = meta.get("etag")
+    return raw, etag if isinstance(etag, str) else None

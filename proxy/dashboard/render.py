@@ -413,8 +413,8 @@ def _duration(d: timedelta) -> str:
 
 
 def refusal_page(status: int, message: str) -> str:
-    """401/403: what is wrong and what to do, without the dashboard's frame (pure)."""
-    title = "Log in required" if status == 401 else "Admins only"
+    """401/403/501: what is wrong and what to do, without the dashboard's frame (pure)."""
+    title = {401: "Log in required", 403: "Admins only"}.get(status, "Not available")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{status} {title} · Floodgate</title><link rel="stylesheet" href="{CSS}">'

@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 
 from proxy.detect.db import Database
+from proxy.storage.sql import SqlDatabase
 
 MAX_WALK = 200  # names visited per cluster walk
 MAX_KEY_NAMES = 100  # names read per key during a walk (a template shared by thousands)
@@ -156,8 +157,8 @@ def package_keys(
 class CampaignIndex:
     """Members, their keys and traits; package repositories (`path=None`: in memory)."""
 
-    def __init__(self, path: Path | None = None, db: Database | None = None):
-        self.db = db if db is not None else Database(path, SCHEMA)
+    def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
         if db is not None:
             for statement in SCHEMA:
                 db.query(statement)
@@ -174,7 +175,9 @@ class CampaignIndex:
         with self.db.transaction() as conn:
             if repo:
                 conn.execute(
-                    "INSERT OR REPLACE INTO package_repos (name, repo) VALUES (?, ?)", (name, repo)
+                    "INSERT INTO package_repos (name, repo) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET repo = excluded.repo",
+                    (name, repo),
                 )
             if not trait_list:
                 return False
@@ -185,13 +188,15 @@ class CampaignIndex:
             merged = sorted(known | set(trait_list))
             if row is None or merged != sorted(known):
                 conn.execute(
-                    "INSERT OR REPLACE INTO campaign_members (name, traits) VALUES (?, ?)",
+                    "INSERT INTO campaign_members (name, traits) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET traits = excluded.traits",
                     (name, ",".join(merged)),
                 )
                 changed = row is not None  # a member's traits changed: its cluster's verdicts
             for key in sorted(set(keys)):
                 inserted = conn.execute(
-                    "INSERT OR IGNORE INTO campaign_keys (key, name) VALUES (?, ?)", (key, name)
+                    "INSERT INTO campaign_keys (key, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (key, name),
                 ).rowcount
                 if inserted and not changed:
                     other = conn.execute(

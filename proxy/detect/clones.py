@@ -18,6 +18,7 @@ from pathlib import Path
 from proxy.detect.db import Database
 from proxy.npm.tarball import EntryKind, TarballFacts
 from proxy.npm.teafile import is_tea_path
+from proxy.storage.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class CloneMatch:
 class CloneIndex:
     """File hash → names, persisted in SQLite (`path=None`: in memory)."""
 
-    def __init__(self, path: Path | None = None, db: Database | None = None):
-        self.db = db if db is not None else Database(path, SCHEMA)
+    def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
         if db is not None:
             for statement in SCHEMA:
                 db.query(statement)
@@ -139,4 +140,6 @@ class CloneIndex:
         if not rows:
             return
         with self.db.transaction() as conn:
-            conn.executemany("INSERT OR IGNORE INTO clone_files (hash, name) VALUES (?, ?)", rows)
+            conn.executemany(
+                "INSERT INTO clone_files (hash, name) VALUES (?, ?) ON CONFLICT DO NOTHING", rows
+            )

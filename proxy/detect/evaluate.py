@@ -64,6 +64,7 @@ from proxy.detect.osv import OsvFeed, OsvIndex
 from proxy.detect.signals import SIGNALS, Check, cloned_code, known_malicious, tea_yaml
 from proxy.detect.wallets import WalletIndex
 from proxy.npm.tarball import TarballFacts
+from proxy.storage.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -250,14 +251,21 @@ class Detector:
 
     @classmethod
     def open(
-        cls, directory: Path | None, osv: OsvFeed | OsvIndex | None = None, *, model: bool = True
+        cls,
+        directory: Path | None,
+        osv: OsvFeed | OsvIndex | None = None,
+        *,
+        model: bool = True,
+        db: SqlDatabase | None = None,
     ) -> Detector:
-        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory);
-        `model=False` leaves the learned score out (rules only)."""
+        """A detector whose indexes live in `directory/detector.sqlite3` (None: in memory), or
+        in `db` when given (the shared database, migrated); `model=False` leaves the learned
+        score out (rules only)."""
         from proxy.detect import campaigns, clones, graph, wallets
 
-        schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
-        db = Database(directory / INDEX_FILE if directory is not None else None, schema)
+        if db is None:
+            schema = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
+            db = Database(directory / INDEX_FILE if directory is not None else None, schema)
         signals = SIGNALS if model else tuple(s for s in SIGNALS if s[0].id != LEARNED_SIGNAL)
         return cls(
             osv,

@@ -18,6 +18,7 @@ from typing import Any
 
 from proxy.detect.db import Database
 from proxy.detect.model import Label
+from proxy.storage.sql import SqlDatabase
 
 MAX_DEPTH = 4  # edges followed when looking for a cycle
 MAX_VISITS = 2_000  # nodes expanded per cycle search
@@ -34,8 +35,8 @@ _RANK = {label: i for i, label in enumerate(Label)}
 class PackageGraph:
     """Dependency edges and labels by name (`path=None`: in memory)."""
 
-    def __init__(self, path: Path | None = None, db: Database | None = None):
-        self.db = db if db is not None else Database(path, SCHEMA)
+    def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
         if db is not None:
             for statement in SCHEMA:
                 db.query(statement)
@@ -114,12 +115,13 @@ class PackageGraph:
     def _record(self, name: str, deps: Iterable[str], label: Label) -> None:
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO dep_edges (name, dep) VALUES (?, ?)",
+                "INSERT INTO dep_edges (name, dep) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(name, d) for d in set(deps)],
             )
             row = conn.execute("SELECT label FROM name_labels WHERE name = ?", (name,)).fetchone()
             if row is None or _RANK[Label(row[0])] < _RANK[label]:
                 conn.execute(
-                    "INSERT OR REPLACE INTO name_labels (name, label) VALUES (?, ?)",
+                    "INSERT INTO name_labels (name, label) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET label = excluded.label",
                     (name, label.value),
                 )

@@ -16,6 +16,7 @@ import orjson
 from proxy.detect.db import Database
 from proxy.detect.evaluate import DETECTOR_VERSION
 from proxy.detect.model import Verdict
+from proxy.storage.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,11 @@ SCHEMA = (
 
 
 class VerdictStore:
-    """`get`/`put` verdicts by (name, version, integrity); `path=None` keeps them in memory."""
+    """`get`/`put` verdicts by (name, version, integrity); `path=None` keeps them in memory,
+    `db` stores them there instead (the shared PostgreSQL database)."""
 
-    def __init__(self, path: Path | None = None):
-        self.db = Database(path, SCHEMA)
+    def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
 
     def get(
         self,
@@ -88,7 +90,11 @@ class VerdictStore:
             if row is not None and row[0] and not verdict.tarball_scanned:
                 return
             conn.execute(
-                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO verdicts (name, version, integrity, detector_version, tarball_scanned,"
+                " label, body, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name, version, integrity, detector_version) DO UPDATE SET"
+                " tarball_scanned = excluded.tarball_scanned, label = excluded.label,"
+                " body = excluded.body, stored_at = excluded.stored_at",
                 (
                     *key,
                     int(verdict.tarball_scanned),

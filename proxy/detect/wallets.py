@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from proxy.detect.db import Database
+from proxy.storage.sql import SqlDatabase
 
 MAX_NAMES = 20  # other names reported per wallet
 SCHEMA = (
@@ -21,8 +22,8 @@ SCHEMA = (
 class WalletIndex:
     """Wallet (lower-case hex) → names, persisted in SQLite (`path=None`: in memory)."""
 
-    def __init__(self, path: Path | None = None, db: Database | None = None):
-        self.db = db if db is not None else Database(path, SCHEMA)
+    def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
         if db is not None:
             for statement in SCHEMA:
                 db.query(statement)
@@ -45,5 +46,6 @@ class WalletIndex:
         if rows:
             with self.db.transaction() as conn:
                 conn.executemany(
-                    "INSERT OR IGNORE INTO wallet_names (wallet, name) VALUES (?, ?)", rows
+                    "INSERT INTO wallet_names (wallet, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    rows,
                 )

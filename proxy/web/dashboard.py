@@ -51,8 +51,16 @@ def _service(request: Request) -> Service:
 def _refused(request: Request) -> Response | None:
     """A 401/403 page unless the caller is in an admin group; None when they are."""
     identity = identity_of(request.scope)
-    admins = _service(request).settings.admin_groups
+    settings = _service(request).settings
+    admins = settings.admin_groups
     if is_admin(identity, admins):
+        if settings.database_url is not None:  # not yet: the pages read the embedded log
+            message = (
+                "The dashboard reads the embedded decision log, and this Floodgate keeps its "
+                "log in the shared database (database_url): use floodgate decisions, which "
+                "reads it, until the dashboard does."
+            )
+            return HTMLResponse(render.refusal_page(501, message), 501, SECURITY_HEADERS)
         return None
     groups = ", ".join(admins) or "(none configured)"
     if identity.anonymous:
@@ -162,7 +170,7 @@ async def keep_warm(settings: Settings) -> None:
     """Keep the overview's counts of past days computed ahead of page views (see
     `queries.warm`); runs for the proxy's lifetime."""
     path = settings.cache_dir / "decisions.sqlite3"
-    if not settings.enforce:
+    if not settings.enforce or settings.database_url is not None:
         return
     while True:
         try:

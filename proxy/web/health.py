@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.errors import FloodgateError
-from proxy.health import readiness, upstream_check
+from proxy.health import readiness, storage_check, upstream_check
 from proxy.metrics import CONTENT_TYPE, RequestCounts, ServiceCollector, exposition
 from proxy.service import Service
 from proxy.web.responses import json_response
@@ -84,8 +84,8 @@ async def metrics(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """`/-/ready`: 200 when the upstream answers (as recent requests tell, or one probe when
-    there were none lately), a policy is in force and the OSV feed is loaded and fresh; else
-    503, with a JSON body saying each part and why."""
+    there were none lately) and a policy is in force; else 503, with a JSON body saying each
+    part and why. A stale OSV feed or a shared-storage service down are `warnings`."""
     service = service_of(request)
     health = service.upstream.health
     probed = False
@@ -95,7 +95,11 @@ async def ready(request: Request) -> Response:
             if not health.fresh():
                 probed = True
                 await _probe(service)
-    checks = (upstream_check(service.settings.upstream_url, health, probed), *service.gate.checks())
+    checks = [upstream_check(service.settings.upstream_url, health, probed), *service.gate.checks()]
+    if service.health:  # shared storage: is a service that was down back?
+        for state in service.health:
+            await anyio.to_thread.run_sync(state.recheck)
+        checks.append(storage_check((h.what, h.ok, h.describe()) for h in service.health))
     ok, body = readiness(checks)
     return json_response(body, 200 if ok else 503)
 

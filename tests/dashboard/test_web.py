@@ -150,3 +150,16 @@ def test_without_enforcement_the_pages_say_so(
     overview = proxy.client.get("/-/dashboard", headers=headers)
     assert overview.status_code == 200
     assert "Nothing in this window." in overview.text
+
+
+def test_with_a_shared_database_the_pages_say_they_cannot_show_it_yet(
+    make_proxy: ProxyFactory, tokens: dict[str, str], pg_url: str
+) -> None:
+    proxy = make_proxy(database_url=pg_url)
+    r = proxy.client.get("/-/dashboard", headers=auth(tokens["admin/alice"]))
+    assert r.status_code == 501
+    assert "floodgate decisions" in r.text
+    # Only admins learn even that.
+    assert (
+        proxy.client.get("/-/dashboard", headers=auth(tokens["developers/bob"])).status_code == 403
+    )

@@ -25,6 +25,7 @@ from proxy.health import (
     feed_check,
     policy_check,
     readiness,
+    storage_check,
     upstream_check,
 )
 from proxy.metrics import REGISTRY, RequestCounts, ServiceCollector, exposition, route_of
@@ -338,3 +339,33 @@ def test_forwarded_server_errors_are_failures() -> None:
         observed.status = 503
     assert health.failures == 1
     assert health.error == "it answered 503"
+
+
+@pytest.mark.parametrize(
+    ("states", "ok", "problem"),
+    [
+        ([("the shared database", True, "ok")], True, ""),
+        (
+            [
+                ("the shared database", False, "down for 3s: refused"),
+                ("the object store", True, "ok"),
+            ],
+            False,
+            "the shared database cannot be reached: serving from memory",
+        ),
+        (
+            [("the shared database", False, "x"), ("the object store", False, "y")],
+            False,
+            "the shared database and the object store cannot be reached",
+        ),
+    ],
+)
+def test_storage_check_warns_and_stays_ready(
+    states: list[tuple[str, bool, str]], ok: bool, problem: str
+) -> None:
+    check = storage_check(states)
+    assert check.ok is ok
+    assert problem in check.problem
+    ready, body = readiness([check])
+    assert ready  # shared by every replica: a 503 would take them all out at once
+    assert body["storage"] == {"ok": ok, **{what: d for what, _, d in states}}
