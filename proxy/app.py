@@ -4,6 +4,7 @@ place where Floodgate's errors become HTTP status codes and npm-style JSON bodie
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import sqlite3
@@ -186,6 +187,22 @@ def build_service(settings: Settings) -> Service:
         closing=closing,
         health=health,
         notifier=notifier,
+        internal_upstream=internal_client(settings),
+    )
+
+
+def internal_client(settings: Settings) -> UpstreamClient | None:
+    """The client of the internal registry, when one is set: the same limits and TLS as the
+    upstream's, its own origin and token, and no other tarball hosts."""
+    if settings.internal_upstream is None:
+        return None
+    return UpstreamClient(
+        dataclasses.replace(
+            settings,
+            upstream=settings.internal_upstream,
+            upstream_token=settings.internal_upstream_token,
+            allow_tarball_hosts=(),
+        )
     )
 
 

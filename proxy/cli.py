@@ -82,6 +82,7 @@ SERVE_SETTINGS = (
     "group_policies",
     "internal_scopes",
     "internal_names",
+    "internal_upstream",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 

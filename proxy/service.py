@@ -147,9 +147,12 @@ class Service:
         closing: Sequence[Callable[[], object]] = (),
         health: Sequence[Health] = (),
         notifier: PgNotifier | None = None,
+        internal_upstream: UpstreamClient | None = None,
     ):
         self.settings = settings
         self.upstream = upstream
+        # The registry of the internal names, the only one ever asked for them (None: 404).
+        self.internal_upstream = internal_upstream
         self.packuments = packuments
         self.saved = saved
         self.tarballs = tarballs
@@ -185,6 +188,8 @@ class Service:
                 stack.callback(close)
             stack.callback(self.gate.close)
             stack.push_async_callback(self.upstream.aclose)
+            if self.internal_upstream is not None:
+                stack.push_async_callback(self.internal_upstream.aclose)
             await anyio.to_thread.run_sync(self.tarballs.index.scan)
             await anyio.to_thread.run_sync(self.saved.index.scan)
             log.info(
@@ -239,8 +244,7 @@ class Service:
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         """`entry`, plus the parsed document when it was just fetched (read-only; for the
         first render, so that a cold packument is parsed once)."""
-        if self.internal and self.internal.is_internal(package.name):
-            raise NotFound(self.internal.refusal(package.name))  # never asked upstream
+        self.source(package)  # an internal name without an internal registry: 404 here
         entry = self.packuments.get(package.name)
         now = self.clock()
         if entry is not None:
@@ -267,6 +271,16 @@ class Service:
         )
         return entry, CacheState.STALE, None
 
+    def source(self, package: PackageName) -> UpstreamClient:
+        """The registry `package` comes from: the internal one for the organization's own names
+        (never the public upstream: that is how dependency confusion is shut out), else the
+        upstream. Raises NotFound for an internal name when no internal registry is set."""
+        if self.internal and self.internal.is_internal(package.name):
+            if self.internal_upstream is None:
+                raise NotFound(self.internal.refusal(package.name))
+            return self.internal_upstream
+        return self.upstream
+
     async def _inspect(
         self, raw: bytes, package: PackageName
     ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
@@ -281,7 +295,9 @@ class Service:
         if entry is None:
             entry = await self._load_saved(package)
         try:
-            got = await self.upstream.get_packument(package, entry.upstream_etag if entry else None)
+            got = await self.source(package).get_packument(
+                package, entry.upstream_etag if entry else None
+            )
             inspected = None
             if isinstance(got, Fetched):
                 inspected = await self._inspect(got.body, package)
@@ -445,9 +461,8 @@ class Service:
             cached = self.tarballs.get(key)
             if cached is not None:
                 return cached, CacheState.HIT
-            url = self.upstream.check_url(
-                ref.tarball or f"{self.upstream.base}/{package.path}/-/{ref.filename}"
-            )
+            source = self.source(package)
+            url = source.check_url(ref.tarball or f"{source.base}/{package.path}/-/{ref.filename}")
             digest = ref.digest
             if digest is None:
                 log.warning(
@@ -457,7 +472,7 @@ class Service:
             fresh = await self._downloads.run(
                 key,
                 lambda: self.tarballs.fill(
-                    key, digest, lambda sink: self.upstream.download(url, sink), what
+                    key, digest, lambda sink: source.download(url, sink), what
                 ),
             )
             return fresh, CacheState.MISS

@@ -82,6 +82,8 @@ class Settings:
     group_policies: tuple[tuple[str, str], ...] = ()
     internal_scopes: tuple[str, ...] = ()
     internal_names: tuple[str, ...] = ()
+    internal_upstream: str | None = None
+    internal_upstream_token: str | None = field(default=None, repr=False)
 
     def policy_for_group(self, group: str | None) -> str | None:
         """The policy setting that applies to a group: its entry in `group_policies`, else
@@ -157,6 +159,11 @@ FIELD_HELP: dict[str, str] = {
     "internal_names": "the organization's own package names (acme-utils, @acme/utils): never "
     "fetched from the upstream; public twins (acme_utils) match the policy condition "
     "shadows_internal (comma-separated)",
+    "internal_upstream": "the organization's own registry, the only one asked for the internal "
+    "scopes and names (their packuments and tarballs are inspected like any other; default: "
+    "none, so they are 404)",
+    "internal_upstream_token": "bearer token Floodgate sends to the internal registry (never "
+    "logged)",
     "database_url": "shared database for N replicas: postgresql://USER@HOST:PORT/DB (verdicts, "
     "the detector's indexes, campaigns, the decision log; default: SQLite under cache_dir)",
     "blob_store": "shared object store for N replicas: s3://BUCKET/PREFIX, endpoint and "
