@@ -187,6 +187,7 @@ class Service:
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tasks.cancel_scope.cancel)
             self._tasks.start_soon(self.gate.maintain)
+            self._tasks.start_soon(self.pool.trimmer.run)
             log.info("%s", self.gate.describe())
             self._stack = stack.pop_all()
         return self

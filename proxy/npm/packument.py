@@ -253,9 +253,37 @@ def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def url_leaf(url: str) -> str:
+    """The last segment of a URL's path, as `urlsplit(url).path` has it (still %-encoded).
+
+    Called twice per version of every packument (thousands for some), so the usual shape,
+    `http(s)://host/path`, is cut by hand; anything else goes through `urlsplit`."""
+    if url.startswith("https://"):
+        host_at = 8
+    elif url.startswith("http://"):
+        host_at = 7
+    else:
+        return urlsplit(url).path.rsplit("/", 1)[-1]
+    end = len(url)
+    if "?" in url or "#" in url:
+        end = min(at for at in (url.find("?"), url.find("#"), end) if at >= 0)
+    cut = url.find("/", host_at, end)
+    if (
+        cut < 0
+        or "[" in url[:cut]
+        or not url.isascii()
+        or "\t" in url
+        or "\n" in url
+        or "\r" in url
+    ):
+        return urlsplit(url).path.rsplit("/", 1)[-1]
+    return url[url.rfind("/", cut, end) + 1 : end]
+
+
 def tarball_filename(url: str, package: PackageName, version: str) -> str:
     """The file name of a tarball URL, or the registry's default name when it has none."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else ""
+    leaf = url_leaf(url) if url else ""
+    name = unquote(leaf) if "%" in leaf else leaf
     if not name.endswith(".tgz") or name.startswith("."):
         return package.default_tarball_filename(version)
     return name

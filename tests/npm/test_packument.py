@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -154,6 +155,37 @@ def test_summarize_reads_modified_of_an_abbreviated_document() -> None:
 )
 def test_tarball_filename(url: str, filename: str) -> None:
     assert pk.tarball_filename(url, LEFTPAD, "1.3.0") == filename
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://registry.invalid/left-pad/-/left-pad-1.3.0.tgz",
+        "http://registry.invalid/@acme%2fwidget/-/widget-1.3.0.tgz",
+        "HTTPS://Registry.invalid/a/b.tgz",
+        "https://registry.invalid/a/b.tgz?x=/c/d.tgz",
+        "https://registry.invalid/a/b.tgz#/c/d.tgz",
+        "https://registry.invalid/a/b.tgz#frag?q=/e.tgz",
+        "https://registry.invalid/a/b.tgz?q#/e.tgz",
+        "https://registry.invalid",
+        "https://registry.invalid?x=/a.tgz",
+        "https://registry.invalid#/a.tgz",
+        "https:///a/b.tgz",
+        "https://user:pw@registry.invalid:8443/a/b.tgz",
+        "https://[::1]:8443/a/b.tgz",
+        "https://regístry.invalid/a/b.tgz",
+        "https://registry.invalid/a/b\tc.tgz",
+        "https://registry.invalid/a/b.tgz ",
+        "https://registry.invalid/a/",
+        "ftp://registry.invalid/a/b.tgz",
+        "//registry.invalid/a/b.tgz",
+        "relative/path/b.tgz",
+        "b.tgz",
+        "http:b.tgz",
+    ],
+)
+def test_url_leaf_is_the_last_segment_of_the_path(url: str) -> None:
+    assert pk.url_leaf(url) == urlsplit(url).path.rsplit("/", 1)[-1]
 
 
 # -- abbreviate --------------------------------------------------------------------------------
