@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -330,9 +331,7 @@ def _modified(doc: Doc) -> str | None:
 def abbreviate_manifest(manifest: Doc) -> Doc:
     """The abbreviated form of one version manifest (with `hasInstallScript`, as registries add)."""
     out = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
-    scripts = manifest.get("scripts")
-    has_install = isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)
-    if has_install and "hasInstallScript" not in out:
+    if "hasInstallScript" not in out and _has_install_script(manifest):
         out["hasInstallScript"] = True
     return out
 
@@ -443,9 +442,14 @@ def blocked_tarball_url(base_url: str, package: PackageName, filename: str, reas
     return f"{base_url}{BLOCKED_PREFIX}{reason_slug(reason)}{tail}"
 
 
+_URL_SAFE = "-._~!*()+"
+_URL_PLAIN = re.compile(r"[A-Za-z0-9\-._~!*()+]*")  # what `quote(..., _URL_SAFE)` leaves as is
+
+
 def proxy_tarball_url(base_url: str, package: PackageName, filename: str) -> str:
     """The URL under which the proxy serves a tarball."""
-    return f"{base_url}/{package.path}/-/{quote(filename, safe='-._~!*()+')}"
+    name = filename if _URL_PLAIN.fullmatch(filename) else quote(filename, safe=_URL_SAFE)
+    return f"{base_url}/{package.path}/-/{name}"
 
 
 def rewrite_manifest(
@@ -456,13 +460,7 @@ def rewrite_manifest(
     dist = manifest.get("dist")
     if not isinstance(dist, dict):
         return manifest
-    url = _str(dist.get("tarball"))
-    version = str(manifest.get("version", ""))
-    filename = tarball_filename(url, package, version)
-    if version in edits.restricted:
-        served = blocked_tarball_url(base_url, package, filename, edits.block_reason(version))
-    else:
-        served = proxy_tarball_url(base_url, package, filename)
+    served = _served_tarball(manifest, dist, base_url, package, edits)
     return {**manifest, "dist": {**dist, "tarball": served}}
 
 
@@ -478,6 +476,85 @@ def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName, edits: Edits
         }
         out["policyRestrictions"] = {**restrictions, "versions": listed}
     return out
+
+
+def served_document(
+    doc: Doc, package: PackageName, variant: Variant, base_url: str, edits: Edits = NO_EDITS
+) -> Doc:
+    """`rewrite_tarballs(abbreviate(apply_edits(doc, edits)))` (without `abbreviate` for the
+    full variant), in one pass over the versions: one new dict per served version, where the
+    three steps copy every manifest three times (thousands of them in a big packument)."""
+    abbreviated = variant is Variant.ABBREVIATED
+    hidden, restricted, warned = edits.hidden, edits.restricted, dict(edits.deprecated)
+    kept: dict[str, Doc] = {}  # edited manifests by version, for policyRestrictions
+    versions: dict[str, Doc] = {}
+    for version, manifest in _versions(doc).items():
+        if version in hidden:
+            continue
+        kept[version] = manifest
+        message = edits.block_reason(version) if version in restricted else warned.get(version)
+        if abbreviated:
+            served = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
+        else:
+            served = dict(manifest)
+        if message is not None:
+            served["deprecated"] = message
+            if version in restricted:
+                kept[version] = {**manifest, "deprecated": message}
+        if abbreviated and "hasInstallScript" not in served and _has_install_script(manifest):
+            served["hasInstallScript"] = True
+        dist = served.get("dist")
+        if isinstance(dist, dict):
+            served["dist"] = {
+                **dist,
+                "tarball": _served_tarball(served, dist, base_url, package, edits),
+            }
+        versions[version] = served
+    out: Doc = {**doc, "versions": versions}
+    if edits:
+        out["dist-tags"] = served_dist_tags(doc.get("dist-tags") or {}, kept, restricted)
+        time = doc.get("time")
+        if isinstance(time, dict):
+            out["time"] = {k: t for k, t in time.items() if k not in hidden}
+        listed = {v: abbreviate_manifest(kept[v]) for v in restricted if v in kept}
+        if listed:
+            out["policyRestrictions"] = {"message": edits.message, "versions": listed}
+    if abbreviated:
+        short: Doc = {"name": out.get("name"), "dist-tags": out.get("dist-tags") or {}}
+        modified = _modified(out)
+        if modified is not None:
+            short["modified"] = modified
+        short["versions"] = versions
+        if isinstance(out.get("time"), dict):
+            short["time"] = out["time"]
+        if "policyRestrictions" in out:
+            short["policyRestrictions"] = out["policyRestrictions"]
+        out = short
+    restrictions = out.get("policyRestrictions")
+    if isinstance(restrictions, dict) and isinstance(restrictions.get("versions"), dict):
+        listed = {
+            v: rewrite_manifest(m, base_url, package, edits) if isinstance(m, dict) else m
+            for v, m in restrictions["versions"].items()
+        }
+        out["policyRestrictions"] = {**restrictions, "versions": listed}
+    return out
+
+
+def _has_install_script(manifest: Doc) -> bool:
+    scripts = manifest.get("scripts")
+    return isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)
+
+
+def _served_tarball(
+    manifest: Doc, dist: Doc, base_url: str, package: PackageName, edits: Edits
+) -> str:
+    """Where the proxy serves this manifest's tarball (its blocked URL for a restricted one)."""
+    url = _str(dist.get("tarball"))
+    version = str(manifest.get("version", ""))
+    filename = tarball_filename(url, package, version)
+    if version in edits.restricted:
+        return blocked_tarball_url(base_url, package, filename, edits.block_reason(version))
+    return proxy_tarball_url(base_url, package, filename)
 
 
 def etag_for(body: bytes, variant: Variant, salt: str) -> str:
@@ -504,11 +581,7 @@ def render(
     """Upstream bytes (or the document they parse to, never modified) to served bytes: parse,
     apply edits, abbreviate if asked, rewrite tarballs."""
     parsed = parse(raw, package.name) if isinstance(raw, bytes) else raw
-    doc = apply_edits(parsed, edits)
-    if variant is Variant.ABBREVIATED:
-        doc = abbreviate(doc)  # first: fewer fields to copy when the tarball URLs are rewritten
-    doc = rewrite_tarballs(doc, base_url, package, edits)
-    return encode(doc, variant, salt)
+    return encode(served_document(parsed, package, variant, base_url, edits), variant, salt)
 
 
 def render_version(

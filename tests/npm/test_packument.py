@@ -693,3 +693,69 @@ def test_inspect_parses_and_summarizes() -> None:
     assert summary.dist_tags == {"latest": "1.3.0", "next": "2.0.0-beta.1"}
     with pytest.raises(UpstreamBadResponse):
         pk.inspect(raw({"name": "other"}), LEFTPAD)
+
+
+# -- render in one pass ------------------------------------------------------------------------
+
+
+def odd_document() -> dict[str, Any]:
+    """A packument with what the one-pass render must keep straight: an install script, a
+    version that is already deprecated, one without `dist`, one whose `dist` is not a map, a
+    malformed entry, a tarball name that needs escaping, a scoped name."""
+    doc = packument(
+        "@acme/widget",
+        ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1", "2.0.0", "2.1.0"],
+        tags={"latest": "2.1.0", "next": "2.0.0-rc.1", "legacy": "1.2.0"},
+        manifests={
+            "1.1.0": manifest("@acme/widget", "1.1.0", scripts={"postinstall": "node x.js"}),
+            "1.2.0": manifest("@acme/widget", "1.2.0", extra={"deprecated": "use 2"}),
+        },
+    )
+    versions = doc["versions"]
+    versions["2.0.0"]["dist"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget 2.0.0+b%C3%A9.tgz"
+    del versions["2.0.0-rc.1"]["dist"]
+    versions["1.0.0"]["dist"] = "not a map"
+    versions["0.0.1"] = "malformed"
+    return doc
+
+
+EDITS = [
+    pk.NO_EDITS,
+    Edits(hidden=frozenset({"1.0.0"})),
+    Edits(deprecated=(("1.1.0", "warned"), ("1.2.0", "warned too"), ("9.9.9", "absent"))),
+    Edits(
+        hidden=frozenset({"2.1.0"}),
+        restricted=frozenset({"1.2.0", "2.0.0", "9.9.9"}),
+        message="blocked, see why",
+        deprecated=(("1.1.0", "warned"), ("2.0.0", "warned but blocked")),
+        blocked=(("2.0.0", "Floodgate blocked @acme/widget@2.0.0: spam"),),
+    ),
+    Edits(restricted=frozenset({"2.1.0", "2.0.0", "1.2.0", "1.1.0", "1.0.0", "2.0.0-rc.1"})),
+]
+
+
+@pytest.mark.parametrize("variant", list(Variant))
+@pytest.mark.parametrize("edits", EDITS)
+def test_the_one_pass_render_equals_the_three_steps(variant: Variant, edits: Edits) -> None:
+    package = PackageName.parse("@acme/widget")
+    doc = odd_document()
+    before = copy.deepcopy(doc)
+    edited = pk.apply_edits(doc, edits)
+    if variant is Variant.ABBREVIATED:
+        edited = pk.abbreviate(edited)
+    expected = orjson.dumps(pk.rewrite_tarballs(edited, PROXY, package, edits))
+    served = pk.served_document(doc, package, variant, PROXY, edits)
+    assert orjson.dumps(served) == expected  # same bytes: same keys, values and order
+    assert doc == before  # the parsed document is never modified
+    assert pk.render(raw(doc), package, variant, PROXY, edits).gzip_plain == expected
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["left-pad-1.3.0.tgz", "x-1.0.0+build.7.tgz", "a b.tgz", "b%C3%A9.tgz", "é.tgz", "a~(b)!*.tgz"],
+)
+def test_proxy_tarball_url_escapes_as_quote_does(filename: str) -> None:
+    from urllib.parse import quote
+
+    url = pk.proxy_tarball_url(PROXY, LEFTPAD, filename)
+    assert url == f"{PROXY}/left-pad/-/{quote(filename, safe='-._~!*()+')}"
