@@ -390,6 +390,8 @@ class Service:
         gate, which fetches it when it needs the bytes."""
         entry, ref = await self._locate(package, filename)
         gated = await self.gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
+        if gated.cache is CacheState.MISS:  # downloaded and scanned: its buffers are garbage now
+            self.pool.trimmer.note(ref.unpacked_size or gated.tarball.size)
         return ServedTarball(gated.tarball, gated.cache, ref.store_key, gated.notice)
 
     async def _locate(
@@ -449,6 +451,7 @@ class Service:
         try:
             async with self._prefetch_limit:
                 await self.gate.prescan(package, entry, ref, self._fetcher(package, ref))
+            self.pool.trimmer.note(ref.unpacked_size or 0)
         except FloodgateError as exc:
             log.info("background scan of %s@%s skipped: %s", package.name, ref.version, exc)
         except Exception:

@@ -10,8 +10,8 @@ work.
 is rendered; glibc keeps the freed heap pages, scattered between live objects, so resident
 memory grows by the largest documents seen rather than by what is cached (measured on a cold
 install of ~500 real packages: 277 MiB resident, 193 MiB after `malloc_trim(0)`, which took
-16 ms). After big documents the trimmer hands those pages back, in a thread, off every
-request's path.
+16 ms). After big documents (and big tarball scans) the trimmer hands those pages back, in a
+thread, off every request's path.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def _warm() -> None:
     import proxy.npm.packument  # noqa: F401 (pays the import once, before the first request)
 
 
-TRIM_AFTER = 8 * 1024 * 1024  # bytes of big documents handled before the heap is trimmed
-TRIM_DELAY = 0.5  # seconds a trim waits, so that the request that asked for it is done
+TRIM_AFTER = BIG_DOCUMENT  # bytes of big documents or tarballs handled before a trim
+TRIM_DELAY = 0.5  # seconds a trim waits (so that the request that asked for it is done): at
+# most two 10-20 ms trims a second, in a thread that holds no GIL, while big work goes on
 
 
 def malloc_trim() -> bool:
@@ -84,7 +85,8 @@ class Trimmer:
         self._wanted = asyncio.Event()
 
     def note(self, size: int) -> None:
-        """A document of `size` bytes was parsed or rendered (and is about to be freed)."""
+        """A document or tarball of `size` bytes was parsed, rendered or scanned (and its
+        buffers are about to be freed)."""
         if size < BIG_DOCUMENT:
             return
         self._handled += size

@@ -72,3 +72,29 @@ async def test_the_service_trims_after_a_big_packument(
         )
         assert served.rendered.gzip
         assert await until(lambda: len(trims) >= 1)
+
+
+@pytest.mark.anyio
+async def test_the_service_trims_after_a_big_tarball_scan(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    code = "".join(f"export const value{i} = {i} * 2;\n" for i in range(40_000)).encode()
+    assert len(code) > BIG_DOCUMENT
+    registry.add("fg-bigtar", FakeVersion("1.0.0", files={"index.js": code}))
+    settings = Settings(
+        upstream=registry.url, cache_dir=tmp_path, render_workers=0, prefetch_scans=0
+    )
+    service = build_service(settings)
+    trims: list[int] = []
+    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0)
+    async with service:
+        package = PackageName.parse("fg-bigtar")
+        await service.packument(package, Variant.ABBREVIATED, "http://fg.invalid", Caller())
+        await anyio.wait_all_tasks_blocked()
+        assert trims == []  # a small packument is no reason
+        served = await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())
+        assert served.cache.value == "miss"
+        assert await until(lambda: len(trims) == 1)
+        await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())  # a hit: no new work
+        await anyio.wait_all_tasks_blocked()
+        assert trims == [1]

@@ -95,22 +95,37 @@ def negotiate(accept: str | None) -> Variant:
 
 @dataclass(frozen=True, slots=True)
 class VersionRef:
-    """Where one version's tarball lives upstream, and how to verify it."""
+    """Where one version's tarball lives upstream, and how to verify it.
+
+    Every version of every cached packument has one (thousands for some packages), so what can
+    be derived is not kept: the digest is parsed from `integrity`/`shasum` when asked for (a
+    tarball fetch), and the file name is kept only when it is not the registry's default
+    `<bare name>-<version>.tgz`."""
 
     version: str
     tarball: str
-    filename: str
+    bare: str  # the package name without its scope (one string shared by all versions)
     integrity: str | None
     shasum: str | None
-    digest: Digest | None  # the strongest of integrity and shasum, parsed once
     platform: bool = False  # declares `os`, `cpu` or `libc`: installed only on some machines
     unpacked_size: int | None = None  # dist.unpackedSize, when the registry gives it
+    odd_filename: str | None = None  # the tarball's file name when it is not the default
+
+    @property
+    def filename(self) -> str:
+        return self.odd_filename or f"{self.bare}-{self.version}.tgz"
+
+    @property
+    def digest(self) -> Digest | None:
+        """The strongest of integrity and shasum."""
+        return expected_digest(self.integrity, self.shasum)
 
     @property
     def store_key(self) -> str:
         """The content-addressed cache key; URL-derived when the registry gave no hash."""
-        if self.digest is not None:
-            return self.digest.key
+        digest = self.digest
+        if digest is not None:
+            return digest.key
         return "url-" + hashlib.sha256(self.tarball.encode()).hexdigest()
 
 
@@ -122,7 +137,7 @@ class Summary:
     dist_tags: Mapping[str, str]
     versions: Mapping[str, VersionRef]
     modified: str | None = None
-    by_filename: Mapping[str, str] = field(default_factory=dict)
+    odd_filenames: Mapping[str, str] = field(default_factory=dict)  # file name -> version
 
     def resolve(self, spec: str) -> VersionRef | None:
         """A version by exact version or by dist-tag; None when neither exists."""
@@ -132,9 +147,16 @@ class Summary:
         return ref
 
     def for_filename(self, filename: str) -> VersionRef | None:
-        """The version whose tarball has this file name."""
-        version = self.by_filename.get(filename)
-        return None if version is None else self.versions.get(version)
+        """The version whose tarball has this file name: one of `odd_filenames`, or else the
+        version a default file name spells."""
+        version = self.odd_filenames.get(filename)
+        if version is not None:
+            return self.versions.get(version)
+        prefix = self.name.rsplit("/", 1)[-1] + "-"
+        if not (filename.startswith(prefix) and filename.endswith(".tgz")):
+            return None
+        ref = self.versions.get(filename[len(prefix) : -len(".tgz")])
+        return ref if ref is not None and ref.odd_filename is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,31 +315,33 @@ def tarball_filename(url: str, package: PackageName, version: str) -> str:
 def summarize(doc: Doc, package: PackageName) -> Summary:
     """The tarball map, dist-tags and modification time of a parsed packument."""
     refs: dict[str, VersionRef] = {}
-    by_filename: dict[str, str] = {}
+    odd: dict[str, str] = {}  # file names that are not the default, to their version
+    bare = package.bare
     for version, manifest in _versions(doc).items():
         dist = manifest.get("dist")
         dist = dist if isinstance(dist, dict) else {}
         url = _str(dist.get("tarball"))
         filename = tarball_filename(url, package, version)
-        integrity = _str(dist.get("integrity")) or None
-        shasum = _str(dist.get("shasum")) or None
-        digest = expected_digest(integrity, shasum)
+        default = filename == package.default_tarball_filename(version)
         size = dist.get("unpackedSize")
         refs[version] = VersionRef(
             version,
             url,
-            filename,
-            integrity,
-            shasum,
-            digest,
+            bare,
+            _str(dist.get("integrity")) or None,
+            _str(dist.get("shasum")) or None,
             platform=any(manifest.get(k) for k in PLATFORM_FIELDS),
             unpacked_size=size if isinstance(size, int) and size >= 0 else None,
+            odd_filename=None if default else filename,
         )
-        by_filename[filename] = version
+        if default:  # a later version named so wins over an earlier odd one, as before
+            odd.pop(filename, None)
+        else:
+            odd[filename] = version
     tags = {
         t: v for t, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str) and v in refs
     }
-    return Summary(package.name, tags, refs, _modified(doc), by_filename)
+    return Summary(package.name, tags, refs, _modified(doc), odd)
 
 
 def _modified(doc: Doc) -> str | None:

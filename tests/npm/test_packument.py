@@ -12,6 +12,7 @@ import pytest
 
 from proxy.errors import UpstreamBadResponse
 from proxy.npm import packument as pk
+from proxy.npm.integrity import expected_digest
 from proxy.npm.names import PackageName
 from proxy.npm.packument import Edits, Variant
 from tests.npm.packuments import PROXY, UPSTREAM, manifest, packument, raw
@@ -117,6 +118,29 @@ def test_summarize_maps_versions_tags_and_filenames() -> None:
     assert summary.resolve("2.0.0") is None
     assert summary.for_filename("widget-1.1.0.tgz") == summary.versions["1.1.0"]
     assert summary.for_filename("widget-9.9.9.tgz") is None
+
+
+def test_tarball_file_names_other_than_the_default_are_found_too() -> None:
+    versions = ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"]
+    doc = packument("@acme/widget", versions)
+    dist = {v: doc["versions"][v]["dist"] for v in versions}
+    dist["1.1.0"]["tarball"] = "https://cdn.invalid/blobs/legacy-name.tgz"
+    dist["1.2.0"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget-2.0.0.tgz"  # 2.0.0's name
+    dist["2.1.0"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget-2.0.0.tgz"  # and again
+    summary = pk.summarize(doc, SCOPED)
+    assert summary.for_filename("widget-1.0.0.tgz") == summary.versions["1.0.0"]
+    assert summary.for_filename("legacy-name.tgz") == summary.versions["1.1.0"]
+    assert summary.versions["1.1.0"].filename == "legacy-name.tgz"
+    # Several versions under one name: the last listed has it, as the registry's order says.
+    assert summary.for_filename("widget-2.0.0.tgz") == summary.versions["2.1.0"]
+    # A version whose tarball has another name is not found under its default one.
+    assert summary.for_filename("widget-1.1.0.tgz") is None
+    assert summary.for_filename("widget-2.1.0.tgz") is None
+    assert summary.for_filename("widget-.tgz") is None
+    assert summary.for_filename("other-1.0.0.tgz") is None
+    # Only the odd names are kept; the digest is parsed when asked for.
+    assert set(summary.odd_filenames) == {"legacy-name.tgz", "widget-2.0.0.tgz"}
+    assert summary.versions["1.0.0"].digest == expected_digest(dist["1.0.0"]["integrity"], None)
 
 
 def test_summarize_tolerates_malformed_versions() -> None:
