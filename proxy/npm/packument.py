@@ -118,15 +118,26 @@ class VersionRef:
     @property
     def digest(self) -> Digest | None:
         """The strongest of integrity and shasum."""
-        return expected_digest(self.integrity, self.shasum)
+        return _digest(self.integrity, self.shasum)
 
     @property
     def store_key(self) -> str:
         """The content-addressed cache key; URL-derived when the registry gave no hash."""
-        digest = self.digest
-        if digest is not None:
-            return digest.key
-        return "url-" + hashlib.sha256(self.tarball.encode()).hexdigest()
+        return _store_key(self.integrity, self.shasum, self.tarball)
+
+
+# Parsed when asked for (a tarball request asks twice), memoised for the hot tarballs.
+@functools.lru_cache(maxsize=4096)
+def _digest(integrity: str | None, shasum: str | None) -> Digest | None:
+    return expected_digest(integrity, shasum)
+
+
+@functools.lru_cache(maxsize=4096)
+def _store_key(integrity: str | None, shasum: str | None, tarball: str) -> str:
+    digest = _digest(integrity, shasum)
+    if digest is not None:
+        return digest.key
+    return "url-" + hashlib.sha256(tarball.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
