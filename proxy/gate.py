@@ -7,8 +7,10 @@ the metadata verdict) and turns the policy's decisions into `Edits`: blocked ver
 listed under `policyRestrictions` and pointed at a blocked tarball URL that spells the reason,
 hidden ones removed, warned ones deprecated with the reason. Work is incremental: metadata
 verdicts are kept per (version, integrity), so a refreshed packument assesses only its new
-versions; tarball verdicts come in one query per package; a plan is memoised until the
-document, a verdict's label, the policy or the OSV index changes (the `salt` and a per-package
+versions, and an OSV feed refresh (or a new link between packages) redoes only the feed lookup
+and the relational findings of the verdicts kept (`Detector.current`), never their signals;
+tarball verdicts come in one query per package; a plan is memoised until the document, a
+verdict's label, the policy or the OSV index changes (the `salt` and a per-package
 generation).
 
 Tarballs. `tarball` refuses before any download what is already known to be blocked; otherwise
@@ -306,10 +308,22 @@ class _Memo:
 
 @dataclass
 class _MetadataVerdicts:
-    """Metadata verdicts of one package's versions, valid for one detector epoch."""
+    """Metadata verdicts of one package's versions, keyed by (version, integrity).
+
+    `assessed` holds them as the detector made them, for as long as the process runs (one
+    DETECTOR_VERSION). What an OSV feed refresh or a new link between packages (the detector's
+    epoch) can change is only what `Detector.current` redoes: the feed lookup and the relational
+    findings. So when the epoch moves, every assessed verdict is brought up to date that way
+    (an index lookup each, no signal re-run), and `changed` keeps those that came out different.
+    """
 
     epoch: str
-    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    assessed: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    changed: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+
+    def get(self, key: tuple[str, str]) -> Verdict | None:
+        found = self.changed.get(key)
+        return found if found is not None else self.assessed.get(key)
 
 
 @dataclass
@@ -515,13 +529,34 @@ class PolicyGate:
             )
         return plan
 
-    def _metadata_for(self, name: str) -> dict[tuple[str, str], Verdict]:
+    def _metadata_for(self, facts: PackageFacts) -> _MetadataVerdicts:
+        """The package's metadata verdicts, brought up to the current epoch (see
+        `_MetadataVerdicts`). Blocking: call from a thread."""
         epoch = self.epoch
-        known = self._metadata.get(name)
-        if known is None or known.epoch != epoch:
+        known = self._metadata.get(facts.name)
+        if known is None:
             known = _MetadataVerdicts(epoch)
-            self._metadata[name] = known
-        return known.verdicts
+            self._metadata[facts.name] = known
+        elif known.epoch != epoch:
+            current = self.inspector.detector.current
+            known.changed = {
+                key: now
+                for key, verdict in known.assessed.items()
+                if (now := current(verdict, facts)) is not verdict
+            }
+            known.epoch = epoch
+        return known
+
+    def _metadata_verdict(
+        self, known: _MetadataVerdicts, facts: PackageFacts, key: tuple[str, str], record: bool
+    ) -> Verdict:
+        """The metadata verdict on one version (`key`: version, integrity), assessed the first
+        time it is asked for."""
+        verdict = known.get(key)
+        if verdict is None:
+            verdict = self._assess(facts, key[0], record=record)
+            known.assessed[key] = verdict
+        return verdict
 
     def _compute_plan(self, policy: Policy, entry: PackumentEntry) -> Plan:
         facts = entry.facts
@@ -529,7 +564,7 @@ class PolicyGate:
             return OPEN_PLAN
         detector = self.inspector.detector
         stored = self.inspector.verdicts.for_package(facts.name)
-        known = self._metadata_for(facts.name)
+        known = self._metadata_for(facts)
         latest = facts.dist_tags.get("latest", "")
         now = self.clock()
         shadows = self.internal.shadowed(facts.name) if self.internal else None
@@ -541,10 +576,7 @@ class PolicyGate:
             if verdict is not None:
                 verdict = detector.current(verdict, facts)
             else:
-                verdict = known.get(key)
-                if verdict is None:
-                    verdict = self._assess(facts, version, record=version == latest)
-                    known[key] = verdict
+                verdict = self._metadata_verdict(known, facts, key, version == latest)
             d = decide(policy, Subject.of(facts, version, verdict, now, None, shadows))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
@@ -626,13 +658,8 @@ class PolicyGate:
         )
         if stored is not None:
             return detector.current(stored, facts)
-        known = self._metadata_for(facts.name)
-        key = (ref.version, ref.integrity or "")
-        verdict = known.get(key)
-        if verdict is None:
-            verdict = detector.assess(facts, ref.version, record=False)
-            known[key] = verdict
-        return verdict
+        known = self._metadata_for(facts)
+        return self._metadata_verdict(known, facts, (ref.version, ref.integrity or ""), False)
 
     async def _scan(
         self, entry: PackumentEntry, ref: VersionRef, tarball: CachedTarball, before: Verdict

@@ -206,6 +206,7 @@ class Service:
             self._tasks.start_soon(self.gate.maintain)
             if self.notifier is not None:
                 self._tasks.start_soon(self.notifier.listen, self._changed_elsewhere)
+            self._tasks.start_soon(self.pool.trimmer.run)
             log.info("%s", self.gate.describe())
             self._stack = stack.pop_all()
         return self
@@ -439,6 +440,8 @@ class Service:
         entry, ref = await self._locate(package, filename)
         gate = self.gate.for_group(caller.group)
         gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
+        if gated.cache is CacheState.MISS:  # downloaded and scanned: its buffers are garbage now
+            self.pool.trimmer.note(ref.unpacked_size or gated.tarball.size)
         return ServedTarball(gated.tarball, gated.cache, ref.store_key, gated.notice)
 
     async def _locate(
@@ -497,6 +500,7 @@ class Service:
         try:
             async with self._prefetch_limit:
                 await self.gate.prescan(package, entry, ref, self._fetcher(package, ref))
+            self.pool.trimmer.note(ref.unpacked_size or 0)
         except FloodgateError as exc:
             log.info("background scan of %s@%s skipped: %s", package.name, ref.version, exc)
         except Exception:

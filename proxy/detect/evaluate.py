@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -366,9 +366,15 @@ class Detector:
             if traits
             else None
         )
-        related = self.relations(package.name, repo, hashes, wallets, keys)
-        subject = dataclasses.replace(subject, context=dataclasses.replace(ctx, **related))
-        findings = _ordered(own + run_signals(subject, self.relational), self.signals)
+        findings = own
+        if _relatable(keys, hashes, wallets):
+            related = self.relations(package.name, repo, hashes, wallets, keys)
+            subject = dataclasses.replace(subject, context=dataclasses.replace(ctx, **related))
+            findings = own + run_signals(subject, self.relational)
+        # else nothing links this version to other packages (most metadata-only looks): the
+        # relations are empty and the relational signals, which read only them, have nothing
+        # to find, so the signals run once.
+        findings = _ordered(findings, self.signals)
         score, label = combine(findings)
         osv_ids = tuple(sorted({i for h in ctx.osv for i in (h.id, *h.aliases)}))
         verdict = Verdict(
@@ -407,14 +413,16 @@ class Detector:
             keys = None  # never recorded (a metadata-only look): no campaign to speak of
         hashes = self.clones.hashes_of(name) if verdict.tarball_scanned else frozenset()
         wallets = _own_wallets(verdict)
-        repo = self.campaigns.repos([name]).get(name, "")
-        related = self.relations(name, repo, hashes, wallets, keys)
-        ctx = dataclasses.replace(Context(osv=hits), **related)
+        ctx = Context(osv=hits)
+        redone: tuple[Finding, ...] = ()
+        if _relatable(keys, hashes, wallets):  # else no index is asked: nothing to relate
+            repo = self.campaigns.repos([name]).get(name, "")
+            ctx = dataclasses.replace(ctx, **self.relations(name, repo, hashes, wallets, keys))
+            # The relational signals read the indexes' answers only; they need to know that the
+            # verdict was made with a tarball (an empty stand-in says so).
+            stand_in = TarballFacts(entries=()) if verdict.tarball_scanned else None
+            redone = run_signals(Subject(pkg, vf, stand_in, ctx), self.relational)
         fresh = known_malicious.check(Subject(pkg, vf, None, ctx))
-        # The relational signals read the indexes' answers only; they need to know that the
-        # verdict was made with a tarball (an empty stand-in says so).
-        stand_in = TarballFacts(entries=()) if verdict.tarball_scanned else None
-        redone = run_signals(Subject(pkg, vf, stand_in, ctx), self.relational)
         findings = _ordered(((fresh,) if fresh is not None else ()) + kept + redone, self.signals)
         osv_ids = tuple(sorted({i for h in hits for i in (h.id, *h.aliases)}))
         if findings == verdict.findings and osv_ids == verdict.osv_ids:
@@ -466,5 +474,17 @@ def _ordered(
     findings: tuple[Finding, ...], signals: tuple[tuple[SignalSpec, Check], ...]
 ) -> tuple[Finding, ...]:
     """Findings in registry order (the order a verdict lists them)."""
-    rank = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
-    return tuple(sorted(findings, key=lambda f: rank.get(f.signal_id, len(rank))))
+    if len(findings) < 2:
+        return findings
+    return tuple(sorted(findings, key=lambda f: _RANK.get(f.signal_id, len(_RANK))))
+
+
+_RANK = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
+
+
+def _relatable(
+    keys: Collection[str] | None, hashes: frozenset[str], wallets: Collection[str]
+) -> bool:
+    """Whether anything can relate a version to other packages: campaign keys (it has member
+    traits), code-file hashes or tea wallets. Without any, `Detector.relations` is empty."""
+    return keys is not None or bool(hashes) or bool(wallets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -94,23 +95,49 @@ def negotiate(accept: str | None) -> Variant:
 
 @dataclass(frozen=True, slots=True)
 class VersionRef:
-    """Where one version's tarball lives upstream, and how to verify it."""
+    """Where one version's tarball lives upstream, and how to verify it.
+
+    Every version of every cached packument has one (thousands for some packages), so what can
+    be derived is not kept: the digest is parsed from `integrity`/`shasum` when asked for (a
+    tarball fetch), and the file name is kept only when it is not the registry's default
+    `<bare name>-<version>.tgz`."""
 
     version: str
     tarball: str
-    filename: str
+    bare: str  # the package name without its scope (one string shared by all versions)
     integrity: str | None
     shasum: str | None
-    digest: Digest | None  # the strongest of integrity and shasum, parsed once
     platform: bool = False  # declares `os`, `cpu` or `libc`: installed only on some machines
     unpacked_size: int | None = None  # dist.unpackedSize, when the registry gives it
+    odd_filename: str | None = None  # the tarball's file name when it is not the default
+
+    @property
+    def filename(self) -> str:
+        return self.odd_filename or f"{self.bare}-{self.version}.tgz"
+
+    @property
+    def digest(self) -> Digest | None:
+        """The strongest of integrity and shasum."""
+        return _digest(self.integrity, self.shasum)
 
     @property
     def store_key(self) -> str:
         """The content-addressed cache key; URL-derived when the registry gave no hash."""
-        if self.digest is not None:
-            return self.digest.key
-        return "url-" + hashlib.sha256(self.tarball.encode()).hexdigest()
+        return _store_key(self.integrity, self.shasum, self.tarball)
+
+
+# Parsed when asked for (a tarball request asks twice), memoised for the hot tarballs.
+@functools.lru_cache(maxsize=4096)
+def _digest(integrity: str | None, shasum: str | None) -> Digest | None:
+    return expected_digest(integrity, shasum)
+
+
+@functools.lru_cache(maxsize=4096)
+def _store_key(integrity: str | None, shasum: str | None, tarball: str) -> str:
+    digest = _digest(integrity, shasum)
+    if digest is not None:
+        return digest.key
+    return "url-" + hashlib.sha256(tarball.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +148,7 @@ class Summary:
     dist_tags: Mapping[str, str]
     versions: Mapping[str, VersionRef]
     modified: str | None = None
-    by_filename: Mapping[str, str] = field(default_factory=dict)
+    odd_filenames: Mapping[str, str] = field(default_factory=dict)  # file name -> version
 
     def resolve(self, spec: str) -> VersionRef | None:
         """A version by exact version or by dist-tag; None when neither exists."""
@@ -131,9 +158,16 @@ class Summary:
         return ref
 
     def for_filename(self, filename: str) -> VersionRef | None:
-        """The version whose tarball has this file name."""
-        version = self.by_filename.get(filename)
-        return None if version is None else self.versions.get(version)
+        """The version whose tarball has this file name: one of `odd_filenames`, or else the
+        version a default file name spells."""
+        version = self.odd_filenames.get(filename)
+        if version is not None:
+            return self.versions.get(version)
+        prefix = self.name.rsplit("/", 1)[-1] + "-"
+        if not (filename.startswith(prefix) and filename.endswith(".tgz")):
+            return None
+        ref = self.versions.get(filename[len(prefix) : -len(".tgz")])
+        return ref if ref is not None and ref.odd_filename is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +287,37 @@ def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def url_leaf(url: str) -> str:
+    """The last segment of a URL's path, as `urlsplit(url).path` has it (still %-encoded).
+
+    Called twice per version of every packument (thousands for some), so the usual shape,
+    `http(s)://host/path`, is cut by hand; anything else goes through `urlsplit`."""
+    if url.startswith("https://"):
+        host_at = 8
+    elif url.startswith("http://"):
+        host_at = 7
+    else:
+        return urlsplit(url).path.rsplit("/", 1)[-1]
+    end = len(url)
+    if "?" in url or "#" in url:
+        end = min(at for at in (url.find("?"), url.find("#"), end) if at >= 0)
+    cut = url.find("/", host_at, end)
+    if (
+        cut < 0
+        or "[" in url[:cut]
+        or not url.isascii()
+        or "\t" in url
+        or "\n" in url
+        or "\r" in url
+    ):
+        return urlsplit(url).path.rsplit("/", 1)[-1]
+    return url[url.rfind("/", cut, end) + 1 : end]
+
+
 def tarball_filename(url: str, package: PackageName, version: str) -> str:
     """The file name of a tarball URL, or the registry's default name when it has none."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else ""
+    leaf = url_leaf(url) if url else ""
+    name = unquote(leaf) if "%" in leaf else leaf
     if not name.endswith(".tgz") or name.startswith("."):
         return package.default_tarball_filename(version)
     return name
@@ -264,31 +326,33 @@ def tarball_filename(url: str, package: PackageName, version: str) -> str:
 def summarize(doc: Doc, package: PackageName) -> Summary:
     """The tarball map, dist-tags and modification time of a parsed packument."""
     refs: dict[str, VersionRef] = {}
-    by_filename: dict[str, str] = {}
+    odd: dict[str, str] = {}  # file names that are not the default, to their version
+    bare = package.bare
     for version, manifest in _versions(doc).items():
         dist = manifest.get("dist")
         dist = dist if isinstance(dist, dict) else {}
         url = _str(dist.get("tarball"))
         filename = tarball_filename(url, package, version)
-        integrity = _str(dist.get("integrity")) or None
-        shasum = _str(dist.get("shasum")) or None
-        digest = expected_digest(integrity, shasum)
+        default = filename == package.default_tarball_filename(version)
         size = dist.get("unpackedSize")
         refs[version] = VersionRef(
             version,
             url,
-            filename,
-            integrity,
-            shasum,
-            digest,
+            bare,
+            _str(dist.get("integrity")) or None,
+            _str(dist.get("shasum")) or None,
             platform=any(manifest.get(k) for k in PLATFORM_FIELDS),
             unpacked_size=size if isinstance(size, int) and size >= 0 else None,
+            odd_filename=None if default else filename,
         )
-        by_filename[filename] = version
+        if default:  # a later version named so wins over an earlier odd one, as before
+            odd.pop(filename, None)
+        else:
+            odd[filename] = version
     tags = {
         t: v for t, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str) and v in refs
     }
-    return Summary(package.name, tags, refs, _modified(doc), by_filename)
+    return Summary(package.name, tags, refs, _modified(doc), odd)
 
 
 def _modified(doc: Doc) -> str | None:
@@ -302,9 +366,7 @@ def _modified(doc: Doc) -> str | None:
 def abbreviate_manifest(manifest: Doc) -> Doc:
     """The abbreviated form of one version manifest (with `hasInstallScript`, as registries add)."""
     out = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
-    scripts = manifest.get("scripts")
-    has_install = isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)
-    if has_install and "hasInstallScript" not in out:
+    if "hasInstallScript" not in out and _has_install_script(manifest):
         out["hasInstallScript"] = True
     return out
 
@@ -415,9 +477,14 @@ def blocked_tarball_url(base_url: str, package: PackageName, filename: str, reas
     return f"{base_url}{BLOCKED_PREFIX}{reason_slug(reason)}{tail}"
 
 
+_URL_SAFE = "-._~!*()+"
+_URL_PLAIN = re.compile(r"[A-Za-z0-9\-._~!*()+]*")  # what `quote(..., _URL_SAFE)` leaves as is
+
+
 def proxy_tarball_url(base_url: str, package: PackageName, filename: str) -> str:
     """The URL under which the proxy serves a tarball."""
-    return f"{base_url}/{package.path}/-/{quote(filename, safe='-._~!*()+')}"
+    name = filename if _URL_PLAIN.fullmatch(filename) else quote(filename, safe=_URL_SAFE)
+    return f"{base_url}/{package.path}/-/{name}"
 
 
 def rewrite_manifest(
@@ -428,13 +495,7 @@ def rewrite_manifest(
     dist = manifest.get("dist")
     if not isinstance(dist, dict):
         return manifest
-    url = _str(dist.get("tarball"))
-    version = str(manifest.get("version", ""))
-    filename = tarball_filename(url, package, version)
-    if version in edits.restricted:
-        served = blocked_tarball_url(base_url, package, filename, edits.block_reason(version))
-    else:
-        served = proxy_tarball_url(base_url, package, filename)
+    served = _served_tarball(manifest, dist, base_url, package, edits)
     return {**manifest, "dist": {**dist, "tarball": served}}
 
 
@@ -450,6 +511,85 @@ def rewrite_tarballs(doc: Doc, base_url: str, package: PackageName, edits: Edits
         }
         out["policyRestrictions"] = {**restrictions, "versions": listed}
     return out
+
+
+def served_document(
+    doc: Doc, package: PackageName, variant: Variant, base_url: str, edits: Edits = NO_EDITS
+) -> Doc:
+    """`rewrite_tarballs(abbreviate(apply_edits(doc, edits)))` (without `abbreviate` for the
+    full variant), in one pass over the versions: one new dict per served version, where the
+    three steps copy every manifest three times (thousands of them in a big packument)."""
+    abbreviated = variant is Variant.ABBREVIATED
+    hidden, restricted, warned = edits.hidden, edits.restricted, dict(edits.deprecated)
+    kept: dict[str, Doc] = {}  # edited manifests by version, for policyRestrictions
+    versions: dict[str, Doc] = {}
+    for version, manifest in _versions(doc).items():
+        if version in hidden:
+            continue
+        kept[version] = manifest
+        message = edits.block_reason(version) if version in restricted else warned.get(version)
+        if abbreviated:
+            served = {k: v for k, v in manifest.items() if k in ABBREVIATED_VERSION_FIELDS}
+        else:
+            served = dict(manifest)
+        if message is not None:
+            served["deprecated"] = message
+            if version in restricted:
+                kept[version] = {**manifest, "deprecated": message}
+        if abbreviated and "hasInstallScript" not in served and _has_install_script(manifest):
+            served["hasInstallScript"] = True
+        dist = served.get("dist")
+        if isinstance(dist, dict):
+            served["dist"] = {
+                **dist,
+                "tarball": _served_tarball(served, dist, base_url, package, edits),
+            }
+        versions[version] = served
+    out: Doc = {**doc, "versions": versions}
+    if edits:
+        out["dist-tags"] = served_dist_tags(doc.get("dist-tags") or {}, kept, restricted)
+        time = doc.get("time")
+        if isinstance(time, dict):
+            out["time"] = {k: t for k, t in time.items() if k not in hidden}
+        listed = {v: abbreviate_manifest(kept[v]) for v in restricted if v in kept}
+        if listed:
+            out["policyRestrictions"] = {"message": edits.message, "versions": listed}
+    if abbreviated:
+        short: Doc = {"name": out.get("name"), "dist-tags": out.get("dist-tags") or {}}
+        modified = _modified(out)
+        if modified is not None:
+            short["modified"] = modified
+        short["versions"] = versions
+        if isinstance(out.get("time"), dict):
+            short["time"] = out["time"]
+        if "policyRestrictions" in out:
+            short["policyRestrictions"] = out["policyRestrictions"]
+        out = short
+    restrictions = out.get("policyRestrictions")
+    if isinstance(restrictions, dict) and isinstance(restrictions.get("versions"), dict):
+        listed = {
+            v: rewrite_manifest(m, base_url, package, edits) if isinstance(m, dict) else m
+            for v, m in restrictions["versions"].items()
+        }
+        out["policyRestrictions"] = {**restrictions, "versions": listed}
+    return out
+
+
+def _has_install_script(manifest: Doc) -> bool:
+    scripts = manifest.get("scripts")
+    return isinstance(scripts, dict) and any(s in scripts for s in INSTALL_SCRIPTS)
+
+
+def _served_tarball(
+    manifest: Doc, dist: Doc, base_url: str, package: PackageName, edits: Edits
+) -> str:
+    """Where the proxy serves this manifest's tarball (its blocked URL for a restricted one)."""
+    url = _str(dist.get("tarball"))
+    version = str(manifest.get("version", ""))
+    filename = tarball_filename(url, package, version)
+    if version in edits.restricted:
+        return blocked_tarball_url(base_url, package, filename, edits.block_reason(version))
+    return proxy_tarball_url(base_url, package, filename)
 
 
 def etag_for(body: bytes, variant: Variant, salt: str) -> str:
@@ -476,11 +616,7 @@ def render(
     """Upstream bytes (or the document they parse to, never modified) to served bytes: parse,
     apply edits, abbreviate if asked, rewrite tarballs."""
     parsed = parse(raw, package.name) if isinstance(raw, bytes) else raw
-    doc = apply_edits(parsed, edits)
-    if variant is Variant.ABBREVIATED:
-        doc = abbreviate(doc)  # first: fewer fields to copy when the tarball URLs are rewritten
-    doc = rewrite_tarballs(doc, base_url, package, edits)
-    return encode(doc, variant, salt)
+    return encode(served_document(parsed, package, variant, base_url, edits), variant, salt)
 
 
 def render_version(

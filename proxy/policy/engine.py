@@ -216,10 +216,27 @@ def check_match(match: Match, s: Subject) -> list[Check]:
     ]
 
 
+_GIVEN: dict[int, tuple[Match, tuple[Condition, ...]]] = {}  # id(match) -> (match, conditions)
+GIVEN_MEMO = 1024
+
+
+def given_conditions(m: Match) -> tuple[Condition, ...]:
+    """The conditions `m` sets, in CONDITIONS order; memoised per Match object (a plan decides
+    every version of a packument against the same few rules). The memo holds the Match, so
+    its id cannot be reused while it is there."""
+    hit = _GIVEN.get(id(m))
+    if hit is None or hit[0] is not m:
+        if len(_GIVEN) >= GIVEN_MEMO:
+            _GIVEN.clear()
+        hit = (m, tuple(c for c in CONDITIONS if c.given(m)))
+        _GIVEN[id(m)] = hit
+    return hit[1]
+
+
 def rule_matches(rule: Rule, s: Subject) -> bool:
     """Whether every condition of the rule holds (no explanation text is built)."""
     m = rule.match
-    return all(c.holds(m, s) for c in CONDITIONS if c.given(m))
+    return all(c.holds(m, s) for c in given_conditions(m))
 
 
 def _could_match_later(rule: Rule, s: Subject) -> bool:

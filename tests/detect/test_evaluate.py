@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy.detect.evaluate import DETECTOR_VERSION, Detector, combine
-from proxy.detect.facts import PackageFacts, facts_from_case
-from proxy.detect.model import Confidence, Family, Finding, Label, Severity
+from proxy.detect.evaluate import DETECTOR_VERSION, RELATIONAL, Detector, combine
+from proxy.detect.facts import PackageFacts, Subject, facts_from_case
+from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec
 from proxy.detect.osv import OsvIndex
+from proxy.detect.signals import Check
 from proxy.detect.store import VerdictStore
 from tests.detect.helpers import case
 
@@ -159,6 +160,49 @@ def test_a_stored_verdict_follows_the_current_feed() -> None:
     assert listed.osv_ids == ("MAL-9",)
     assert listed.tarball_scanned
     assert Detector(OsvIndex(), clock=lambda: CLOCK).current(listed, package) == before
+
+
+def counting_signals() -> tuple[list[str], tuple[tuple[SignalSpec, Check], ...]]:
+    from proxy.detect.signals import SIGNALS
+
+    ran: list[str] = []
+
+    def counted(spec: SignalSpec, check: Check) -> Check:
+        def run(s: Subject) -> Finding | None:
+            ran.append(spec.id)
+            return check(s)
+
+        return run
+
+    return ran, tuple((spec, counted(spec, check)) for spec, check in SIGNALS)
+
+
+def test_a_metadata_look_runs_each_signal_once() -> None:
+    ran, signals = counting_signals()
+    d = Detector(signals=signals, clock=lambda: CLOCK)
+    package, version, _ = facts_from_case(case("@babel/code-frame"))
+    verdict = d.assess(package, version, record=False)
+    assert verdict.label is Label.CLEAN
+    assert not verdict.tarball_scanned
+    # Every signal but the relational ones, once: with no tarball and no campaign traits
+    # nothing relates the version to other packages, so they have nothing to read.
+    assert sorted(ran) == sorted(s.id for s, _ in signals if s.id not in RELATIONAL)
+    ran.clear()
+    # Served later, it is brought up to date without running a signal but the feed's.
+    assert d.current(verdict, package) == verdict
+    assert ran == []
+
+
+def test_relational_signals_run_when_something_relates() -> None:
+    ran, signals = counting_signals()
+    d = Detector(signals=signals, clock=lambda: CLOCK)
+    package, version, tarball = facts_from_case(case("uniset"))  # tea.yaml with a wallet
+    d.assess(package, version, tarball)
+    assert sorted(ran) == sorted(s.id for s, _ in signals)
+    ran.clear()
+    other = d.assess(PackageFacts("uniset-2"), "", tarball)
+    assert "tea-wallet-reuse" in other.signal_ids
+    assert sorted(ran) == sorted(s.id for s, _ in signals)
 
 
 def test_a_failing_signal_is_skipped_not_raised() -> None:

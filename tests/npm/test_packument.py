@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import gzip
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
 
 from proxy.errors import UpstreamBadResponse
 from proxy.npm import packument as pk
+from proxy.npm.integrity import expected_digest
 from proxy.npm.names import PackageName
 from proxy.npm.packument import Edits, Variant
 from tests.npm.packuments import PROXY, UPSTREAM, manifest, packument, raw
@@ -118,6 +120,29 @@ def test_summarize_maps_versions_tags_and_filenames() -> None:
     assert summary.for_filename("widget-9.9.9.tgz") is None
 
 
+def test_tarball_file_names_other_than_the_default_are_found_too() -> None:
+    versions = ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"]
+    doc = packument("@acme/widget", versions)
+    dist = {v: doc["versions"][v]["dist"] for v in versions}
+    dist["1.1.0"]["tarball"] = "https://cdn.invalid/blobs/legacy-name.tgz"
+    dist["1.2.0"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget-2.0.0.tgz"  # 2.0.0's name
+    dist["2.1.0"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget-2.0.0.tgz"  # and again
+    summary = pk.summarize(doc, SCOPED)
+    assert summary.for_filename("widget-1.0.0.tgz") == summary.versions["1.0.0"]
+    assert summary.for_filename("legacy-name.tgz") == summary.versions["1.1.0"]
+    assert summary.versions["1.1.0"].filename == "legacy-name.tgz"
+    # Several versions under one name: the last listed has it, as the registry's order says.
+    assert summary.for_filename("widget-2.0.0.tgz") == summary.versions["2.1.0"]
+    # A version whose tarball has another name is not found under its default one.
+    assert summary.for_filename("widget-1.1.0.tgz") is None
+    assert summary.for_filename("widget-2.1.0.tgz") is None
+    assert summary.for_filename("widget-.tgz") is None
+    assert summary.for_filename("other-1.0.0.tgz") is None
+    # Only the odd names are kept; the digest is parsed when asked for.
+    assert set(summary.odd_filenames) == {"legacy-name.tgz", "widget-2.0.0.tgz"}
+    assert summary.versions["1.0.0"].digest == expected_digest(dist["1.0.0"]["integrity"], None)
+
+
 def test_summarize_tolerates_malformed_versions() -> None:
     doc = leftpad()
     doc["versions"]["0.0.1"] = "not a manifest"
@@ -154,6 +179,37 @@ def test_summarize_reads_modified_of_an_abbreviated_document() -> None:
 )
 def test_tarball_filename(url: str, filename: str) -> None:
     assert pk.tarball_filename(url, LEFTPAD, "1.3.0") == filename
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://registry.invalid/left-pad/-/left-pad-1.3.0.tgz",
+        "http://registry.invalid/@acme%2fwidget/-/widget-1.3.0.tgz",
+        "HTTPS://Registry.invalid/a/b.tgz",
+        "https://registry.invalid/a/b.tgz?x=/c/d.tgz",
+        "https://registry.invalid/a/b.tgz#/c/d.tgz",
+        "https://registry.invalid/a/b.tgz#frag?q=/e.tgz",
+        "https://registry.invalid/a/b.tgz?q#/e.tgz",
+        "https://registry.invalid",
+        "https://registry.invalid?x=/a.tgz",
+        "https://registry.invalid#/a.tgz",
+        "https:///a/b.tgz",
+        "https://user:pw@registry.invalid:8443/a/b.tgz",
+        "https://[::1]:8443/a/b.tgz",
+        "https://regístry.invalid/a/b.tgz",
+        "https://registry.invalid/a/b\tc.tgz",
+        "https://registry.invalid/a/b.tgz ",
+        "https://registry.invalid/a/",
+        "ftp://registry.invalid/a/b.tgz",
+        "//registry.invalid/a/b.tgz",
+        "relative/path/b.tgz",
+        "b.tgz",
+        "http:b.tgz",
+    ],
+)
+def test_url_leaf_is_the_last_segment_of_the_path(url: str) -> None:
+    assert pk.url_leaf(url) == urlsplit(url).path.rsplit("/", 1)[-1]
 
 
 # -- abbreviate --------------------------------------------------------------------------------
@@ -661,3 +717,69 @@ def test_inspect_parses_and_summarizes() -> None:
     assert summary.dist_tags == {"latest": "1.3.0", "next": "2.0.0-beta.1"}
     with pytest.raises(UpstreamBadResponse):
         pk.inspect(raw({"name": "other"}), LEFTPAD)
+
+
+# -- render in one pass ------------------------------------------------------------------------
+
+
+def odd_document() -> dict[str, Any]:
+    """A packument with what the one-pass render must keep straight: an install script, a
+    version that is already deprecated, one without `dist`, one whose `dist` is not a map, a
+    malformed entry, a tarball name that needs escaping, a scoped name."""
+    doc = packument(
+        "@acme/widget",
+        ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1", "2.0.0", "2.1.0"],
+        tags={"latest": "2.1.0", "next": "2.0.0-rc.1", "legacy": "1.2.0"},
+        manifests={
+            "1.1.0": manifest("@acme/widget", "1.1.0", scripts={"postinstall": "node x.js"}),
+            "1.2.0": manifest("@acme/widget", "1.2.0", extra={"deprecated": "use 2"}),
+        },
+    )
+    versions = doc["versions"]
+    versions["2.0.0"]["dist"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget 2.0.0+b%C3%A9.tgz"
+    del versions["2.0.0-rc.1"]["dist"]
+    versions["1.0.0"]["dist"] = "not a map"
+    versions["0.0.1"] = "malformed"
+    return doc
+
+
+EDITS = [
+    pk.NO_EDITS,
+    Edits(hidden=frozenset({"1.0.0"})),
+    Edits(deprecated=(("1.1.0", "warned"), ("1.2.0", "warned too"), ("9.9.9", "absent"))),
+    Edits(
+        hidden=frozenset({"2.1.0"}),
+        restricted=frozenset({"1.2.0", "2.0.0", "9.9.9"}),
+        message="blocked, see why",
+        deprecated=(("1.1.0", "warned"), ("2.0.0", "warned but blocked")),
+        blocked=(("2.0.0", "Floodgate blocked @acme/widget@2.0.0: spam"),),
+    ),
+    Edits(restricted=frozenset({"2.1.0", "2.0.0", "1.2.0", "1.1.0", "1.0.0", "2.0.0-rc.1"})),
+]
+
+
+@pytest.mark.parametrize("variant", list(Variant))
+@pytest.mark.parametrize("edits", EDITS)
+def test_the_one_pass_render_equals_the_three_steps(variant: Variant, edits: Edits) -> None:
+    package = PackageName.parse("@acme/widget")
+    doc = odd_document()
+    before = copy.deepcopy(doc)
+    edited = pk.apply_edits(doc, edits)
+    if variant is Variant.ABBREVIATED:
+        edited = pk.abbreviate(edited)
+    expected = orjson.dumps(pk.rewrite_tarballs(edited, PROXY, package, edits))
+    served = pk.served_document(doc, package, variant, PROXY, edits)
+    assert orjson.dumps(served) == expected  # same bytes: same keys, values and order
+    assert doc == before  # the parsed document is never modified
+    assert pk.render(raw(doc), package, variant, PROXY, edits).gzip_plain == expected
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["left-pad-1.3.0.tgz", "x-1.0.0+build.7.tgz", "a b.tgz", "b%C3%A9.tgz", "é.tgz", "a~(b)!*.tgz"],
+)
+def test_proxy_tarball_url_escapes_as_quote_does(filename: str) -> None:
+    from urllib.parse import quote
+
+    url = pk.proxy_tarball_url(PROXY, LEFTPAD, filename)
+    assert url == f"{PROXY}/left-pad/-/{quote(filename, safe='-._~!*()+')}"

@@ -24,7 +24,8 @@ from proxy.cli import main
 from proxy.decisions import DecisionLog
 from proxy.detect.evaluate import Detector
 from proxy.detect.facts import inspect
-from proxy.detect.model import Verdict
+from proxy.detect.model import Label, Verdict
+from proxy.detect.osv import OsvFeed
 from proxy.detect.store import VerdictStore
 from proxy.gate import OpenGate, PolicyGate
 from proxy.inspect import Inspector
@@ -154,8 +155,8 @@ def test_platform_builds_and_placeholders_are_fetched_only_when_asked(
 
 
 class CountingDetector(Detector):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, osv: OsvFeed | None = None) -> None:
+        super().__init__(osv)
         self.assessed: list[str] = []
 
     def assess(self, *args: Any, **kwargs: Any) -> Verdict:
@@ -210,6 +211,68 @@ async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Pat
         # One new version upstream: exactly one version assessed.
         await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0", "1.3.0"]))
         assert detector.assessed == ["1.3.0"]
+    finally:
+        gate.close()
+
+
+def mal_record(name: str, version: str) -> dict[str, Any]:
+    return {
+        "id": f"MAL-2026-{abs(hash((name, version))) % 10**6}",
+        "modified": "2026-11-30T00:00:00Z",
+        "summary": f"Malicious code in {name}",
+        "affected": [{"package": {"ecosystem": "npm", "name": name}, "versions": [version]}],
+    }
+
+
+@pytest.mark.anyio
+async def test_a_feed_change_redoes_the_feed_lookup_not_the_assessments(tmp_path: Path) -> None:
+    records = tmp_path / "feed"
+    records.mkdir()
+    (records / "other.json").write_text(json.dumps(mal_record("fg-other", "1.0.0")))
+    feed = OsvFeed(records)
+    assert feed.refresh()
+    detector = CountingDetector(feed)
+    gate = PolicyGate(
+        PolicyHolder(shipped_policy("default")),
+        Inspector(detector, VerdictStore(), feed),
+        DecisionLog(tmp_path / "decisions.sqlite3"),
+        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    try:
+        package = PackageName.parse("fg-grow")
+        entry = entry_for(["1.0.0", "1.1.0", "1.2.0"])
+        plan = await gate.plan(package, entry)
+        assert plan.edits.restricted == frozenset()
+        assert sorted(detector.assessed) == ["1.0.0", "1.1.0", "1.2.0"]
+        detector.assessed.clear()
+        salt = gate.salt
+        # The feed now lists one version as malicious: the plan changes, no version is
+        # assessed again (only the feed lookup is redone).
+        (records / "grow.json").write_text(json.dumps(mal_record("fg-grow", "1.1.0")))
+        assert feed.refresh()
+        assert gate.salt != salt
+        plan = await gate.plan(package, entry)
+        assert plan.edits.restricted == frozenset({"1.1.0"})
+        assert detector.assessed == []
+        # A tarball request decides from the same kept verdicts: blocked before any download.
+        ref = entry.summary.versions["1.1.0"]
+        known = gate._known(entry, ref)
+        assert known is not None
+        assert known.osv_ids
+        assert known.label is Label.MALICIOUS
+        assert detector.assessed == []
+        # Withdrawn again: back to the verdict as assessed, still without assessing.
+        (records / "grow.json").unlink()
+        assert feed.refresh()
+        plan = await gate.plan(package, entry)
+        assert plan.edits.restricted == frozenset()
+        assert detector.assessed == []
+        # One new version: that one is assessed, against the feed as it is now.
+        (records / "grow.json").write_text(json.dumps(mal_record("fg-grow", "1.3.0")))
+        assert feed.refresh()
+        plan = await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0", "1.3.0"]))
+        assert detector.assessed == ["1.3.0"]
+        assert plan.edits.restricted == frozenset({"1.3.0"})
     finally:
         gate.close()
 

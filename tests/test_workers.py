@@ -1,0 +1,100 @@
+"""The heap trimmer: big documents (and only those) make the server hand freed heap pages back
+to the OS, off every request's path."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from proxy.app import build_service
+from proxy.gate import Caller
+from proxy.npm.names import PackageName
+from proxy.npm.packument import Variant
+from proxy.settings import Settings
+from proxy.workers import BIG_DOCUMENT, RenderPool, Trimmer, malloc_trim
+from tests.fakes.packages import FakeVersion
+from tests.fakes.registry import FakeRegistry
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await anyio.sleep(0.01)
+    return True
+
+
+def test_malloc_trim_is_called_where_glibc_has_it() -> None:
+    assert malloc_trim() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.anyio
+async def test_the_heap_is_trimmed_after_big_documents_only() -> None:
+    trims: list[int] = []
+    trimmer = Trimmer(lambda: trims.append(1), threshold=2 * BIG_DOCUMENT, delay=0)
+    pool = RenderPool(0, trimmer=trimmer)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trimmer.run)
+        for _ in range(50):  # small documents never add up to a trim
+            assert await pool.run(len, b"x" * 100_000) == 100_000
+        await pool.run(len, b"x" * BIG_DOCUMENT)  # one big document: under the threshold
+        await anyio.wait_all_tasks_blocked()
+        assert trims == []
+        await pool.run(len, b"x" * BIG_DOCUMENT)  # the second crosses it
+        assert await until(lambda: trimmer.trims == 1)
+        await anyio.wait_all_tasks_blocked()
+        assert trims == [1]  # once, not once per document
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_the_service_trims_after_a_big_packument(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    readme = "A long readme, as big packages have. " * 150
+    registry.add(
+        "fg-big",
+        *(FakeVersion(f"1.{i}.0", extra={"readme": readme}) for i in range(300)),
+    )
+    settings = Settings(upstream=registry.url, cache_dir=tmp_path, render_workers=0)
+    service = build_service(settings)
+    trims: list[int] = []
+    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0)
+    async with service:
+        served = await service.packument(
+            PackageName.parse("fg-big"), Variant.ABBREVIATED, "http://fg.invalid", Caller()
+        )
+        assert served.rendered.gzip
+        assert await until(lambda: len(trims) >= 1)
+
+
+@pytest.mark.anyio
+async def test_the_service_trims_after_a_big_tarball_scan(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    code = "".join(f"export const value{i} = {i} * 2;\n" for i in range(40_000)).encode()
+    assert len(code) > BIG_DOCUMENT
+    registry.add("fg-bigtar", FakeVersion("1.0.0", files={"index.js": code}))
+    settings = Settings(
+        upstream=registry.url, cache_dir=tmp_path, render_workers=0, prefetch_scans=0
+    )
+    service = build_service(settings)
+    trims: list[int] = []
+    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0)
+    async with service:
+        package = PackageName.parse("fg-bigtar")
+        await service.packument(package, Variant.ABBREVIATED, "http://fg.invalid", Caller())
+        await anyio.wait_all_tasks_blocked()
+        assert trims == []  # a small packument is no reason
+        served = await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())
+        assert served.cache.value == "miss"
+        assert await until(lambda: len(trims) == 1)
+        await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())  # a hit: no new work
+        await anyio.wait_all_tasks_blocked()
+        assert trims == [1]
