@@ -42,9 +42,15 @@ from proxy.metrics import RequestCounts
 from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
-from proxy.storage.backends import open_blob_stores, open_database, open_decision_log, open_leases
+from proxy.storage.backends import (
+    open_blob_stores,
+    open_database,
+    open_decision_log,
+    open_leases,
+    open_token_store,
+)
 from proxy.storage.cluster import Lease, NoLeases, PgLeases, PgNotifier
-from proxy.tokens import TokenIndex, TokenStore
+from proxy.tokens import TokenIndex
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
 from proxy.web.auth import Authenticate
@@ -163,9 +169,11 @@ def prepare_dashboard(settings: Settings) -> None:
         log.warning("dashboard indexes not added to %s: %s", path, exc)
 
 
-def build_service(settings: Settings) -> Service:
-    """Everything the proxy needs, built from settings; `async with` it to run."""
-    db = open_database(settings, degrade=True)  # None: the embedded default
+def build_service(settings: Settings, db: PgDatabase | None = None) -> Service:
+    """Everything the proxy needs, built from settings; `async with` it to run (which closes
+    `db`, the shared database, opened here when not given)."""
+    if db is None:
+        db = open_database(settings, degrade=True)  # None: the embedded default
     leases = open_leases(db)
     tarballs, saved = open_blob_stores(settings, leases)
     closing = [db.close] if db is not None else []
@@ -248,7 +256,8 @@ def create_app(settings: Settings) -> ASGIApp:
 
     Raises PolicyError when the policy is malformed (before anything starts).
     """
-    service = build_service(settings)
+    db = open_database(settings, degrade=True)  # None: the embedded default
+    service = build_service(settings, db)
     prepare_dashboard(settings)
     counts = RequestCounts()
     writer = (
@@ -257,7 +266,7 @@ def create_app(settings: Settings) -> ASGIApp:
         else None
     )
 
-    tokens = TokenStore.in_cache(settings.cache_dir)
+    tokens = open_token_store(settings, db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -282,8 +291,8 @@ def create_app(settings: Settings) -> ASGIApp:
     index = TokenIndex(tokens)
     if index.any():
         log.info(
-            "%d client tokens; anonymous access %s",
-            tokens.count(),
+            "client tokens in use (%s); anonymous access %s",
+            tokens.where,
             "allowed" if settings.anonymous == "on" else "refused",
         )
     authenticated = Authenticate(PackageFastLane(app), index, settings.anonymous)

@@ -8,6 +8,7 @@ parses arguments and hands over; the work happens in `proxy.app` and the package
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import signal
@@ -34,6 +35,7 @@ from proxy.storage.sql import database_errors
 
 if TYPE_CHECKING:
     from proxy.decisions import DecisionRecord
+    from proxy.tokens import TokenStorage
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="create, list or revoke client tokens",
         description="Client tokens: clients send them as any registry token "
         "(//host/:_authToken= in .npmrc; npmAuthToken for yarn 4). Only a token's hash is "
-        "stored, in tokens.sqlite3 in the cache folder; the running proxy sees changes within "
-        "seconds.",
+        "stored, in tokens.sqlite3 in the cache folder (with database_url: in the shared "
+        "database, for every replica); the running proxy sees changes within seconds.",
     )
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = token_commands.add_parser(
@@ -305,13 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON lines")
     revoke = token_commands.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name", metavar="NAME")
-    for sub, handler in ((create, cmd_token_create), (listing, cmd_token_list)):
+    for sub, handler in (
+        (create, cmd_token_create),
+        (listing, cmd_token_list),
+        (revoke, cmd_token_revoke),
+    ):
         sub.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-        _add_settings(sub, ("cache_dir", "log_level"))
-        sub.set_defaults(handler=handler, settings_names=("cache_dir", "log_level"))
-    revoke.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    _add_settings(revoke, ("cache_dir", "log_level"))
-    revoke.set_defaults(handler=cmd_token_revoke, settings_names=("cache_dir", "log_level"))
+        _add_settings(sub, LOG_SETTINGS)
+        sub.set_defaults(handler=handler, settings_names=LOG_SETTINGS)
 
     campaigns = commands.add_parser(
         "campaigns",
@@ -734,20 +737,18 @@ def explain_decision(r: DecisionRecord) -> str:
     return "\n".join(lines)
 
 
-def _token_store(args: argparse.Namespace) -> Any:
-    from proxy.tokens import TokenStore
+def _token_store(args: argparse.Namespace) -> contextlib.AbstractContextManager[TokenStorage]:
+    """The token store the settings name: the cache folder's, or the shared database's."""
+    from proxy.storage.backends import token_store
 
-    return TokenStore.in_cache(ensure_settings(args).cache_dir)
+    return token_store(ensure_settings(args))
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     import orjson
 
-    store = _token_store(args)
-    try:
+    with _token_store(args) as store:
         token = store.create(args.group, args.name)
-    finally:
-        store.close()
     if args.json:
         print(orjson.dumps({"name": args.name, "group": args.group, "token": token}).decode())
         return EXIT_OK
@@ -764,11 +765,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     import orjson
 
-    store = _token_store(args)
-    try:
+    with _token_store(args) as store:
         tokens = store.list()
-    finally:
-        store.close()
     if args.json:
         for t in tokens:
             print(orjson.dumps(t.to_json()).decode())
@@ -794,11 +792,8 @@ def token_table(tokens: Sequence[Any]) -> list[str]:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    store = _token_store(args)
-    try:
+    with _token_store(args) as store:
         info = store.revoke(args.name)
-    finally:
-        store.close()
     print(
         f"revoked token {info.name!r} (group {info.group!r}); a running Floodgate refuses it "
         "within seconds"

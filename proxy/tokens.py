@@ -1,4 +1,4 @@
-"""Client tokens: who may use this Floodgate, in an embedded SQLite database.
+"""Client tokens: who may use this Floodgate, in SQLite or the shared database.
 
 `floodgate token create --group ci --name runner-7` makes a high-entropy random token, prints it
 once and stores only its SHA-256 (with the name, group, creation time and last use); the token
@@ -6,9 +6,12 @@ itself is never written anywhere. Clients send it as they send any registry toke
 (`//host/:_authToken=` in `.npmrc`, `npmAuthToken` for yarn 4): `Authorization: Bearer <token>`.
 
 The store is `tokens.sqlite3` in the cache folder (WAL mode, one transaction per change, so a
-crash never leaves half a row). The running proxy reads it through `TokenIndex`, which keeps
-lookups in memory for `LOOKUP_TTL` seconds: a revocation made by the CLI (another process)
-applies within that time, and a warm request costs a hash and a dictionary lookup.
+crash never leaves half a row), or with `database_url` the `tokens` table of the shared
+PostgreSQL database (`proxy.storage.tokens`), so that every replica accepts the same tokens;
+`proxy.storage.backends.open_token_store` chooses. The running proxy reads it through
+`TokenIndex`, which keeps lookups in memory for `LOOKUP_TTL` seconds: a revocation made by
+the CLI (another process, another machine) applies within that time, and a warm request costs
+a hash and a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from proxy.errors import FloodgateError
 from proxy.identity import Identity
+from proxy.storage.sql import database_errors
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +105,45 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class TokenStorage(Protocol):
+    """Where tokens are kept: `TokenStore` (SQLite) or the shared database's
+    (`proxy.storage.tokens.SharedTokenStore`). Reads and writes raise the database's errors
+    (`proxy.storage.sql.database_errors`) but `touch`, which never raises."""
+
+    @property
+    def where(self) -> str: ...  # for messages: the file, or "the shared database"
+
+    def create(self, group: str, name: str) -> str: ...
+
+    def revoke(self, name: str) -> TokenInfo: ...
+
+    def list(self) -> list[TokenInfo]: ...
+
+    def count(self) -> int: ...
+
+    def find(self, digest: str) -> TokenInfo | None: ...
+
+    def touch(self, name: str, when: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def duplicate_name(name: str) -> TokenError:
+    return TokenError(
+        f"a token named {name!r} exists already: revoke it first, or choose another name"
+    )
+
+
+def unknown_name(name: str) -> TokenError:
+    return TokenError(f"no token named {name!r} (floodgate token list shows them)")
+
+
 class TokenStore:
-    """The token table: create, list, revoke, look up by digest."""
+    """The token table in SQLite: create, list, revoke, look up by digest."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time):
         self.path = path
+        self.where = str(path)
         self.clock = clock
         self._conn = _connect(path)
         self._lock = threading.Lock()
@@ -129,9 +168,7 @@ class TokenStore:
                     (name, group, digest_of(token), self.clock()),
                 )
         except sqlite3.IntegrityError:
-            raise TokenError(
-                f"a token named {name!r} exists already: revoke it first, or choose another name"
-            ) from None
+            raise duplicate_name(name) from None
         return token
 
     def revoke(self, name: str) -> TokenInfo:
@@ -141,7 +178,7 @@ class TokenStore:
                 "SELECT name, token_group, created, last_used FROM tokens WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
-                raise TokenError(f"no token named {name!r} (floodgate token list shows them)")
+                raise unknown_name(name)
             self._conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
         return TokenInfo(*row)
 
@@ -176,7 +213,9 @@ class TokenStore:
 
 
 @dataclass(slots=True)
-class _Seen:
+class Seen:
+    """One lookup's answer and until when it is trusted."""
+
     info: TokenInfo | None
     identity: Identity | None
     until: float
@@ -189,7 +228,7 @@ class TokenIndex:
 
     def __init__(
         self,
-        store: TokenStore,
+        store: TokenStorage,
         ttl: float = LOOKUP_TTL,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -198,9 +237,20 @@ class TokenIndex:
         self.ttl = ttl
         self.clock = clock
         self.wall = wall
-        self._seen: dict[str, _Seen] = {}
+        self._seen: dict[str, Seen] = {}
         self._count: tuple[int, float] = (0, float("-inf"))
         self._touched: dict[str, float] = {}
+        self._errors = database_errors()
+
+    def cached(self, token: str) -> Seen | None:
+        """The lookup of `token` while it is trusted, else None (never blocks)."""
+        seen = self._seen.get(token)
+        return seen if seen is not None and self.clock() < seen.until else None
+
+    def any_cached(self) -> bool | None:
+        """`any()` while its answer is trusted, else None (never blocks)."""
+        count, until = self._count
+        return count > 0 if self.clock() < until else None
 
     def any(self) -> bool:
         """Whether any token exists (so anonymous `auto` means off)."""
@@ -209,8 +259,8 @@ class TokenIndex:
         if now >= until:
             try:
                 count = self.store.count()
-            except sqlite3.Error as exc:  # keep the last answer (or assume tokens: refuse)
-                log.warning("cannot read the token store %s: %s", self.store.path, exc)
+            except self._errors as exc:  # keep the last answer (or assume tokens: refuse)
+                log.warning("cannot read the token store %s: %s", self.store.where, exc)
                 count = count if until > float("-inf") else 1
             self._count = (count, now + self.ttl)
         return count > 0
@@ -227,7 +277,7 @@ class TokenIndex:
             return seen.identity
         return self._lookup(token).identity
 
-    def _lookup(self, token: str) -> _Seen:
+    def _lookup(self, token: str) -> Seen:
         now = self.clock()
         seen = self._seen.get(token)
         if seen is not None and now < seen.until:
@@ -238,10 +288,10 @@ class TokenIndex:
                 self._seen.clear()
         try:
             info = self.store.find(digest_of(token))
-        except sqlite3.Error as exc:  # keep what was known; an unknown token stays unknown
-            log.warning("cannot read the token store %s: %s", self.store.path, exc)
+        except self._errors as exc:  # keep what was known; an unknown token stays unknown
+            log.warning("cannot read the token store %s: %s", self.store.where, exc)
             info = seen.info if seen is not None else None
-        seen = _Seen(info, info.identity if info is not None else None, now + self.ttl)
+        seen = Seen(info, info.identity if info is not None else None, now + self.ttl)
         self._seen[token] = seen
         if info is not None:
             # Recorded when the lookup is renewed (every `ttl` seconds of use at most), so

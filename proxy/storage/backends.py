@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from proxy.decisions import DecisionRecord, DecisionWriter
 from proxy.errors import SettingsError
 from proxy.settings import Settings
 from proxy.storage.cluster import Lease, NoLeases
+from proxy.tokens import TokenStorage, TokenStore
 
 if TYPE_CHECKING:
     from proxy.storage.sql import PgDatabase
@@ -79,6 +81,30 @@ def open_decision_log(settings: Settings, db: PgDatabase | None) -> DecisionWrit
     from proxy.storage.decisions import SharedDecisionLog
 
     return SharedDecisionLog(db)
+
+
+def open_token_store(settings: Settings, db: PgDatabase | None) -> TokenStorage:
+    """The client tokens: `tokens.sqlite3` in the cache folder, or the shared database's."""
+    if db is None:
+        return TokenStore.in_cache(settings.cache_dir)
+    from proxy.storage.tokens import SharedTokenStore
+
+    return SharedTokenStore(db)
+
+
+@contextmanager
+def token_store(settings: Settings) -> Iterator[TokenStorage]:
+    """The token store the settings name, with a database handle of its own (the shared one
+    migrated first, so that the first token can be made before any replica has started),
+    closed after use: what the `token` commands use."""
+    db = open_database(settings)
+    store = open_token_store(settings, db)
+    try:
+        yield store
+    finally:
+        store.close()
+        if db is not None:
+            db.close()
 
 
 def query_decisions(

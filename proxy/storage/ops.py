@@ -44,6 +44,7 @@ EMBEDDED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("detector/verdicts.sqlite3", ("verdicts",)),
     ("decisions.sqlite3", ("decisions",)),
+    ("tokens.sqlite3", ("tokens",)),  # client tokens (their digests): a moved node keeps them
 )
 # Decisions have no natural key: a row is "already there" when these match.
 DECISION_IDENTITY = ("time", "package", "version", "action", "request_id", "client")
@@ -253,6 +254,10 @@ def _embedded_schema(filename: str) -> tuple[str, ...]:
         return clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
     if filename.endswith("verdicts.sqlite3"):
         return store.SCHEMA
+    if filename == "tokens.sqlite3":
+        from proxy.tokens import SCHEMA as TOKENS
+
+        return split_script(TOKENS)
     return split_script(DECISIONS)
 
 

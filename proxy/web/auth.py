@@ -13,6 +13,10 @@
   exists; `on`; `off`), else 401 saying how to get a token. Liveness/readiness and the login
   endpoints (which answer with how to get a token) are reachable without one.
 
+A lookup the token index must renew (every `LOOKUP_TTL` seconds per token) runs in a worker
+thread, so a slow or unreachable shared database delays only the requests that wait for it,
+never the event loop; while it is down, the index answers with what it knew.
+
 Failed attempts are counted per client address (`FailureThrottle`): past `FREE_FAILURES` within
 `FAILURE_WINDOW` seconds, further bad tokens from that address get 429 with `Retry-After`
 (doubling up to `MAX_LOCKOUT`) without being looked up. A valid token is always accepted, so
@@ -27,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import anyio
+import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.identity import ANONYMOUS, Identity
@@ -167,10 +173,13 @@ class Authenticate:
                 break
             at += 1
         state = scope.setdefault("state", {})
-        if header is None or not self.tokens.any():
+        tokens_exist = self.tokens.any_cached()
+        if tokens_exist is None:  # due again: read off the event loop (a database may be slow)
+            tokens_exist = await anyio.to_thread.run_sync(self.tokens.any)
+        if header is None or not tokens_exist:
             # No credentials, or none of ours exist (then a client's credentials are its own
             # business, as before: forwarded only with forward_auth).
-            if header is None and not self._anonymous_ok(scope["path"]):
+            if header is None and not self._anonymous_ok(scope["path"], tokens_exist):
                 await self._refuse(
                     scope, receive, send, "this Floodgate requires a token: " + HOW_TO_GET_ONE
                 )
@@ -178,7 +187,7 @@ class Authenticate:
             state["identity"] = ANONYMOUS
             await self.app(scope, receive, send)
             return
-        identity = self._identify(header)
+        identity = await self._identify(header)
         if identity is None:
             await self._failed(scope, receive, send)
             return
@@ -190,12 +199,12 @@ class Authenticate:
         state["identity"] = identity
         await self.app(scope, receive, send)
 
-    def _anonymous_ok(self, path: str) -> bool:
-        if anonymous_allowed(self.anonymous, self.tokens.any()):
+    def _anonymous_ok(self, path: str, tokens_exist: bool) -> bool:
+        if anonymous_allowed(self.anonymous, tokens_exist):
             return True
         return path.startswith(OPEN_PATHS)
 
-    def _identify(self, header: bytes) -> Identity | None:
+    async def _identify(self, header: bytes) -> Identity | None:
         try:
             token = self._tokens_of[header]
         except KeyError:
@@ -205,7 +214,10 @@ class Authenticate:
             self._tokens_of[header] = token
         if token is None:
             return None
-        return self.tokens.identify(token)
+        seen = self.tokens.cached(token)  # the warm path: a dictionary lookup
+        if seen is not None:
+            return seen.identity
+        return await anyio.to_thread.run_sync(self.tokens.identify, token)
 
     async def _failed(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")

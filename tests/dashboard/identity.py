@@ -5,23 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proxy.tokens import TokenStore
+from proxy.settings import load_settings
+from proxy.storage.backends import token_store
 
 WHO = ("admin/alice", "developers/bob", "security/carol")
 
 
-def make_tokens(cache: Path, who: tuple[str, ...] = WHO) -> dict[str, str]:
-    """A token for each `group/name`, keyed by it."""
+def make_tokens(
+    cache: Path, who: tuple[str, ...] = WHO, database_url: str | None = None
+) -> dict[str, str]:
+    """A token for each `group/name`, keyed by it (in the shared database with `database_url`,
+    where a proxy with that setting reads them)."""
     cache.mkdir(parents=True, exist_ok=True)
-    store = TokenStore.in_cache(cache)
-    try:
+    values = {"cache_dir": str(cache)}
+    if database_url is not None:
+        values["database_url"] = database_url
+    with token_store(load_settings(values, env={})) as store:
         out = {}
         for label in who:
             group, _, name = label.partition("/")
             out[label] = store.create(group, name)
         return out
-    finally:
-        store.close()
 
 
 def auth(token: str) -> dict[str, str]:

@@ -153,8 +153,9 @@ def test_without_enforcement_the_pages_say_so(
 
 
 def test_with_a_shared_database_the_pages_say_they_cannot_show_it_yet(
-    make_proxy: ProxyFactory, tokens: dict[str, str], pg_url: str
+    make_proxy: ProxyFactory, tmp_path: Path, pg_url: str
 ) -> None:
+    tokens = make_tokens(tmp_path / "cache", database_url=pg_url)  # where the proxy reads them
     proxy = make_proxy(database_url=pg_url)
     r = proxy.client.get("/-/dashboard", headers=auth(tokens["admin/alice"]))
     assert r.status_code == 501

@@ -91,7 +91,7 @@ class Cluster:
     postgres: Postgres
     policy: Path
 
-    start_replica: Callable[[str], Floodgate]
+    start_replica: Callable[..., Floodgate]  # (name, *extra serve arguments)
 
     def tarball_fetches(self) -> Counter[str]:
         return Counter(s.path for s in self.upstream.seen if s.path.endswith(".tgz"))
@@ -286,10 +286,15 @@ def test_the_database_stopped_and_started_while_serving(cluster: Cluster, tmp_pa
         assert any("the shared database cannot be reached" in w for w in ready.json()["warnings"])
         assert cluster.replicas[0].logged("the shared database cannot be reached")
         # A replica (re)started meanwhile starts, serves, and joins once the database is back.
-        late = cluster.start_replica("late")
+        # It cannot know whether client tokens exist (they are in the database), so by default
+        # (anonymous: auto) it refuses anonymous requests rather than open up; a deployment
+        # without tokens says `anonymous: on`.
+        late = cluster.start_replica("late", "--anonymous", "on")
         assert httpx.get(late.url + "/fg-alpha", timeout=30).status_code == 200
         assert late.logged("the shared database cannot be reached")
         cluster.replicas.append(late)
+        closed = cluster.start_replica("late-auto")
+        assert httpx.get(closed.url + "/fg-alpha", timeout=30).status_code == 401
     finally:
         cluster.postgres.start()
 
@@ -301,6 +306,12 @@ def test_the_database_stopped_and_started_while_serving(cluster: Cluster, tmp_pa
         return True
 
     wait_for(recovered, "every replica back on the shared database", 60)
+
+    # Once the database says no token exists, the cautious replica serves anonymous requests.
+    def anonymous_ok() -> bool:
+        return httpx.get(closed.url + "/fg-alpha", timeout=30).status_code == 200
+
+    wait_for(anonymous_ok, "anonymous requests served once the token count is known", 60)
     assert cluster.replicas[0].logged("the shared database answers again")
     # The decision made during the outage was kept and written once the database was back.
     decided = "SELECT count(*) FROM decisions WHERE package = 'fg-outage'"

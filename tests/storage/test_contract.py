@@ -7,6 +7,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +27,19 @@ from proxy.detect.model import Label
 from proxy.detect.store import VerdictStore
 from proxy.detect.wallets import WalletIndex
 from proxy.errors import UpstreamBadResponse
+from proxy.identity import Identity
 from proxy.npm.integrity import Digest
 from proxy.settings import load_settings
-from proxy.storage.backends import open_blob_stores, open_database
+from proxy.storage.backends import open_blob_stores, open_database, token_store
 from proxy.storage.cluster import NoLeases
 from proxy.storage.sql import SqlDatabase
+from proxy.tokens import (
+    TOKEN_PREFIX,
+    TokenError,
+    TokenIndex,
+    TokenStorage,
+    digest_of as token_digest,
+)
 from tests.detect.helpers import case
 
 CLOCK = datetime(2024, 3, 1, tzinfo=UTC)
@@ -298,3 +307,79 @@ def test_saved_packuments(backend: Backend) -> None:
     assert saved.load("@scope/x") == (b'{"name":"@scope/x"}', None)
     saved.save("left-pad", b'{"name":"left-pad","v":2}', '"etag-2"')
     assert saved.load("left-pad") == (b'{"name":"left-pad","v":2}', '"etag-2"')
+
+
+# -- client tokens ---------------------------------------------------------------------------
+
+
+def tokens_of(backend: Backend) -> AbstractContextManager[TokenStorage]:
+    """A token store with a database handle of its own: for the shared backend, what another
+    replica (or the CLI on another machine) opens with the same settings."""
+    return token_store(backend.settings)
+
+
+class TickingClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tokens_create_find_list_revoke(backend: Backend) -> None:
+    with tokens_of(backend) as store:
+        assert (store.count(), store.list()) == (0, [])
+        token = store.create("ci", "runner-7")
+        store.create("dev", "alice")
+        store.create("ci", "builder")
+        assert token.startswith(TOKEN_PREFIX)
+        info = store.find(token_digest(token))
+        assert info is not None
+        assert (info.name, info.group, info.last_used) == ("runner-7", "ci", None)
+        assert store.find(token_digest(token + "x")) is None
+        listed = [(t.group, t.name) for t in store.list()]
+        assert listed == [("ci", "builder"), ("ci", "runner-7"), ("dev", "alice")]
+        assert store.count() == 3
+        with pytest.raises(TokenError, match="exists already"):
+            store.create("dev", "runner-7")
+        with pytest.raises(TokenError, match="not valid"):
+            store.create("ci", "two words")
+        revoked = store.revoke("runner-7")
+        assert (revoked.name, revoked.group, revoked.created) == ("runner-7", "ci", info.created)
+        assert store.find(token_digest(token)) is None
+        with pytest.raises(TokenError, match="no token named"):
+            store.revoke("runner-7")
+        assert store.count() == 2
+
+
+def test_token_last_use_is_recorded(backend: Backend) -> None:
+    with tokens_of(backend) as store:
+        token = store.create("ci", "runner-7")
+        store.touch("runner-7", 1_700_000_100.0)
+        store.touch("nobody", 1_700_000_100.0)  # nothing to record, and no error
+        info = store.find(token_digest(token))
+        assert info is not None
+        assert info.last_used == 1_700_000_100.0
+
+
+def test_a_token_made_through_one_handle_is_accepted_and_revoked_through_another(
+    backend: Backend,
+) -> None:
+    clock = TickingClock(100.0)
+    with tokens_of(backend) as one, tokens_of(backend) as two:
+        index_one = TokenIndex(one, ttl=5.0, clock=clock, wall=lambda: 1_700_000_500.0)
+        index_two = TokenIndex(two, ttl=5.0, clock=clock, wall=lambda: 1_700_000_500.0)
+        assert not index_two.any()
+        token = one.create("ci", "runner-7")
+        assert not index_two.any()  # its answer is trusted for the ttl
+        clock.now += 5.0
+        assert index_two.any()
+        assert index_two.identify(token) == Identity("ci", "runner-7")
+        assert index_one.identify(token) == Identity("ci", "runner-7")
+        assert [t.last_used for t in one.list()] == [1_700_000_500.0]  # the use, recorded
+        two.revoke("runner-7")
+        assert index_one.identify(token) == Identity("ci", "runner-7")  # until the ttl
+        clock.now += 5.0
+        assert index_one.identify(token) is None
+        assert index_two.identify(token) is None
+        assert not index_one.any()

@@ -21,6 +21,7 @@ from proxy.detect.store import VerdictStore
 from proxy.files import write_atomically
 from proxy.storage.ops import tarball_matches
 from proxy.storage.sql import latest_version
+from proxy.tokens import TokenStore
 from tests.detect.helpers import case
 from tests.servers import free_port
 from tests.storage.test_contract import record
@@ -109,6 +110,9 @@ def make_embedded(cache: Path) -> tuple[str, str]:
     bad = hashlib.sha512(b"other").hexdigest()
     write_atomically(cache / "tarballs" / "sha512" / bad[:2] / bad, b"not the other")
     PackumentStore(cache / "packuments", 1 << 20).save("left-pad", b"{}", '"e1"')
+    tokens = TokenStore.in_cache(cache)
+    tokens.create("ci", "runner-7")
+    tokens.close()
     return f"sha512-{digest}", verdict.name
 
 
@@ -123,6 +127,7 @@ def test_import_then_export(
     assert "verdicts: 1 rows" in out
     assert "decisions: 2 rows" in out
     assert "clone_files: 2 rows" in out
+    assert "tokens: 1 rows" in out
     assert "tarballs: 1" in out
     assert "saved packuments: 1" in out
     assert "does not match its digest" in out
@@ -133,6 +138,7 @@ def test_import_then_export(
     out = capsys.readouterr().out
     assert "decisions: 0 rows" in out
     assert "verdicts: 0 rows" in out
+    assert "tokens: 0 rows" in out
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM decisions").fetchone() == (2,)
 
@@ -150,6 +156,11 @@ def test_import_then_export(
     algorithm, _, digest = key.partition("-")
     assert (down / "tarballs" / algorithm / digest[:2] / digest).read_bytes() == b"a tarball"
     assert PackumentStore(down / "packuments", 1 << 20).load("left-pad") == (b"{}", '"e1"')
+    moved, kept = TokenStore.in_cache(down), TokenStore.in_cache(cache)
+    assert moved.list() == kept.list()
+    assert [t.name for t in moved.list()] == ["runner-7"]
+    moved.close()
+    kept.close()
 
 
 def test_the_commands_reading_floodgates_memory_read_the_shared_database(
