@@ -12,19 +12,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from tests.conftest import publish_basics
+from tests.e2e.balancer import RoundRobin
 from tests.e2e.npm import Floodgate, installed_version, needs_npm, npm, serve, write_project
 from tests.fakes.packages import FakeVersion, farm
 from tests.fakes.registry import FakeRegistry, UvicornThread, running_registry
@@ -34,51 +31,6 @@ pytestmark = [pytest.mark.e2e, needs_npm]
 
 DEPENDENCIES = {"fg-alpha": "^1.0.0", "@fg-scope/gamma": "1.0.0"}
 DEFAULT_POLICY = (Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()
-HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
-
-
-@dataclass
-class RoundRobin:
-    """A request-level round-robin load balancer: each request goes to the next replica; a
-    replica that does not answer (refused, dropped) is skipped for the next one, as a load
-    balancer's retry of an idempotent request does. `after[n]` runs once the n-th request has
-    been forwarded."""
-
-    backends: list[str] = field(default_factory=list)
-    forwarded: int = 0
-    failovers: int = 0
-    after: dict[int, Callable[[], None]] = field(default_factory=dict)
-    _next: int = 0
-
-    def app(self) -> Starlette:
-        methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
-        return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
-
-    async def handle(self, request: Request) -> Response:
-        target = request.scope["raw_path"].decode()
-        if request.scope["query_string"]:
-            target += "?" + request.scope["query_string"].decode()
-        body = await request.body()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
-        async with httpx.AsyncClient(timeout=60) as client:
-            for _ in range(len(self.backends)):
-                backend = self.backends[self._next % len(self.backends)]
-                self._next += 1
-                try:
-                    got = await client.request(
-                        request.method, backend + target, headers=headers, content=body
-                    )
-                except httpx.TransportError:
-                    self.failovers += 1
-                    continue
-                self.forwarded += 1
-                hook = self.after.pop(self.forwarded, None)
-                if hook is not None:
-                    hook()
-                skip = HOP | {"content-encoding"}  # httpx decoded the body
-                out = {k: v for k, v in got.headers.items() if k.lower() not in skip}
-                return Response(got.content, got.status_code, headers=out)
-        return Response(b'{"error":"no replica answered"}', 502)
 
 
 @dataclass
