@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from proxy.npm.tarball import EntryKind, TarballFacts
+from proxy.npm.tarball import EntryKind, TarballFacts, TarEntry
 from proxy.npm.teafile import is_tea_path
 
 CODE_SUFFIXES = (
@@ -308,6 +308,15 @@ def wrapped_packages(text: str) -> tuple[int, tuple[str, ...]] | None:
     if wrappers == 0 or rest.replace(";", "").strip():
         return None
     return wrappers, tuple(sorted(used))
+
+
+def code_entries(t: TarballFacts) -> list[TarEntry]:
+    """The tarball's code files (by suffix), vendored `node_modules/` left out."""
+    return [
+        e for e in t.entries
+        if e.kind is EntryKind.FILE and e.path.lower().endswith(CODE_SUFFIXES)
+        and "/node_modules/" not in e.path
+    ]  # fmt: skip
 
 
 def is_empty_code(text: str) -> bool:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import re
 
-from proxy.detect.code import CODE_SUFFIXES, comments
+from proxy.detect.code import code_entries, comments
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
-from proxy.npm.tarball import EntryKind
 
 SPEC = SignalSpec(
     "stub-code", "placeholder logic", Severity.MEDIUM, Confidence.LOW, role=Role.FUNCTION
@@ -53,11 +52,7 @@ def check(s: Subject) -> Finding | None:
     t = s.tarball
     if t is None or not t.complete:
         return None
-    code = [
-        e for e in t.entries
-        if e.kind is EntryKind.FILE and e.path.lower().endswith(CODE_SUFFIXES)
-        and "/node_modules/" not in e.path
-    ]  # fmt: skip
+    code = code_entries(t)
     code_bytes = sum(e.size for e in code)
     if not code or code_bytes > STUB_MAX_CODE_BYTES:
         return None

@@ -23,7 +23,7 @@ types definition") is not flagged at all.
 from __future__ import annotations
 
 from proxy.detect.code import (
-    CODE_SUFFIXES,
+    code_entries,
     declares_no_code,
     is_empty_code,
     is_greeting,
@@ -32,7 +32,6 @@ from proxy.detect.code import (
 )
 from proxy.detect.facts import Subject
 from proxy.detect.model import Confidence, Finding, Role, Severity, SignalSpec
-from proxy.npm.tarball import EntryKind
 
 SPEC = SignalSpec(
     "trivial-code", "no real code", Severity.MEDIUM, Confidence.MEDIUM, role=Role.FUNCTION
@@ -51,11 +50,7 @@ def check(s: Subject) -> Finding | None:
         return _from_metadata(s)
     if not t.complete or declares_no_code(t.readme_text):
         return None
-    code = [
-        e for e in t.entries
-        if e.kind is EntryKind.FILE and e.path.lower().endswith(CODE_SUFFIXES)
-        and "/node_modules/" not in e.path
-    ]  # fmt: skip
+    code = code_entries(t)
     code_bytes = sum(e.size for e in code)
     evidence = {"files": len(t.files), "code_files": len(code), "code_bytes": code_bytes}
     # No code beside data files is what data packages (mime-db, node-releases) look like, and a
