@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.dashboard.identity import in_url, make_tokens
+from tests.dashboard.identity import auth, in_url, make_tokens
 from tests.fakes.packages import clean, farm, hello
 from tests.fakes.registry import FakeRegistry
 
@@ -188,19 +188,23 @@ def floodgate(registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path) 
     registry.add("fg-clean", clean("1.0.0"), clean("1.0.1"))
     policy = tmp_path / "corp.yaml"
     policy.write_text(POLICY)
-    token = make_tokens(tmp_path / "cache", ("admin/alice",))["admin/alice"]
-    # Anonymous on: the test's own requests below need no token; the browser logs in.
+    tokens = make_tokens(tmp_path / "cache", ("admin/alice", "ci/runner-7", "developers/bob"))
+    # Anonymous on for the one anonymous request below; the browser logs in as alice.
     proxy = make_proxy(prefetch_scans=0, policy=str(policy), anonymous="on")
-    proxy.admin_url = in_url(proxy.url, token)  # type: ignore[attr-defined]
+    proxy.admin_url = in_url(proxy.url, tokens["admin/alice"])  # type: ignore[attr-defined]
     client = proxy.client
+    ci, dev = auth(tokens["ci/runner-7"]), auth(tokens["developers/bob"])
     for name in ("fg-farm-a", "fg-farm-b", "fg-farm-c"):
         for version in ("1.0.0", "1.0.1"):
-            assert client.get(f"/{name}/-/{name}-{version}.tgz").status_code == 302
-    assert client.get("/fg-farm-a/-/fg-farm-a-1.0.0.tgz").status_code == 302  # again
+            got = client.get(f"/{name}/-/{name}-{version}.tgz", headers=ci)
+            assert got.status_code == 302
+    again = client.get("/fg-farm-a/-/fg-farm-a-1.0.0.tgz", headers=dev)
+    assert again.status_code == 302
     assert client.get("/fg-farm-a").status_code == 200  # its packument, with the blocks
-    assert client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz").status_code == 200  # hidden, pinned
-    assert client.get("/fg-hello/-/fg-hello-1.0.0.tgz").status_code == 200  # warned
-    assert client.get("/fg-clean/-/fg-clean-1.0.1.tgz").status_code == 200
+    hidden = client.get("/fg-mixed/-/fg-mixed-1.1.0.tgz", headers=dev)
+    assert hidden.status_code == 200  # hidden, pinned
+    assert client.get("/fg-hello/-/fg-hello-1.0.0.tgz", headers=dev).status_code == 200  # warned
+    assert client.get("/fg-clean/-/fg-clean-1.0.1.tgz", headers=ci).status_code == 200
     return proxy
 
 
@@ -226,7 +230,11 @@ def test_the_dashboard_renders_in_chromium(floodgate: RunningProxy, tmp_path: Pa
     names = [a.content for a in packages.find("a", cls="mono")]
     assert names[0] == "fg-farm-a"  # the most blocked
     assert set(names) >= {"fg-farm-a", "fg-farm-b", "fg-farm-c", "fg-mixed", "fg-hello"}
-    assert "anonymous" in packages.content  # no tokens on this branch yet: everyone is
+    assert "ci (" in packages.content  # the groups whose requests hit them, from real tokens
+    assert "developers (" in packages.content
+    groups = page.one("section", id="groups").content
+    assert "ci" in groups
+    assert "developers" in groups
     rules = page.one("section", id="rules").content
     assert "token-farming" in rules
     assert "quarantine-mixed" in rules
