@@ -26,7 +26,7 @@ from tests.fakes.registry import FakeRegistry
 
 RECORDER = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from proxy.decisions import DecisionLog, DecisionRecord
 
@@ -41,7 +41,7 @@ RECORDER = textwrap.dedent(
             policy="default", policy_digest="d",
         ))
     print("recorded", flush=True)
-    time.sleep(600)
+    signal.pause()  # until the test kills this process
     """
 )
 

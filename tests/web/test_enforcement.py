@@ -247,7 +247,10 @@ def test_policy_edits_reload_and_change_etags(
     clean_etag = proxy.client.get("/fg-clean").headers["etag"]
 
     path.write_text("rules: [\n")  # a broken edit keeps the audit policy in force
-    time.sleep(2.5)
+    deadline = time.monotonic() + 10
+    while "last_reload_error" not in proxy.client.get("/-/ready").json()["policy"]:
+        assert time.monotonic() < deadline, "the broken edit was never tried"
+        time.sleep(0.05)
     assert proxy.client.get("/fg-mixed").headers["etag"] == first.headers["etag"]
 
     path.write_text(Path("policies/default.yaml").read_text())
