@@ -43,6 +43,7 @@ from proxy.policy.holder import PolicyHolder, resolve_policy_path
 from proxy.service import Service
 from proxy.settings import Settings
 from proxy.storage.backends import (
+    decisions_path,
     open_blob_stores,
     open_database,
     open_decision_log,
@@ -160,7 +161,7 @@ def build_gate(
 def prepare_dashboard(settings: Settings) -> None:
     """Give the decision log the dashboard's indexes and hourly counts (once per log; an
     older log is counted now). A log that cannot be prepared only makes the pages slower."""
-    path = settings.cache_dir / "decisions.sqlite3"
+    path = decisions_path(settings)
     if not settings.enforce or not path.exists():
         return
     try:

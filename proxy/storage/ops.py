@@ -24,6 +24,7 @@ from pathlib import Path
 from proxy.detect.db import Database
 from proxy.files import TMP_SUFFIX, write_atomically
 from proxy.settings import Settings
+from proxy.storage.backends import DECISIONS_FILE
 from proxy.storage.sql import SqlDatabase, database_errors
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ EMBEDDED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("detector/verdicts.sqlite3", ("verdicts",)),
-    ("decisions.sqlite3", ("decisions",)),
+    (DECISIONS_FILE, ("decisions",)),
     ("tokens.sqlite3", ("tokens",)),  # client tokens (their digests): a moved node keeps them
 )
 # Decisions have no natural key: a row is "already there" when these match.

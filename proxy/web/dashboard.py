@@ -26,6 +26,7 @@ from proxy.inspect import VERDICTS_FILE, detector_dir
 from proxy.policy.model import Policy
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.storage.backends import decisions_path
 from proxy.web.auth import challenge
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def _who(request: Request) -> str:
 def _paths(service: Service) -> tuple[Path, Path]:
     settings = service.settings
     return (
-        settings.cache_dir / "decisions.sqlite3",
+        decisions_path(settings),
         detector_dir(settings) / VERDICTS_FILE,
     )
 
@@ -169,7 +170,7 @@ WARM_INTERVAL = 240.0  # seconds between recomputations of the overview's past-d
 async def keep_warm(settings: Settings) -> None:
     """Keep the overview's counts of past days computed ahead of page views (see
     `queries.warm`); runs for the proxy's lifetime."""
-    path = settings.cache_dir / "decisions.sqlite3"
+    path = decisions_path(settings)
     if not settings.enforce or settings.database_url is not None:
         return
     while True:
