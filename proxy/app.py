@@ -24,18 +24,23 @@ from proxy.errors import (
     BadRequest,
     CacheUnavailable,
     ClientBusy,
+    Conflict,
     FloodgateError,
+    Forbidden,
     ForbiddenOrigin,
     InvalidPackageName,
     NotFound,
     PolicyBlocked,
     ReadOnly,
     RequestTooLarge,
+    Unauthenticated,
     UpstreamBadResponse,
     UpstreamBusy,
     UpstreamUnavailable,
 )
 from proxy.gate import Gate, OpenGate, PolicyGate
+from proxy.hosted.access import HostedAccess
+from proxy.hosted.registry import HostedRegistry
 from proxy.inspect import feed_is_user_given, open_detector
 from proxy.internal import InternalNames
 from proxy.metrics import RequestCounts
@@ -47,6 +52,7 @@ from proxy.storage.backends import (
     open_blob_stores,
     open_database,
     open_decision_log,
+    open_hosted_store,
     open_leases,
     open_token_store,
 )
@@ -54,7 +60,7 @@ from proxy.storage.cluster import Lease, NoLeases, PgLeases, PgNotifier
 from proxy.tokens import TokenIndex
 from proxy.upstream.client import UpstreamClient
 from proxy.web.access import AccessLog, AccessLogWriter
-from proxy.web.auth import Authenticate
+from proxy.web.auth import HOW_TO_GET_ONE, WWW_AUTHENTICATE, Authenticate
 from proxy.web.dashboard import keep_warm
 from proxy.web.responses import error_response, notice_header
 from proxy.web.routes import PackageEndpoint, routes
@@ -80,6 +86,9 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (ClientBusy, 429),
     (BadRequest, 400),
     (ForbiddenOrigin, 403),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (Conflict, 409),
     (PolicyBlocked, 451),
     (UpstreamBusy, 503),  # the upstream's Retry-After, passed on
     (UpstreamUnavailable, 502),
@@ -93,11 +102,20 @@ async def floodgate_error(request: Request, exc: Exception) -> Response:
     status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
     if status >= 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-    elif status in (403, 451):
+    elif status in (401, 403, 409, 451):
         log.warning("%s %s refused: %s", request.method, request.url.path, exc)
     headers = {"allow": "GET, HEAD"} if status == 405 else None
     if isinstance(exc, PolicyBlocked):
         # npm prints npm-notice as `npm notice ...` even on an error response.
+        headers = {"npm-notice": notice_header(str(exc))}
+    if isinstance(exc, Unauthenticated):
+        message = f"{exc}: {HOW_TO_GET_ONE}"
+        return error_response(
+            401,
+            message,
+            {"www-authenticate": WWW_AUTHENTICATE, "npm-notice": notice_header(message)},
+        )
+    if isinstance(exc, Forbidden):
         headers = {"npm-notice": notice_header(str(exc))}
     if isinstance(exc, ClientBusy):
         headers = {"retry-after": str(CLIENT_RETRY_AFTER)}
@@ -197,6 +215,29 @@ def build_service(settings: Settings, db: PgDatabase | None = None) -> Service:
         health=health,
         notifier=notifier,
         internal_upstream=internal_client(settings),
+        hosted=hosted_registry(settings, db, leases),
+    )
+
+
+def hosted_registry(
+    settings: Settings, db: PgDatabase | None, leases: Lease
+) -> HostedRegistry | None:
+    """The packages Floodgate hosts: the internal names, when there are some and no internal
+    registry serves them; in the shared database when there is one."""
+    if not (settings.internal_scopes or settings.internal_names) or settings.internal_upstream:
+        return None
+    return HostedRegistry(
+        open_hosted_store(settings, db),
+        HostedAccess.of(
+            settings.internal_readers,
+            settings.internal_publishers,
+            anonymous_read=settings.internal_anonymous_read,
+            admin_groups=settings.admin_groups,
+            unpublish_hours=settings.unpublish_hours,
+        ),
+        InternalNames.of(settings.internal_scopes, settings.internal_names),
+        max_publish_bytes=settings.max_publish_mb * MB,
+        leases=leases,
     )
 
 

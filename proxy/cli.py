@@ -85,6 +85,11 @@ SERVE_SETTINGS = (
     "internal_scopes",
     "internal_names",
     "internal_upstream",
+    "internal_readers",
+    "internal_publishers",
+    "internal_anonymous_read",
+    "unpublish_hours",
+    "max_publish_mb",
 )
 _METAVARS = {"upstream": "URL", "public_url": "URL", "cache_dir": "DIR", "host": "ADDR"}
 

@@ -15,10 +15,13 @@
      ├── PolicyBlocked             the policy refuses a package or version (451)
      ├── CacheUnavailable          the cache folder cannot be written (full, read-only, gone: 503)
      ├── LockfileError             a lockfile that cannot be read (names the file and the spot)
-     ├── ReadOnly                  a write request (publish, login, dist-tags) to a read-only proxy
+     ├── ReadOnly                  a write Floodgate does not take (login; publish outside hosted)
      ├── RequestTooLarge           a client request body over the limit
  ├── ClientBusy                a client over its share of concurrent work (429)
-     └── BadRequest                a client request body Floodgate cannot read
+     ├── BadRequest                a client request body Floodgate cannot read
+     ├── Unauthenticated           an action that needs a token, without one (401)
+     ├── Forbidden                 the caller's group may not, or the registry's rules forbid (403)
+     └── Conflict                  a hosted document changed under the request (409)
 
 Third-party exceptions (httpx, yaml, tarfile) are caught at the edge that calls them and re-raised
 as one of these with `raise ... from exc`; `proxy.app` is the one place that maps them to HTTP.
@@ -108,3 +111,18 @@ class BadRequest(FloodgateError):
 class CacheUnavailable(FloodgateError):
     """Raised when the cache folder cannot be written while serving (disk full, read-only,
     removed); the request gets a 503 with the reason instead of an internal error."""
+
+
+class Unauthenticated(FloodgateError):
+    """Raised when an action needs a token and the request has none: answered 401 with how to
+    get one."""
+
+
+class Forbidden(FloodgateError):
+    """Raised when the caller's group may not do this (read or publish a hosted scope), or the
+    registry's rules forbid it (republishing a version): answered 403 with the reason."""
+
+
+class Conflict(FloodgateError):
+    """Raised when a hosted document changed since the client (or another replica) read it:
+    answered 409; the client retries on the fresh document."""

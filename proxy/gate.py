@@ -51,6 +51,7 @@ from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
 from proxy.errors import FloodgateError, PolicyBlocked
 from proxy.health import Check, feed_check, policy_check
+from proxy.identity import ANONYMOUS, Identity
 from proxy.inspect import Inspector
 from proxy.internal import NO_INTERNAL, InternalNames
 from proxy.metrics import DECISIONS, SCAN_SECONDS, SCAN_TIMEOUTS, Timer
@@ -87,6 +88,11 @@ class Caller:
     token: str = ""
     request_id: str = ""
     group: str = ""
+
+    @property
+    def identity(self) -> Identity:
+        """The token identity behind this caller (anonymous without a group)."""
+        return Identity(self.group, self.token) if self.group else ANONYMOUS
 
     @staticmethod
     def fingerprint(authorization: str) -> str:
@@ -220,6 +226,19 @@ class Gate(Protocol):
         """The verdict and decision on one version (scanning its tarball if it can), or None
         when there is no such version or nothing is enforced."""
 
+    async def admit_publish(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        tarball: TarballFacts,
+        caller: Caller,
+    ) -> str:
+        """Decide on a version a client publishes (its tarball in hand, `entry` the packument
+        it would make): raise PolicyBlocked for what the policy would refuse to serve (block
+        or hide), log the decision; return a warning for the client ("" when none)."""
+        ...
+
     async def maintain(self) -> None:
         """Run for the proxy's lifetime: pick up policy edits and feed refreshes."""
 
@@ -271,6 +290,16 @@ class OpenGate:
         self, package: PackageName, entry: PackumentEntry, version: str, fetch: Fetch
     ) -> tuple[Verdict | None, Decision] | None:
         return None
+
+    async def admit_publish(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        tarball: TarballFacts,
+        caller: Caller,
+    ) -> str:
+        return ""
 
     async def maintain(self) -> None:
         return None
@@ -836,6 +865,32 @@ class PolicyGate:
             except (FloodgateError, TimeoutError) as exc:
                 log.info("deciding %s@%s without its tarball: %s", package.name, version, exc)
         return verdict, decide(self.policy, self._subject_of(entry.facts, version, verdict))
+
+    async def admit_publish(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        ref: VersionRef,
+        tarball: TarballFacts,
+        caller: Caller,
+    ) -> str:
+        """The tarball verdict, made now on the published bytes, decided by the caller's
+        policy as a download of it would be: Floodgate never hosts what it would not serve."""
+        facts = entry.facts
+        assert facts is not None
+        verdict = await anyio.to_thread.run_sync(
+            lambda: self._assess(facts, ref.version, tarball, record=False)
+        )
+        d = decide(self.policy, self._subject_of(facts, ref.version, verdict, ScanState.TARBALL))
+        self._record(package.name, ref.version, d, verdict, caller, "publish")
+        if d.action in (Action.BLOCK, Action.HIDE):
+            raise PolicyBlocked(
+                f"Floodgate refused to publish {package.name}@{ref.version} (policy "
+                f"{self.policy.name!r}, rule {d.rule!r}): {d.reason.rstrip('.')}"
+            )
+        if d.action is Action.WARN:
+            return f"{package.name}@{ref.version}: {warning_message(d)}"
+        return ""
 
     def _remembered(self, name: str, ref: VersionRef) -> _Settled | None:
         settled = self._settled.get((name, ref.version, ref.integrity or ""))

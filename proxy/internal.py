@@ -2,7 +2,8 @@
 public names that imitate them (dependency confusion). Pure.
 
 `internal_scopes` (`@acme`) and `internal_names` (`acme-utils`, `@acme/utils`) are internal: a
-request for one is answered by Floodgate with a 404 that says why, and the upstream is never
+request for one is answered from the organization's own registry (`internal_upstream`) or from
+the packages published to Floodgate itself (`proxy.hosted`), and the public upstream is never
 asked, so a public package of the same name can never be installed in its place.
 
 A public package *shadows* an internal name when it is that name's twin: the same letters and
@@ -52,6 +53,10 @@ class InternalNames:
         if not self.names or self.is_internal(name):
             return None
         return _twins_of(self.names).get(twin_key(name))
+
+    def describe(self) -> str:
+        """The internal scopes and names, for messages ("none" when there are none)."""
+        return ", ".join(sorted(self.scopes | self.names)) or "none"
 
     def refusal(self, name: str) -> str:
         """The 404's message for an internal name."""

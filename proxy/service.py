@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup
 from cachetools import TTLCache
 
@@ -46,17 +47,30 @@ from proxy.cache.memory import (
 from proxy.cache.store import CachedTarball, PackumentSaver, TarballCache
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
-from proxy.errors import ClientBusy, FloodgateError, NotFound, UpstreamError
+from proxy.errors import (
+    ClientBusy,
+    FloodgateError,
+    Forbidden,
+    NotFound,
+    PolicyBlocked,
+    ReadOnly,
+    UpstreamError,
+)
 from proxy.gate import Caller, Fetch, Gate
+from proxy.hosted import document as hosted_doc
+from proxy.hosted.document import Change
+from proxy.hosted.registry import HostedRegistry, NewTarball, Outcome, tarball_key
+from proxy.identity import ANONYMOUS, Identity
 from proxy.internal import InternalNames
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
+from proxy.npm.tarball import read_tarball
 from proxy.policy.model import Decision
 from proxy.settings import Settings
 from proxy.storage.cluster import PgNotifier
 from proxy.storage.health import Health
-from proxy.upstream.client import Fetched, Forwarded, UpstreamClient
+from proxy.upstream.client import Fetched, Forwarded, Source, UpstreamClient
 from proxy.workers import INLINE_MAX, RenderPool
 
 log = logging.getLogger(__name__)
@@ -76,6 +90,14 @@ class ServedPackument:
     variant: pk.Variant
     cache: CacheState
     stale_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What a write to a hosted package did, and a policy warning for the client."""
+
+    changes: Sequence[Change]
+    notice: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +170,14 @@ class Service:
         health: Sequence[Health] = (),
         notifier: PgNotifier | None = None,
         internal_upstream: UpstreamClient | None = None,
+        hosted: HostedRegistry | None = None,
     ):
         self.settings = settings
         self.upstream = upstream
         # The registry of the internal names, the only one ever asked for them (None: 404).
         self.internal_upstream = internal_upstream
+        # The packages Floodgate hosts (the internal names, when there is no internal registry).
+        self.hosted = hosted
         self.packuments = packuments
         self.saved = saved
         self.tarballs = tarballs
@@ -190,6 +215,8 @@ class Service:
             stack.push_async_callback(self.upstream.aclose)
             if self.internal_upstream is not None:
                 stack.push_async_callback(self.internal_upstream.aclose)
+            if self.hosted is not None:
+                stack.push_async_callback(self.hosted.aclose)
             await anyio.to_thread.run_sync(self.tarballs.index.scan)
             await anyio.to_thread.run_sync(self.saved.index.scan)
             log.info(
@@ -272,15 +299,23 @@ class Service:
         )
         return entry, CacheState.STALE, None
 
-    def source(self, package: PackageName) -> UpstreamClient:
-        """The registry `package` comes from: the internal one for the organization's own names
-        (never the public upstream: that is how dependency confusion is shut out), else the
-        upstream. Raises NotFound for an internal name when no internal registry is set."""
+    def source(self, package: PackageName) -> Source:
+        """The registry `package` comes from: for the organization's own names the internal
+        registry, or else Floodgate's own hosted packages (never the public upstream: that is
+        how dependency confusion is shut out); the upstream for everything else."""
         if self.internal and self.internal.is_internal(package.name):
-            if self.internal_upstream is None:
+            if self.internal_upstream is not None:
+                return self.internal_upstream
+            if self.hosted is None:
                 raise NotFound(self.internal.refusal(package.name))
-            return self.internal_upstream
+            return self.hosted
         return self.upstream
+
+    def check_read(self, package: PackageName, who: Identity) -> None:
+        """Refuse (Unauthenticated, Forbidden) a caller who may not read a hosted package."""
+        hosted = self.hosted
+        if hosted is not None and self.internal_upstream is None and hosted.hosts(package):
+            hosted.access.check_read(who, package)
 
     async def _inspect(
         self, raw: bytes, package: PackageName
@@ -367,17 +402,24 @@ class Service:
         caller: Caller,
         *,
         plain: bool = False,
+        write: bool = False,
     ) -> ServedPackument:
         """The served packument in `variant`, with tarball URLs under `base_url`; its plain
-        bytes are kept only once a client asks for them (`plain`: it does not accept gzip)."""
+        bytes are kept only once a client asks for them (`plain`: it does not accept gzip).
+        `write` (`?write=true`, what npm deprecate and unpublish read before they write back):
+        a hosted package's document as stored, without the policy's edits, for its publishers."""
+        self.check_read(package, caller.identity)
         entry, state, doc = await self._entry(package)
-        if state is CacheState.MISS:  # a client is resolving versions of a new document
-            self._prefetch(package, entry)
-        gate = self.gate.for_group(caller.group)
-        plan = await gate.plan(package, entry)
-        gate.admit(package, plan, caller)
-        edits = plan.edits
-        salt = gate.salt  # the policy's digest is in it: groups never share a rendering
+        if write and self._writable(package, caller):
+            edits, salt = pk.NO_EDITS, "write"
+        else:
+            if state is CacheState.MISS:  # a client is resolving versions of a new document
+                self._prefetch(package, entry)
+            gate = self.gate.for_group(caller.group)
+            plan = await gate.plan(package, entry)
+            gate.admit(package, plan, caller)
+            edits = plan.edits
+            salt = gate.salt  # the policy's digest is in it: groups never share a rendering
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
@@ -414,11 +456,12 @@ class Service:
         return ServedPackument(rendered, variant, state, entry.stale_reason)
 
     async def version(
-        self, package: PackageName, spec: str, base_url: str, group: str = ""
+        self, package: PackageName, spec: str, base_url: str, who: Identity = ANONYMOUS
     ) -> bytes:
         """The served manifest of one version (exact version or dist-tag)."""
+        self.check_read(package, who)
         entry, _ = await self.entry(package)
-        edits = (await self.gate.for_group(group).plan(package, entry)).edits
+        edits = (await self.gate.for_group(who.group or "").plan(package, entry)).edits
         body = await self.pool.run(
             version_packed, entry.packed, package, spec, base_url, edits, size=entry.size_raw
         )
@@ -426,9 +469,10 @@ class Service:
             raise NotFound(f"{package.name}@{spec} is not in this registry")
         return body
 
-    async def dist_tags(self, package: PackageName, group: str = "") -> Mapping[str, str]:
+    async def dist_tags(self, package: PackageName, who: Identity = ANONYMOUS) -> Mapping[str, str]:
+        self.check_read(package, who)
         entry, _ = await self.entry(package)
-        edits = (await self.gate.for_group(group).plan(package, entry)).edits
+        edits = (await self.gate.for_group(who.group or "").plan(package, entry)).edits
         kept = [v for v in entry.summary.versions if v not in edits.hidden]
         return pk.served_dist_tags(entry.summary.dist_tags, kept, edits.restricted)
 
@@ -437,6 +481,7 @@ class Service:
     async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
         """A tarball by file name: located in the packument, let through (or refused) by the
         gate, which fetches it when it needs the bytes."""
+        self.check_read(package, caller.identity)
         entry, ref = await self._locate(package, filename)
         gate = self.gate.for_group(caller.group)
         gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
@@ -511,15 +556,16 @@ class Service:
     # -- npm audit ----------------------------------------------------------------------------
 
     async def verdict(
-        self, package: PackageName, version: str, group: str = ""
+        self, package: PackageName, version: str, who: Identity = ANONYMOUS
     ) -> tuple[Verdict | None, Decision] | None:
-        """The verdict and decision on one version (under `group`'s policy); None when there
-        is no such version or enforcement is off."""
+        """The verdict and decision on one version (under the caller's group's policy); None
+        when there is no such version or enforcement is off."""
+        self.check_read(package, who)
         entry, _ = await self.entry(package)
         ref = entry.summary.versions.get(version)
         if ref is None:
             return None
-        gate = self.gate.for_group(group)
+        gate = self.gate.for_group(who.group or "")
         return await gate.assess(package, entry, version, self._fetcher(package, ref))
 
     async def advisories(
@@ -527,7 +573,7 @@ class Service:
         wanted: Mapping[str, Sequence[str]],
         base_url: str,
         client: str = "-",
-        group: str = "",
+        who: Identity = ANONYMOUS,
     ) -> dict[str, list[dict[str, Any]]]:
         """Floodgate's findings on the requested versions, as bulk-advisory entries.
 
@@ -540,12 +586,12 @@ class Service:
             )
         self._auditing.add(client)
         try:
-            return await self._advisories(wanted, base_url, group)
+            return await self._advisories(wanted, base_url, who)
         finally:
             self._auditing.discard(client)
 
     async def _advisories(
-        self, wanted: Mapping[str, Sequence[str]], base_url: str, group: str
+        self, wanted: Mapping[str, Sequence[str]], base_url: str, who: Identity
     ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         limiter = self._audit_limit
@@ -555,7 +601,7 @@ class Service:
                 try:
                     package = PackageName.parse(name)
                     for version in versions:
-                        found = await self.verdict(package, version, group)
+                        found = await self.verdict(package, version, who)
                         if found is None:
                             continue
                         url = f"{base_url}/-/floodgate/verdict/{package.path}/{version}"
@@ -570,6 +616,172 @@ class Service:
                 if isinstance(name, str) and isinstance(versions, list):
                     tg.start_soon(one, name, [v for v in versions if isinstance(v, str)])
         return out
+
+    # -- hosted packages: the write side -----------------------------------------------------
+
+    def hosted_for(self, package: PackageName) -> HostedRegistry:
+        """The hosted registry when it hosts `package`; else refuse the write (ReadOnly)."""
+        if self.hosted is None or not self.hosted.hosts(package):
+            raise ReadOnly(
+                f"Floodgate is a read-only proxy for {package.name}: it hosts only the "
+                f"internal scopes and names ({self.internal.describe()}); publish other "
+                "packages to your registry directly"
+            )
+        if self.internal_upstream is not None:
+            raise ReadOnly(
+                f"{package.name} comes from the internal registry (internal_upstream): "
+                "publish it there"
+            )
+        return self.hosted
+
+    async def check_write(
+        self, package: PackageName, caller: Caller, what: str = "publish"
+    ) -> HostedRegistry:
+        """Refuse a write the caller may not make (ReadOnly, Unauthenticated, Forbidden; a
+        token's refusal goes to the audit log). The endpoints ask before reading the body: a
+        caller without the right never costs a large upload."""
+        hosted = self.hosted_for(package)
+        try:
+            hosted.access.check_write(caller.identity, package, what)
+        except Forbidden as exc:
+            await hosted.record(package, Change("refused", "", str(exc)), caller)
+            raise
+        return hosted
+
+    def _writable(self, package: PackageName, caller: Caller) -> bool:
+        try:
+            self.hosted_for(package).access.check_write(caller.identity, package)
+        except FloodgateError:
+            return False
+        return True
+
+    def _changed(self, package: PackageName) -> None:
+        """A hosted document changed: every cache of it, here and on other replicas, goes."""
+        self.packuments.drop(package.name)
+        self._missing.pop(package.name, None)
+        self._tell_others("packument", package.name)
+
+    async def publish(self, package: PackageName, body: bytes, caller: Caller) -> PublishOutcome:
+        """`PUT /<name>`: a publish (a tarball attached), or a client writing the document back
+        (npm deprecate); inspected and decided like a download before anything is stored."""
+        hosted = await self.check_write(package, caller)
+        doc = hosted_doc.parse_body(body)
+        if not hosted_doc.is_publish(doc):
+            return await self.update(package, doc, caller)
+        pub, tarball = hosted_doc.parse_publication(doc, package, hosted.max_publish_bytes)
+        facts = await anyio.to_thread.run_sync(read_tarball, tarball)
+        hosted_doc.check_tarball(pub, facts)
+        notice = ""
+
+        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+            nonlocal notice
+            new, changes = hosted_doc.apply_publish(stored, pub, package, now)
+            raw = orjson.dumps(new)
+            summary, package_facts = await self.pool.run(inspect, raw, package)
+            entry = PackumentEntry(b"", len(raw), summary, None, 0.0, facts=package_facts)
+            ref = summary.versions[pub.version]
+            gate = self.gate.for_group(caller.group)
+            notice = await gate.admit_publish(package, entry, ref, facts, caller)
+            return Outcome(new, changes, NewTarball(pub.sha512_hex, tarball))
+
+        try:
+            changes = await hosted.change(package, caller, compute)
+        except (PolicyBlocked, Forbidden) as exc:
+            await hosted.record(package, Change("refused", pub.version, str(exc)), caller)
+            raise
+        self._changed(package)
+        return PublishOutcome(changes, notice)
+
+    async def update(
+        self, package: PackageName, doc: Mapping[str, Any], caller: Caller, rev: str | None = None
+    ) -> PublishOutcome:
+        """A client writing a hosted document back: deprecations and unpublished versions."""
+        hosted = await self.check_write(package, caller, "change")
+        who = caller.identity
+
+        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+            if stored is None:
+                raise NotFound(f"{package.name} is not published here")
+            new, changes = hosted_doc.apply_update(stored, doc, now)
+            dropped = self._unpublished(hosted, package, who, stored, changes)
+            return Outcome(new, changes, drop=dropped)
+
+        changes = await hosted.change(package, caller, compute, rev)
+        if changes:
+            self._changed(package)
+        return PublishOutcome(changes)
+
+    def _unpublished(
+        self,
+        hosted: HostedRegistry,
+        package: PackageName,
+        who: Identity,
+        stored: Mapping[str, Any],
+        changes: Sequence[Change],
+    ) -> tuple[str, ...]:
+        """Check the unpublish rule for every version `changes` removes; their tarball keys."""
+        versions = hosted_doc.live_versions(stored)
+        keys = []
+        for change in changes:
+            if change.event != "unpublish":
+                continue
+            published = hosted_doc.published_at(stored, change.version)
+            hosted.access.check_unpublish(who, package, change.version, published, hosted.clock())
+            key = tarball_key(versions[change.version])
+            if key is not None:
+                keys.append(key)
+        return tuple(keys)
+
+    async def unpublish(self, package: PackageName, caller: Caller, rev: str | None) -> None:
+        """`DELETE /<name>/-rev/<rev>`: every version unpublished (the numbers stay used)."""
+        hosted = await self.check_write(package, caller, "unpublish")
+        who = caller.identity
+
+        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+            if stored is None or not hosted_doc.live_versions(stored):
+                raise NotFound(f"{package.name} is not published here")
+            new: dict[str, Any] = stored
+            changes: list[Change] = []
+            for version in list(hosted_doc.live_versions(stored)):
+                new, removed = hosted_doc.remove_version(new, version, now)
+                changes.extend(removed)
+            return Outcome(
+                new, changes, drop=self._unpublished(hosted, package, who, stored, changes)
+            )
+
+        await hosted.change(package, caller, compute, rev)
+        self._changed(package)
+
+    async def remove_tarball(self, package: PackageName, filename: str, caller: Caller) -> None:
+        """`DELETE /<name>/-/<file>/-rev/<rev>`, npm unpublish's second step: the version was
+        removed from the document already, and its tarball with it; one still published is
+        refused (unpublish it first)."""
+        hosted = await self.check_write(package, caller, "unpublish")
+        stored = await hosted.load(package)
+        if stored is not None:
+            for version in hosted_doc.live_versions(orjson.loads(stored.body)):
+                if filename == f"{package.bare}-{version}.tgz":
+                    raise Forbidden(
+                        f"{package.name}@{version} is still published: unpublish the version "
+                        f"(npm unpublish {package.name}@{version}), not its tarball"
+                    )
+
+    async def tag(
+        self, package: PackageName, tag: str, version: str | None, caller: Caller
+    ) -> PublishOutcome:
+        """`npm dist-tag add` (a version) or `rm` (None)."""
+        hosted = await self.check_write(package, caller, "change the dist-tags of")
+
+        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+            if stored is None:
+                raise NotFound(f"{package.name} is not published here")
+            if version is None:
+                return Outcome(*hosted_doc.remove_tag(stored, tag, now))
+            return Outcome(*hosted_doc.set_tag(stored, tag, version, now))
+
+        changes = await hosted.change(package, caller, compute)
+        self._changed(package)
+        return PublishOutcome(changes)
 
     # -- passthrough -------------------------------------------------------------------------
 

@@ -84,6 +84,11 @@ class Settings:
     internal_names: tuple[str, ...] = ()
     internal_upstream: str | None = None
     internal_upstream_token: str | None = field(default=None, repr=False)
+    internal_readers: tuple[tuple[str, str], ...] = ()
+    internal_publishers: tuple[tuple[str, str], ...] = ()
+    internal_anonymous_read: bool = False
+    unpublish_hours: float = 72.0
+    max_publish_mb: int = 100
 
     def policy_for_group(self, group: str | None) -> str | None:
         """The policy setting that applies to a group: its entry in `group_policies`, else
@@ -164,6 +169,15 @@ FIELD_HELP: dict[str, str] = {
     "none, so they are 404)",
     "internal_upstream_token": "bearer token Floodgate sends to the internal registry (never "
     "logged)",
+    "internal_readers": "who may install the packages Floodgate hosts (the internal scopes and "
+    "names, when no internal_upstream is set), as scope=groups pairs: @acme=developers+ci "
+    "(comma-separated; in the config file a mapping; a name or * as key; default: every token)",
+    "internal_publishers": "who may publish, deprecate, dist-tag and unpublish hosted packages, "
+    "as scope=groups pairs like internal_readers (default: the admin groups only)",
+    "internal_anonymous_read": "let callers without a token install hosted packages (default: off)",
+    "unpublish_hours": "hours after its publish during which a publisher may unpublish a "
+    "version; after that only an admin group may (default: 72, as npm)",
+    "max_publish_mb": "largest tarball accepted by npm publish, in MB",
     "database_url": "shared database for N replicas: postgresql://USER@HOST:PORT/DB (verdicts, "
     "the detector's indexes, campaigns, the decision log; default: SQLite under cache_dir)",
     "blob_store": "shared object store for N replicas: s3://BUCKET/PREFIX, endpoint and "
@@ -260,6 +274,13 @@ def _pairs(value: Any, bad: Callable[[str], SettingsError]) -> tuple[tuple[str, 
             raise bad(expected)
         out[k] = v
     return tuple(out.items())
+
+
+def _is_internal(key: str, s: Settings) -> bool:
+    """Whether an access rule's key (a scope or a name) is one Floodgate hosts."""
+    if key in s.internal_names or key in s.internal_scopes:
+        return True
+    return key.startswith("@") and "/" in key and key.split("/", 1)[0] in s.internal_scopes
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -364,6 +385,13 @@ def _validate(s: Settings) -> None:
             raise SettingsError(
                 f"setting 'internal_scopes' has value {scope!r}: expected a scope like @acme"
             )
+    for setting in ("internal_readers", "internal_publishers"):
+        for key, _groups in getattr(s, setting):
+            if key != "*" and not _is_internal(key, s):
+                raise SettingsError(
+                    f"setting {setting!r} names {key!r}, which is not one of internal_scopes "
+                    "or internal_names: Floodgate hosts only those"
+                )
     if s.upstream is not None:
         _check_http_url("upstream", s.upstream)
     if s.public_url is not None:

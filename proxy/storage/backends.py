@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from proxy.cache.store import PackumentSaver, PackumentStore, TarballCache, TarballStore
 from proxy.decisions import DecisionRecord, DecisionWriter
 from proxy.errors import SettingsError
+from proxy.hosted.store import HostedStore
 from proxy.settings import Settings
 from proxy.storage.cluster import Lease, NoLeases
 from proxy.tokens import TokenStorage, TokenStore
@@ -90,6 +91,14 @@ def open_token_store(settings: Settings, db: PgDatabase | None) -> TokenStorage:
     from proxy.storage.tokens import SharedTokenStore
 
     return SharedTokenStore(db)
+
+
+def open_hosted_store(settings: Settings, db: PgDatabase | None) -> HostedStore:
+    """The hosted packages: `hosted/registry.sqlite3` in the cache folder (never evicted), or
+    the shared database's `hosted_*` tables."""
+    if db is None:
+        return HostedStore.in_cache(settings.cache_dir)
+    return HostedStore(db, "the shared database")
 
 
 @contextmanager

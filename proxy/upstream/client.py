@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 import httpx
@@ -88,6 +88,24 @@ class Forwarded:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+class Source(Protocol):
+    """Where packuments and tarballs come from: the upstream, the internal upstream, or the
+    packages Floodgate hosts itself (`proxy.hosted.registry.HostedRegistry`)."""
+
+    @property
+    def base(self) -> str: ...
+
+    def check_url(self, url: str) -> str: ...
+
+    async def get_packument(
+        self, package: PackageName, etag: str | None
+    ) -> Fetched | NotModified: ...
+
+    async def download(self, url: str, sink: Callable[[bytes], object]) -> int: ...
+
+    async def aclose(self) -> None: ...
 
 
 class UpstreamClient:

@@ -1,8 +1,9 @@
 """Thin endpoints: parse the request, make one service call, render the answer.
 
 Package URLs are parsed from the raw path (`scope["raw_path"]`): ASGI servers decode `%2f`, and
-`@scope%2fname` must mean one name, not two path segments. Floodgate is read-only: every write
-endpoint answers 405 with an `error` npm prints.
+`@scope%2fname` must mean one name, not two path segments. Writes (publish, unpublish,
+dist-tags) are taken for the packages Floodgate hosts (`proxy.web.publish`); for every other
+name they answer 405 with an `error` npm prints.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import weakref
 import zlib
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import orjson
@@ -29,14 +29,15 @@ from proxy.errors import (
     ReadOnly,
     RequestTooLarge,
 )
-from proxy.gate import Caller
 from proxy.identity import identity_of
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.web import publish
 from proxy.web.dashboard import routes as dashboard_routes
 from proxy.web.health import metrics, ready
+from proxy.web.request import caller_of, raw_path, service_of
 from proxy.web.responses import (
     ClientHeaders,
     error_response,
@@ -56,11 +57,6 @@ READ_ONLY_MESSAGE = (
     "Floodgate is a read-only proxy: publish, login, dist-tag changes and unpublish are not "
     "accepted here; send them to your registry directly"
 )
-
-
-def service_of(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
 
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
@@ -129,32 +125,6 @@ def base_url(service: Service, scheme: str, host: str) -> str:
     return bases(scheme, host)
 
 
-def raw_path(scope: Scope) -> str:
-    raw = scope.get("raw_path")
-    if raw:
-        return str(raw.decode("latin-1").split("?", 1)[0])
-    return quote(scope["path"])
-
-
-def caller_of(scope: Scope, client: ClientHeaders) -> Caller:
-    """Who is asking, for the decision log and the policy: the token's name and group (the
-    authentication middleware removed the token itself), or for an anonymous caller the
-    fingerprint of whatever credentials it sent."""
-    address = scope.get("client")
-    identity = identity_of(scope)
-    return Caller(
-        address[0] if address else "-",
-        client.user_agent,
-        identity.name or Caller.fingerprint(client.authorization),
-        scope.get("state", {}).get("request_id", ""),
-        identity.group or "",
-    )
-
-
-def group_of(scope: Scope) -> str:
-    return identity_of(scope).group or ""
-
-
 # -- packages ---------------------------------------------------------------------------------
 
 
@@ -175,7 +145,12 @@ class PackageEndpoint:
             variant = negotiate(client.accept)
             base = base_url(service, scope["scheme"], client.host)
             served = await service.packument(
-                parsed.package, variant, base, caller, plain=not client.accepts_gzip
+                parsed.package,
+                variant,
+                base,
+                caller,
+                plain=not client.accepts_gzip,
+                write=b"write=true" in scope.get("query_string", b""),
             )
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
@@ -191,7 +166,7 @@ class PackageEndpoint:
                 response = tarball_response(scope, client, served_tarball)
         else:
             base = base_url(service, scope["scheme"], client.host)
-            body = await service.version(parsed.package, parsed.arg, base, caller.group)
+            body = await service.version(parsed.package, parsed.arg, base, caller.identity)
             response = Response(body, media_type="application/json")
         await response(scope, receive, send)
 
@@ -236,7 +211,7 @@ async def unknown_endpoint(request: Request) -> Response:
 
 async def dist_tags(request: Request) -> Response:
     name = PackageName.parse(request.path_params["name"])
-    tags = await service_of(request).dist_tags(name, group_of(request.scope))
+    tags = await service_of(request).dist_tags(name, identity_of(request.scope))
     return json_response(dict(tags))
 
 
@@ -319,7 +294,7 @@ async def advisories_bulk(request: Request) -> Response:
         wanted,
         base_url(service, request.url.scheme, request.headers.get("host", "")),
         address,
-        group_of(request.scope),
+        identity_of(request.scope),
     )
     return json_response(merge(upstream, ours))
 
@@ -352,7 +327,9 @@ async def verdict(request: Request) -> Response:
     parsed = parse_package_path("/" + request.path_params["spec"])
     if parsed.target is not Target.VERSION:
         raise NotFound("expected /-/floodgate/verdict/{name}/{version}")
-    found = await service_of(request).verdict(parsed.package, parsed.arg, group_of(request.scope))
+    found = await service_of(request).verdict(
+        parsed.package, parsed.arg, identity_of(request.scope)
+    )
     if found is None:
         raise NotFound(f"no verdict for {parsed.package.name}@{parsed.arg}")
     v, d = found
@@ -411,11 +388,17 @@ def routes() -> list[BaseRoute]:
         Route("/npm/v1/attestations/{spec:path}", forward, methods=["GET"]),
         Route("/package/{name:path}/dist-tags", dist_tags, methods=["GET"]),
         Route("/package/{name:path}/dist-tags", read_only, methods=WRITE_METHODS),
-        Route("/package/{name:path}/dist-tags/{tag}", read_only, methods=WRITE_METHODS),
+        Route("/package/{name:path}/dist-tags/{tag}", publish.put_tag, methods=["PUT", "POST"]),
+        Route("/package/{name:path}/dist-tags/{tag}", publish.delete_tag, methods=["DELETE"]),
+        Route("/package/{name:path}/access", publish.access_status, methods=["GET"]),
+        Route("/package/{name:path}/access", publish.access_change, methods=WRITE_METHODS),
+        Route("/package/{name:path}/collaborators", publish.collaborators, methods=["GET"]),
         Route("/{rest:path}", unknown_endpoint, methods=["GET"]),
         Route("/{rest:path}", read_only, methods=WRITE_METHODS),
     ]
     return [
         Mount("/-", routes=system),
-        Route("/{path:path}", read_only, methods=WRITE_METHODS),
+        Route("/{path:path}", publish.put_package, methods=["PUT"]),
+        Route("/{path:path}", publish.delete_package, methods=["DELETE"]),
+        Route("/{path:path}", read_only, methods=["POST", "PATCH"]),
     ]

@@ -60,12 +60,15 @@ def test_internal_packages_are_inspected_too(
     assert registry.seen == []
 
 
-def test_without_an_internal_registry_internal_names_are_404(
+def test_without_an_internal_registry_internal_names_are_hosted_and_never_asked_upstream(
     registry: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
     registry.add("@acme/utils", clean("9.9.9"))
-    proxy = make_proxy(internal_scopes="@acme")
+    proxy = make_proxy(internal_scopes="@acme", internal_anonymous_read=True)
     r = proxy.client.get("/@acme%2futils")
     assert r.status_code == 404
-    assert "internal package" in r.json()["error"]
+    assert "internal package and has not been published here" in r.json()["error"]
+    anonymous = make_proxy(internal_scopes="@acme").client.get("/@acme%2futils")
+    assert anonymous.status_code == 401  # hosted packages are not for anonymous readers
+    assert "needs a Floodgate token" in anonymous.json()["error"]
     assert registry.seen == []

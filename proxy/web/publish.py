@@ -1,0 +1,161 @@
+"""Thin endpoints of the registry's write side, for the packages Floodgate hosts.
+
+    PUT    /<name>                          npm publish (tarball attached), npm deprecate
+    PUT    /<name>/-rev/<rev>               npm unpublish <name>@<version> (document written back)
+    DELETE /<name>/-rev/<rev>               npm unpublish <name> --force (every version)
+    DELETE /<name>/-/<file>/-rev/<rev>      npm unpublish's second step (the tarball)
+    PUT    /-/package/<name>/dist-tags/<t>  npm dist-tag add (body: the version, as JSON)
+    DELETE /-/package/<name>/dist-tags/<t>  npm dist-tag rm
+    GET    /-/package/<name>/access         npm access get status
+    GET    /-/package/<name>/collaborators  npm access list collaborators (groups, from settings)
+
+Names outside the hosted scopes get the read-only 405 as before. Everything else (parsing the
+body, access, inspection, storage) is the service's.
+"""
+
+from __future__ import annotations
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.errors import BadRequest, InvalidPackageName, ReadOnly, RequestTooLarge
+from proxy.hosted.document import parse_body
+from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
+from proxy.service import PublishOutcome, Service
+from proxy.web.request import caller_of, raw_path, service_of
+from proxy.web.responses import ClientHeaders, json_response, notice_header
+
+MB = 1024 * 1024
+BODY_SLACK = 4 * MB  # JSON around the base64 tarball: manifest, readme
+MIN_BODY_SECONDS = 120.0  # a large publish over a slow link may take this long to arrive
+ACCESS_MESSAGE = (
+    "access to hosted packages is set in Floodgate's configuration (internal_readers, "
+    "internal_publishers), not with npm access"
+)
+
+
+async def _body(request: Request, service: Service) -> bytes:
+    """The request body, at most the largest publish (base64 grows it by a third)."""
+    limit = service.settings.max_publish_mb * MB * 4 // 3 + BODY_SLACK
+    seconds = max(service.settings.client_timeout, MIN_BODY_SECONDS)
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.move_on_after(seconds) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(
+                    f"the publish is over {service.settings.max_publish_mb} MB (max_publish_mb)"
+                )
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise BadRequest(f"the request body did not arrive within {seconds:g}s")
+    return b"".join(chunks)
+
+
+def _target(request: Request) -> tuple[PackagePath, str | None]:
+    """`/<name>[/-/<file>][/-rev/<rev>]` as (the package path, the revision); anything else
+    is no write endpoint (405, like every write Floodgate does not take)."""
+    path = raw_path(request.scope)
+    head, sep, rev = path.partition("/-rev/")
+    try:
+        if sep and (not rev or "/" in rev):
+            raise InvalidPackageName(f"{path!r}: expected .../-rev/<revision>")
+        parsed = parse_package_path(head)
+    except InvalidPackageName as exc:
+        raise ReadOnly(
+            f"Floodgate is read-only at {request.method} {request.url.path}: not a registry "
+            f"write endpoint ({exc})"
+        ) from None
+    return parsed, rev if sep else None
+
+
+def _answer(outcome: PublishOutcome, status: int, ok: str) -> Response:
+    headers = {"npm-notice": notice_header(outcome.notice)} if outcome.notice else None
+    return json_response({"ok": ok, "success": True}, status, headers)
+
+
+async def put_package(request: Request) -> Response:
+    """`PUT /<name>` and `PUT /<name>/-rev/<rev>`."""
+    parsed, rev = _target(request)
+    if parsed.target is not Target.PACKUMENT:
+        raise ReadOnly(f"Floodgate is read-only at {request.method} {request.url.path}")
+    service = service_of(request)
+    caller = caller_of(request.scope, ClientHeaders.of(request.scope))
+    await service.check_write(parsed.package, caller)  # before a byte of the body is read
+    body = await _body(request, service)
+    if rev is not None:
+        outcome = await service.update(parsed.package, parse_body(body), caller, rev)
+        return _answer(outcome, 200, "updated package")
+    outcome = await service.publish(parsed.package, body, caller)
+    created = any(c.event == "publish" for c in outcome.changes)
+    return _answer(
+        outcome, 201 if created else 200, "created new version" if created else "updated package"
+    )
+
+
+async def delete_package(request: Request) -> Response:
+    """`DELETE /<name>/-rev/<rev>` and `DELETE /<name>/-/<file>/-rev/<rev>`."""
+    parsed, rev = _target(request)
+    service = service_of(request)
+    caller = caller_of(request.scope, ClientHeaders.of(request.scope))
+    if parsed.target is Target.PACKUMENT:
+        await service.unpublish(parsed.package, caller, rev)
+        return json_response({"ok": "package removed", "success": True})
+    if parsed.target is Target.TARBALL:
+        await service.remove_tarball(parsed.package, parsed.arg, caller)
+        return json_response({"ok": "tarball removed", "success": True})
+    raise ReadOnly(f"Floodgate is read-only at DELETE {request.url.path}")
+
+
+def _tag_target(request: Request) -> tuple[PackageName, str]:
+    return PackageName.parse(request.path_params["name"]), request.path_params["tag"]
+
+
+async def put_tag(request: Request) -> Response:
+    name, tag = _tag_target(request)
+    service = service_of(request)
+    caller = caller_of(request.scope, ClientHeaders.of(request.scope))
+    await service.check_write(name, caller, "change the dist-tags of")
+    body = await _body(request, service)
+    try:
+        version = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        version = body.decode("utf-8", "replace").strip()
+    if not isinstance(version, str):
+        raise BadRequest('the body of a dist-tag change is the version as a JSON string: "1.2.3"')
+    await service.tag(name, tag, version, caller)
+    return json_response({"ok": True, tag: version}, 201)
+
+
+async def delete_tag(request: Request) -> Response:
+    name, tag = _tag_target(request)
+    caller = caller_of(request.scope, ClientHeaders.of(request.scope))
+    await service_of(request).tag(name, tag, None, caller)
+    return json_response({"ok": True})
+
+
+async def access_status(request: Request) -> Response:
+    """`npm access get status`: hosted packages are never public."""
+    name = PackageName.parse(request.path_params["name"])
+    service = service_of(request)
+    service.check_read(name, caller_of(request.scope, ClientHeaders.of(request.scope)).identity)
+    if service.hosted is None or not service.hosted.hosts(name):
+        raise ReadOnly(f"{name.name} is not hosted by Floodgate: ask its registry")
+    return json_response({"access": "private"})
+
+
+async def collaborators(request: Request) -> Response:
+    """`npm access list collaborators`: the groups that may read and write, from settings."""
+    name = PackageName.parse(request.path_params["name"])
+    service = service_of(request)
+    service.check_read(name, caller_of(request.scope, ClientHeaders.of(request.scope)).identity)
+    if service.hosted is None or not service.hosted.hosts(name):
+        raise ReadOnly(f"{name.name} is not hosted by Floodgate: ask its registry")
+    return json_response(service.hosted.access.collaborators(name))
+
+
+async def access_change(request: Request) -> Response:
+    raise ReadOnly(ACCESS_MESSAGE)
