@@ -110,3 +110,33 @@ def hello(version: str) -> FakeVersion:
         files={"index.js": b'console.log("Hello, world!");\n'},
         published="2024-03-05T10:20:00.000Z",
     )
+
+
+def publish_body(
+    name: str, fv: FakeVersion, tags: tuple[str, ...] = ("latest",), tarball: bytes | None = None
+) -> dict[str, Any]:
+    """The JSON body `npm publish` sends for one version (`tarball` replaces the packed one)."""
+    manifest, tgz = build_version(name, fv)
+    data = tgz if tarball is None else tarball
+    bare = name.rsplit("/", 1)[-1]
+    manifest["_id"] = f"{name}@{fv.version}"
+    manifest["dist"] = {
+        "integrity": integrity_of(data),
+        "shasum": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        "tarball": f"http://registry.invalid/{name}/-/{bare}-{fv.version}.tgz",
+    }
+    return {
+        "_id": name,
+        "name": name,
+        "description": manifest.get("description", ""),
+        "dist-tags": {tag: fv.version for tag in tags},
+        "versions": {fv.version: manifest},
+        "access": None,
+        "_attachments": {
+            f"{bare}-{fv.version}.tgz": {
+                "content_type": "application/octet-stream",
+                "data": base64.b64encode(data).decode(),
+                "length": len(data),
+            }
+        },
+    }

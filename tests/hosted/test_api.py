@@ -1,0 +1,216 @@
+"""Hosted packages through a running proxy: the registry's write side over real HTTP, and the
+hosted packages served through the same pipeline as proxied ones (fake upstream, real tokens)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.decisions import query
+from proxy.hosted.store import HostedStore
+from tests.conftest import ProxyFactory, RunningProxy
+from tests.fakes.packages import FakeVersion, clean, farm, make_tarball, publish_body
+from tests.fakes.registry import FakeRegistry
+from tests.web.test_auth import bearer, make_token
+
+NAME = "@acme/greeter"
+PATH = "/@acme%2fgreeter"
+
+
+@pytest.fixture
+def hosted(registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path) -> Hosted:
+    cache = tmp_path / "cache"
+    tokens = {
+        group: make_token(cache, group, f"{group}-1")
+        for group in ("developers", "ci", "contractors", "admin")
+    }
+    proxy = make_proxy(
+        internal_scopes="@acme",
+        internal_readers="@acme=developers+ci",
+        internal_publishers="@acme=developers",
+    )
+    return Hosted(proxy, tokens, cache, registry)
+
+
+class Hosted:
+    def __init__(
+        self, proxy: RunningProxy, tokens: dict[str, str], cache: Path, registry: FakeRegistry
+    ):
+        self.proxy = proxy
+        self.tokens = tokens
+        self.cache = cache
+        self.registry = registry
+
+    def as_(self, group: str) -> dict[str, str]:
+        return bearer(self.tokens[group])
+
+    def publish(
+        self, fv: FakeVersion, group: str = "developers", name: str = NAME, **kw: Any
+    ) -> Any:
+        body = orjson.dumps(publish_body(name, fv, **kw))
+        path = "/" + name.replace("/", "%2f")
+        return self.proxy.client.put(path, content=body, headers=self.as_(group))
+
+    def events(self) -> list[tuple[str, str, str]]:
+        store = HostedStore.in_cache(self.cache)
+        try:
+            return [(e.event, e.version, e.group) for e in reversed(store.events())]
+        finally:
+            store.close()
+
+    def tarball_rows(self) -> int:
+        store = HostedStore.in_cache(self.cache)
+        try:
+            return len(store.tarball_keys(NAME))
+        finally:
+            store.close()
+
+
+def test_a_published_package_is_served_like_a_proxied_one(hosted: Hosted) -> None:
+    r = hosted.publish(clean("1.0.0"))
+    assert r.status_code == 201, r.text
+    assert hosted.publish(clean("1.1.0"), tags=("beta",)).status_code == 201
+    client, dev = hosted.proxy.client, hosted.as_("developers")
+    full = client.get(PATH, headers=dev)
+    assert full.status_code == 200
+    doc = full.json()
+    assert doc["dist-tags"] == {"latest": "1.0.0", "beta": "1.1.0"}
+    url = doc["versions"]["1.1.0"]["dist"]["tarball"]
+    assert url == f"{hosted.proxy.url}/@acme/greeter/-/greeter-1.1.0.tgz"
+    abbreviated = client.get(
+        PATH, headers={**dev, "accept": "application/vnd.npm.install-v1+json"}
+    ).json()
+    hosted.registry.add("left-pad", clean("1.0.0"))
+    proxied = client.get(
+        "/left-pad", headers={**dev, "accept": "application/vnd.npm.install-v1+json"}
+    )
+    assert set(abbreviated) == set(proxied.json())  # the same shape as a proxied one
+    assert "readme" not in abbreviated
+    assert "_rev" not in abbreviated
+    again = client.get(PATH, headers={**dev, "if-none-match": full.headers["etag"]})
+    assert again.status_code == 304
+    zipped = client.get(PATH, headers={**dev, "accept-encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    tarball = client.get(url, headers=dev)
+    assert tarball.status_code == 200
+    integrity = doc["versions"]["1.1.0"]["dist"]["shasum"]
+    assert hashlib.sha1(tarball.content, usedforsecurity=False).hexdigest() == integrity
+    assert client.get(f"{PATH}/beta", headers=dev).json()["version"] == "1.1.0"
+    tags = client.get("/-/package/@acme%2fgreeter/dist-tags", headers=dev).json()
+    assert tags == {"latest": "1.0.0", "beta": "1.1.0"}
+    # Never looked up upstream, not even the first GET npm makes before it publishes.
+    assert [s.path for s in hosted.registry.seen if "acme" in s.path] == []
+    assert hosted.events() == [
+        ("publish", "1.0.0", "developers"),
+        ("publish", "1.1.0", "developers"),
+    ]
+    assert zipped.content == full.content  # httpx has inflated it
+
+
+def test_reading_hosted_packages_needs_a_reader_group(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client = hosted.proxy.client
+    assert client.get(PATH, headers=hosted.as_("ci")).status_code == 200
+    anonymous = client.get(PATH)
+    assert anonymous.status_code == 401
+    assert "floodgate token create" in anonymous.headers["npm-notice"]
+    guest = client.get(PATH, headers=hosted.as_("contractors"))
+    assert guest.status_code == 403
+    assert "group 'contractors' may not read @acme/greeter" in guest.json()["error"]
+    file = client.get("/@acme/greeter/-/greeter-1.0.0.tgz", headers=hosted.as_("contractors"))
+    assert file.status_code == 403
+    assert client.get(PATH, headers=hosted.as_("admin")).status_code == 200
+
+
+def test_only_publisher_groups_may_publish_and_a_refusal_is_audited(hosted: Hosted) -> None:
+    ci = hosted.publish(clean("1.0.0"), group="ci")
+    assert ci.status_code == 403
+    assert "the groups that may: admin, developers" in ci.json()["error"]
+    anonymous = hosted.proxy.client.put(
+        PATH, content=orjson.dumps(publish_body(NAME, clean("1.0.0")))
+    )
+    assert anonymous.status_code == 401
+    assert hosted.events() == [("refused", "", "ci")]
+    assert hosted.proxy.client.get(PATH, headers=hosted.as_("ci")).status_code == 404
+
+
+def test_a_farmed_package_is_refused_with_the_reason_and_leaves_nothing(hosted: Hosted) -> None:
+    r = hosted.publish(farm("1.0.0"))
+    assert r.status_code == 451, r.text
+    error = r.json()["error"]
+    assert error.startswith("Floodgate refused to publish @acme/greeter@1.0.0 (policy 'default'")
+    assert "tea" in error.lower()
+    assert hosted.tarball_rows() == 0
+    assert hosted.proxy.client.get(PATH, headers=hosted.as_("developers")).status_code == 404
+    assert hosted.events() == [("refused", "1.0.0", "developers")]
+    hosted.proxy.stop()
+    rows = [r for r in query(hosted.cache / "decisions.sqlite3") if r.via == "publish"]
+    assert [(r.package, r.version, r.action, r.group) for r in rows] == [
+        (NAME, "1.0.0", "block", "developers")
+    ]
+
+
+def test_a_tarball_with_path_traversal_is_a_400_and_leaves_nothing(hosted: Hosted) -> None:
+    evil = make_tarball(
+        {"package/package.json": orjson.dumps({"name": NAME, "version": "1.0.0"}), "../x": b"1"},
+        prefix="",
+    )
+    r = hosted.publish(clean("1.0.0"), tarball=evil)
+    assert r.status_code == 400
+    assert "path_traversal" in r.json()["error"]
+    assert hosted.tarball_rows() == 0
+    assert hosted.events() == []
+
+
+def test_concurrent_publishes_of_different_versions_all_land(hosted: Hosted) -> None:
+    versions = [f"1.{i}.0" for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda v: hosted.publish(clean(v)).status_code, versions))
+    assert codes == [201] * len(versions)
+    doc = hosted.proxy.client.get(PATH, headers=hosted.as_("developers")).json()
+    assert sorted(doc["versions"]) == versions
+    assert hosted.tarball_rows() == len(versions)
+
+
+def test_unpublishing_the_whole_package_keeps_its_version_numbers_used(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client, dev = hosted.proxy.client, hosted.as_("developers")
+    rev = client.get(f"{PATH}?write=true", headers=dev).json()["_rev"]
+    assert client.delete(f"{PATH}/-rev/9-stale", headers=dev).status_code == 409
+    assert client.delete(f"{PATH}/-rev/{rev}", headers=hosted.as_("ci")).status_code == 403
+    assert client.delete(f"{PATH}/-rev/{rev}", headers=dev).status_code == 200
+    gone = client.get(PATH, headers=dev)
+    assert gone.status_code == 404
+    assert "unpublished" in gone.json()["error"]
+    assert hosted.tarball_rows() == 0
+    again = hosted.publish(clean("1.0.0"))
+    assert again.status_code == 403
+    assert "cannot publish over the previously published versions: 1.0.0" in again.json()["error"]
+    assert hosted.publish(clean("1.0.1")).status_code == 201
+    assert client.get(PATH, headers=dev).json()["dist-tags"] == {"latest": "1.0.1"}
+
+
+def test_write_true_shows_publishers_the_stored_document_without_policy_edits(
+    hosted: Hosted, registry: FakeRegistry
+) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client = hosted.proxy.client
+    stored = client.get(f"{PATH}?write=true", headers=hosted.as_("developers")).json()
+    assert stored["_rev"].startswith("1-")
+    reader = client.get(f"{PATH}?write=true", headers=hosted.as_("ci")).json()
+    assert reader["versions"]["1.0.0"]["dist"] == stored["versions"]["1.0.0"]["dist"]
+
+
+def test_writes_to_proxied_names_stay_read_only(hosted: Hosted) -> None:
+    r = hosted.proxy.client.put("/left-pad", content=b"{}", headers=hosted.as_("admin"))
+    assert r.status_code == 405
+    assert "read-only proxy for left-pad" in r.json()["error"]
+    tag = hosted.proxy.client.put(
+        "/-/package/left-pad/dist-tags/beta", content=b'"1.0.0"', headers=hosted.as_("admin")
+    )
+    assert tag.status_code == 405
