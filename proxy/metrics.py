@@ -49,6 +49,13 @@ SCAN_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+HOSTED_CHANGES = Counter(
+    "floodgate_hosted_changes",
+    "Changes to hosted packages by kind (publish, unpublish, deprecate, dist-tag) and refused "
+    "attempts (refused)",
+    ["event"],
+    registry=REGISTRY,
+)
 SCAN_TIMEOUTS = Counter(
     "floodgate_scan_timeouts",
     "Tarball requests decided without their scan (it did not finish within scan_timeout)",

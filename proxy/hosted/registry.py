@@ -37,6 +37,7 @@ from proxy.hosted.access import HostedAccess
 from proxy.hosted.document import HOSTED_SCHEME, Change, live_versions, next_rev
 from proxy.hosted.store import HostedStore, RegistryEvent, StoredDoc
 from proxy.internal import InternalNames
+from proxy.metrics import HOSTED_CHANGES
 from proxy.npm.names import PackageName, Target, parse_package_path
 from proxy.storage.cluster import Lease, NoLeases
 from proxy.upstream.client import Fetched, NotModified
@@ -228,6 +229,7 @@ class HostedRegistry:
             caller.token,
             caller.client,
         )
+        HOSTED_CHANGES.labels(change.event).inc()
         log.info(
             "%s %s%s by %s: %s",
             change.event,

@@ -127,7 +127,17 @@ def test_reading_hosted_packages_needs_a_reader_group(hosted: Hosted) -> None:
     assert client.get(PATH, headers=hosted.as_("admin")).status_code == 200
 
 
+def refused_count(hosted: Hosted) -> float:
+    """The refused-attempts counter (the metrics registry is per process: compare, not read)."""
+    text = hosted.proxy.client.get("/-/metrics", headers=hosted.as_("admin")).text
+    prefix = 'floodgate_hosted_changes_total{event="refused"} '
+    return sum(
+        float(line.removeprefix(prefix)) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
 def test_only_publisher_groups_may_publish_and_a_refusal_is_audited(hosted: Hosted) -> None:
+    before = refused_count(hosted)
     ci = hosted.publish(clean("1.0.0"), group="ci")
     assert ci.status_code == 403
     assert "the groups that may: admin, developers" in ci.json()["error"]
@@ -136,6 +146,7 @@ def test_only_publisher_groups_may_publish_and_a_refusal_is_audited(hosted: Host
     )
     assert anonymous.status_code == 401
     assert hosted.events() == [("refused", "", "ci")]
+    assert refused_count(hosted) == before + 1
     assert hosted.proxy.client.get(PATH, headers=hosted.as_("ci")).status_code == 404
 
 
