@@ -287,7 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
         "line per check. Exit status: 0 healthy, 1 problems (listed), 2 errors.",
     )
     doctor.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
-    doctor_settings = (*COMMON_SETTINGS, "policy", "osv_refresh_seconds")
+    doctor_settings = (
+        *COMMON_SETTINGS,
+        "policy",
+        "osv_refresh_seconds",
+        "admin_groups",
+        "internal_scopes",
+        "internal_names",
+        "internal_upstream",
+        "internal_publishers",
+    )
     _add_settings(doctor, doctor_settings)
     doctor.set_defaults(handler=cmd_doctor, settings_names=doctor_settings)
 

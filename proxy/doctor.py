@@ -2,8 +2,8 @@
 
 Checks: the upstream (configured, and answering a ping within a short timeout), the cache folder
 (writable, its size), the policy in force (name, digest, rules, expired waivers), the OSV feed
-(source, records, last update and age) and the detector's index. Each check is a `Check`; the
-command prints them and exits 1 when any failed.
+(source, records, last update and age), the detector's index and the hosted packages. Each
+check is a `Check`; the command prints them and exits 1 when any failed.
 """
 
 from __future__ import annotations
@@ -106,6 +106,41 @@ def check_storage(settings: Settings) -> Iterator[Check]:
         yield Check(line.what, line.ok, line.detail)
 
 
+def check_hosted(settings: Settings) -> Iterator[Check]:
+    """The hosted packages (internal names without an internal registry): how many, and who
+    may publish them."""
+    if not (settings.internal_scopes or settings.internal_names) or settings.internal_upstream:
+        return
+    from proxy.hosted.document import live_versions
+    from proxy.hosted.store import doc_json
+    from proxy.storage.backends import open_database, open_hosted_store
+
+    try:
+        db = open_database(settings, run_migrations=False)
+        store = open_hosted_store(settings, db)
+    except FloodgateError as exc:
+        yield Check("hosted", False, str(exc))
+        return
+    try:
+        packages = versions = 0
+        for _name, doc in store.documents():
+            live = len(live_versions(doc_json(doc)))
+            packages += live > 0
+            versions += live
+    except Exception as exc:  # a damaged or unreachable store is what doctor is for
+        yield Check("hosted", False, f"{store.where} cannot be read: {exc}")
+        return
+    finally:
+        store.close()
+    publishers = ", ".join(f"{k}={v}" for k, v in settings.internal_publishers)
+    who = publishers or f"the admin groups only ({', '.join(settings.admin_groups)})"
+    yield Check(
+        "hosted",
+        True,
+        f"{packages} packages, {versions} versions in {store.where}; publishers: {who}",
+    )
+
+
 def run_checks(settings: Settings, ping: Callable[[str], str | None], today: date) -> list[Check]:
     return [
         check_upstream(settings, ping),
@@ -113,4 +148,5 @@ def run_checks(settings: Settings, ping: Callable[[str], str | None], today: dat
         check_policy(settings, today),
         *check_feed(settings),
         *check_storage(settings),
+        *check_hosted(settings),
     ]

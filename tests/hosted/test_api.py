@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from proxy.cli import main
 from proxy.decisions import query
 from proxy.hosted.store import HostedStore
 from tests.conftest import ProxyFactory, RunningProxy
@@ -225,3 +226,19 @@ def test_writes_to_proxied_names_stay_read_only(hosted: Hosted) -> None:
         "/-/package/left-pad/dist-tags/beta", content=b'"1.0.0"', headers=hosted.as_("admin")
     )
     assert tag.status_code == 405
+
+
+def test_doctor_counts_the_hosted_packages(
+    hosted: Hosted, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    assert hosted.publish(clean("1.0.1")).status_code == 201
+    argv = [
+        "doctor", "--upstream", hosted.registry.url, "--cache-dir", str(hosted.cache),
+        "--osv-feed", "off", "--internal-scopes", "@acme",
+        "--internal-publishers", "@acme=developers",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"ok       hosted    1 packages, 2 versions in {hosted.cache}" in out
+    assert "publishers: @acme=developers" in out
