@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,14 @@ from proxy.detect.model import (
     Verdict,
 )
 from proxy.detect.osv import OsvFeed, OsvIndex
-from proxy.detect.signals import SIGNALS, Check, cloned_code, known_malicious, tea_yaml
+from proxy.detect.signals import (
+    SIGNALS,
+    Check,
+    cloned_code,
+    dependency_ring,
+    known_malicious,
+    tea_yaml,
+)
 from proxy.detect.wallets import WalletIndex
 from proxy.npm.tarball import TarballFacts
 from proxy.storage.sql import SqlDatabase
@@ -69,7 +76,7 @@ from proxy.storage.sql import SqlDatabase
 log = logging.getLogger(__name__)
 
 # Bump when signals or scoring change: stored verdicts of other versions are not reused.
-DETECTOR_VERSION = "3"
+DETECTOR_VERSION = "4"
 
 SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}
@@ -151,11 +158,12 @@ def run_signals(
     return tuple(out)
 
 
-# Signals whose findings depend on other packages (the indexes), recomputed whenever a stored
-# verdict is served (`Detector.current`) so that no verdict depends on the order packages came in.
-# (dependency-ring's "depends on flagged spam" reads the labels recorded when the dependencies
-# were assessed; it stays as it was when the package was assessed.)
-RELATIONAL = frozenset({"tea-wallet-reuse", "cloned-code", "campaign"})
+# Signals whose findings depend on other packages, recomputed whenever a stored verdict is served
+# (`Detector.current`) so that no verdict depends on the order packages came in: those that read
+# the clone, wallet and campaign indexes, and those that read the package graph (GRAPH: the
+# version's dependencies against the edges and labels recorded).
+GRAPH = frozenset({dependency_ring.SPEC.id})
+RELATIONAL = frozenset({"tea-wallet-reuse", "cloned-code", "campaign"}) | GRAPH
 
 
 def member_traits(findings: Iterable[Finding]) -> list[str]:
@@ -166,9 +174,7 @@ def member_traits(findings: Iterable[Finding]) -> list[str]:
     own = [
         f
         for f in findings
-        if f.signal_id not in RELATIONAL
-        and f.signal_id != "dependency-ring"
-        and _at_least(f, Severity.MEDIUM, Confidence.LOW)
+        if f.signal_id not in RELATIONAL and _at_least(f, Severity.MEDIUM, Confidence.LOW)
     ]
     solid = {
         f.signal_id
@@ -244,7 +250,8 @@ class Detector:
             for s in self.intrinsic
             if s[0].role is not Role.FUNCTION and s[0].id != LEARNED_SIGNAL
         )
-        self.relational = tuple(s for s in signals if s[0].id in RELATIONAL)
+        self.relational = tuple(s for s in signals if s[0].id in RELATIONAL - GRAPH)
+        self.ring = tuple(s for s in signals if s[0].id in GRAPH)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._links = 0  # clone and wallet links recorded (see `epoch`)
@@ -279,7 +286,8 @@ class Detector:
     @property
     def epoch(self) -> int:
         """Changes whenever a recorded package linked to others (a shared wallet or code file, a
-        campaign that grew): verdicts served before may change (`current` recomputes them)."""
+        campaign that grew, a spam label or a cycle in the dependency graph that other packages'
+        ring findings read): verdicts served before may change (`current` recomputes them)."""
         return self._links + self.campaigns.generation
 
     def close(self) -> None:
@@ -294,13 +302,22 @@ class Detector:
         """What the indexes know about this subject, but for the relations to other packages
         (see `relations`)."""
         name = package.name
-        deps = sorted(Subject(package, version, tarball).dependencies)
+        deps = Subject(package, version, tarball).dependencies
         return Context(
             osv=self.osv.lookup(name, version.version if version is not None else ""),
-            flagged_dependencies=self.graph.flagged(d for d in deps if d != name),
-            dependency_cycles=self.graph.cycles(name, deps),
             now=self.clock(),
+            **self.ring_context(name, deps),
         )
+
+    def ring_context(self, name: str, deps: Collection[str]) -> dict[str, Any]:
+        """Context fields from the package graph for `name` with dependencies `deps`: which
+        were labelled spam or malicious, and the paths that lead back to `name`."""
+        if not deps:
+            return {}
+        return {
+            "flagged_dependencies": self.graph.flagged(d for d in deps if d != name),
+            "dependency_cycles": self.graph.cycles(name, deps),
+        }
 
     def relations(
         self,
@@ -355,6 +372,7 @@ class Detector:
         subject = Subject(package, vf, tarball, ctx)
         platform = vf is not None and vf.platform
         own = run_signals(subject, self.intrinsic_platform if platform else self.intrinsic)
+        ring = run_signals(subject, self.ring) if subject.dependencies else ()
         traits = member_traits(own)
         repo = _repository(package, vf, tarball)
         hashes = code_hashes(tarball) if tarball is not None else frozenset()
@@ -366,11 +384,11 @@ class Detector:
             if traits
             else None
         )
-        findings = own
+        findings = own + ring
         if _relatable(keys, hashes, wallets):
             related = self.relations(package.name, repo, hashes, wallets, keys)
             subject = dataclasses.replace(subject, context=dataclasses.replace(ctx, **related))
-            findings = own + run_signals(subject, self.relational)
+            findings = findings + run_signals(subject, self.relational)
         # else nothing links this version to other packages (most metadata-only looks): the
         # relations are empty and the relational signals, which read only them, have nothing
         # to find, so the signals run once.
@@ -388,25 +406,39 @@ class Detector:
             tarball is not None,
         )
         if record:
-            self.record(subject, label, repo, traits, keys or set(), hashes, wallets)
+            # The graph keeps each name's label from its own findings only: relational ones
+            # depend on what was seen before it (the first clone of a template is no clone
+            # yet), so a ring's findings would too, and on each other's; nor may one wrong
+            # verdict cascade along the edges. (Farms' packages that are spam only through
+            # their campaign are linked to its members by their dependency edges there.)
+            self.record(subject, combine(own)[1], repo, traits, keys or set(), hashes, wallets)
         log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
         return verdict
 
     def current(self, verdict: Verdict, package: PackageFacts | None = None) -> Verdict:
         """`verdict` with the findings that depend on other packages redone against the indexes
         as they are now: the feed lookup (stored verdicts predate feed refreshes), wallet reuse,
-        clones and the campaign (a cluster grows after its first members were assessed).
+        clones and the campaign (a cluster grows after its first members were assessed), and the
+        dependency ring from the version's dependencies (`package`'s, see `_dependencies`) and
+        the graph (its dependencies were labelled, or a cycle closed, after it was assessed).
         Everything else in the verdict is kept; score and label are combined again.
         """
         pkg = package or PackageFacts.name_only(verdict.name, verdict.version)
         vf = pkg.version(verdict.version) or VersionFacts(verdict.version)
         hits = self.osv.lookup(verdict.name, verdict.version)
+        deps = self._dependencies(verdict, package)
+        redo = RELATIONAL if deps is not None else RELATIONAL - GRAPH
         kept = tuple(
             f
             for f in verdict.findings
-            if f.signal_id != known_malicious.SPEC.id and f.signal_id not in RELATIONAL
+            if f.signal_id != known_malicious.SPEC.id and f.signal_id not in redo
         )
         name = verdict.name
+        ring: tuple[Finding, ...] = ()
+        if deps:
+            ring_vf = dataclasses.replace(vf, dependencies=deps)
+            ring_ctx = Context(**self.ring_context(name, deps))
+            ring = run_signals(Subject(pkg, ring_vf, None, ring_ctx), self.ring)
         traits = member_traits(kept)
         keys = self.campaigns.keys_of(name) if traits else None
         if keys is not None and not keys and not self.campaigns.is_member(name):
@@ -423,7 +455,9 @@ class Detector:
             stand_in = TarballFacts(entries=()) if verdict.tarball_scanned else None
             redone = run_signals(Subject(pkg, vf, stand_in, ctx), self.relational)
         fresh = known_malicious.check(Subject(pkg, vf, None, ctx))
-        findings = _ordered(((fresh,) if fresh is not None else ()) + kept + redone, self.signals)
+        findings = _ordered(
+            ((fresh,) if fresh is not None else ()) + kept + ring + redone, self.signals
+        )
         osv_ids = tuple(sorted({i for h in hits for i in (h.id, *h.aliases)}))
         if findings == verdict.findings and osv_ids == verdict.osv_ids:
             return verdict
@@ -431,6 +465,22 @@ class Detector:
         return dataclasses.replace(
             verdict, findings=findings, score=score, label=label, osv_ids=osv_ids
         )
+
+    def _dependencies(
+        self, verdict: Verdict, package: PackageFacts | None
+    ) -> Mapping[str, str] | None:
+        """The dependencies `verdict`'s version was assessed with, for its ring findings: the
+        packument's, when `package` has the version's manifest; for a tarball verdict on facts
+        with no packument (`scan --tarball`, corpus cases), the edges its package.json recorded
+        in the graph; None when unknown (no `package`: the stored ring findings are kept)."""
+        if package is None:
+            return None
+        vf = package.version(verdict.version)
+        if vf is not None and (vf.dependencies or package.dist_tags):
+            return vf.dependencies  # a packument's manifest (a name-only one has no dist-tags)
+        if verdict.tarball_scanned:
+            return self.graph.dependencies(verdict.name)
+        return {} if vf is not None else None
 
     def record(
         self,
@@ -442,17 +492,25 @@ class Detector:
         hashes: frozenset[str] | None = None,
         wallets: Iterable[str] | None = None,
     ) -> None:
-        """Add what `subject` showed to the indexes."""
+        """Add what `subject` showed to the indexes (`label`: the one the package graph keeps
+        for the name, from the package's own findings)."""
         name = subject.name
-        self.graph.record(name, subject.dependencies, label)
-        t = subject.tarball
-        # Only links that can change a verdict move the epoch (every bump re-plans and
-        # re-renders packuments): a shared wallet, or a clone as cloned-code counts one.
         c = subject.context
-        linked = bool(c.wallet_names) or (
-            bool(c.clone_names)
-            and c.clone_files >= cloned_code.MIN_FILES
-            and c.clone_share >= cloned_code.MIN_SHARE
+        # Only links that can change a verdict move the epoch (every bump re-plans and
+        # re-renders packuments): a spam label others depend on, a cycle closed, a shared
+        # wallet, or a clone as cloned-code counts one.
+        rung = self.graph.record(
+            name, subject.dependencies, label, closes_cycle=bool(c.dependency_cycles)
+        )
+        t = subject.tarball
+        linked = (
+            rung
+            or bool(c.wallet_names)
+            or (
+                bool(c.clone_names)
+                and c.clone_files >= cloned_code.MIN_FILES
+                and c.clone_share >= cloned_code.MIN_SHARE
+            )
         )
         if t is not None:
             self.clones.record(name, hashes if hashes is not None else code_hashes(t))

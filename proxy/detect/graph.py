@@ -8,6 +8,10 @@ package assessed.
 Versions of one package mostly share their dependency set, so answers are memoised by the
 question and the graph's change count: assessing a 4,000-version packument asks SQLite once per
 distinct dependency set, not once per version, and any `record` makes older answers stale.
+
+`record` also says whether what it recorded can change *other* packages' ring findings (a
+name whose spam label changed and that others depend on, or new edges that close a cycle), so
+that the detector moves its epoch only then, not on every package.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ SCHEMA = (
     "PRIMARY KEY (name, dep)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS name_labels (name TEXT PRIMARY KEY, label TEXT NOT NULL)",
 )
+# Local (SQLite) only: "who depends on this name?" is asked when a name's spam label changes.
+# (A shared PostgreSQL database has the tables of migration 1, which is never edited; there the
+# question scans dep_edges until a storage migration adds this index.)
+INDEXES = ("CREATE INDEX IF NOT EXISTS dep_edges_by_dep ON dep_edges (dep)",)
 _RANK = {label: i for i, label in enumerate(Label)}
 
 
@@ -36,9 +44,9 @@ class PackageGraph:
     """Dependency edges and labels by name (`path=None`: in memory)."""
 
     def __init__(self, path: Path | None = None, db: SqlDatabase | None = None):
-        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA)
+        self.db: SqlDatabase = db if db is not None else Database(path, SCHEMA + INDEXES)
         if db is not None:
-            for statement in SCHEMA:
+            for statement in SCHEMA + INDEXES:
                 db.query(statement)
         self.changes = 0  # bumped by every record: memoised answers older than it are stale
         self._memo: dict[Hashable, tuple[int, Any]] = {}
@@ -106,22 +114,52 @@ class PackageGraph:
         )
         return {str(n): str(lab) for n, lab in rows if Label(lab).flagged}
 
-    def record(self, name: str, deps: Iterable[str], label: Label) -> None:
+    def record(
+        self, name: str, deps: Iterable[str], label: Label, *, closes_cycle: bool = False
+    ) -> bool:
+        """Record `name`'s dependency edges and label (a name keeps its worst label). True when
+        this can change other packages' ring findings: the name's spam label changed and
+        recorded packages depend on it, or `closes_cycle` (the caller found that these
+        dependencies lead back to `name`) and some of the edges are new."""
         try:
-            self._record(name, deps, label)
+            return self._record(name, frozenset(deps), label, closes_cycle)
         finally:
             self.changes += 1  # after the write: an answer computed meanwhile is stale
 
-    def _record(self, name: str, deps: Iterable[str], label: Label) -> None:
+    def _record(self, name: str, deps: frozenset[str], label: Label, closes_cycle: bool) -> bool:
+        spam = Label.SPAM.value
         with self.db.transaction() as conn:
+            new_edges = bool(deps)
+            if closes_cycle and deps:
+                known = {
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT dep FROM dep_edges WHERE name = ?", (name,)
+                    ).fetchall()
+                }
+                new_edges = not deps <= known
             conn.executemany(
                 "INSERT INTO dep_edges (name, dep) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(name, d) for d in set(deps)],
+                [(name, d) for d in sorted(deps)],
             )
             row = conn.execute("SELECT label FROM name_labels WHERE name = ?", (name,)).fetchone()
-            if row is None or _RANK[Label(row[0])] < _RANK[label]:
+            before = str(row[0]) if row is not None else None
+            if before is None or _RANK[Label(before)] < _RANK[label]:
                 conn.execute(
                     "INSERT INTO name_labels (name, label) VALUES (?, ?) "
                     "ON CONFLICT (name) DO UPDATE SET label = excluded.label",
                     (name, label.value),
                 )
+                # Ring findings count spam only: from spam to malicious drops it from them too.
+                if (before == spam) != (label is Label.SPAM):
+                    dependent = conn.execute(
+                        "SELECT 1 FROM dep_edges WHERE dep = ? AND name != ? LIMIT 1",
+                        (name, name),
+                    ).fetchone()
+                    if dependent is not None:
+                        return True
+            return closes_cycle and new_edges
+
+    def dependencies(self, name: str) -> dict[str, str]:
+        """The dependency edges recorded for `name` (every version recorded), ranges unknown."""
+        return dict.fromkeys(self._deps(name), "")

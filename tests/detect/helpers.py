@@ -6,10 +6,13 @@ import dataclasses
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.detect.facts import Context, PackageFacts, Subject, facts_from_case
 from proxy.npm.tarball import TarballFacts
+
+if TYPE_CHECKING:
+    from tests.fakes.packages import FakeVersion
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -50,3 +53,19 @@ def name_only(name: str, version: str = "", context: Context | None = None) -> S
     return Subject(
         package, package.version(version) if version else None, None, context or Context()
     )
+
+
+def fake_version(name: str, fv: FakeVersion) -> tuple[PackageFacts, str, TarballFacts]:
+    """(facts, version, tarball facts) of a fake package with one version, as the proxy reads
+    them: the packument through the proxy's parser, the tarball through its reader."""
+    import orjson
+
+    from proxy.npm.names import PackageName
+    from proxy.npm.packument import parse
+    from proxy.npm.tarball import read_tarball
+    from tests.fakes.packages import build_version
+
+    entry, tgz = build_version(name, fv)
+    doc = {"name": name, "dist-tags": {"latest": fv.version}, "versions": {fv.version: entry}}
+    facts = PackageFacts.from_packument(parse(orjson.dumps(doc), PackageName.parse(name).name))
+    return facts, fv.version, read_tarball(tgz)

@@ -7,7 +7,6 @@ import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from proxy.detect.evaluate import Detector
 from proxy.detect.facts import PackageFacts, facts_from_case
 from proxy.detect.model import Label, Verdict
 from proxy.npm.tarball import TarballFacts
-from tests.detect.helpers import case
+from tests.detect.helpers import case, fake_version
 
 CLOCK = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -250,19 +249,9 @@ def test_a_huge_cluster_walk_is_bounded() -> None:
 def test_a_clean_version_is_not_tied_to_a_wallet_another_version_registered() -> None:
     """Wallets are per tarball: `fg-locked@1.0.0` ships no tea.yaml, so the wallet its 1.1.0
     (and two other names) registered says nothing about it, in whatever order they are seen."""
-    import orjson
+    from tests.fakes.packages import clean, farm
 
-    from proxy.npm.names import PackageName
-    from proxy.npm.packument import parse
-    from proxy.npm.tarball import read_tarball
-    from tests.fakes.packages import build_version, clean, farm
-
-    def version(name: str, fv: Any) -> tuple[PackageFacts, str, Any]:
-        entry, tgz = build_version(name, fv)
-        doc = {"name": name, "dist-tags": {"latest": fv.version}, "versions": {fv.version: entry}}
-        facts = PackageFacts.from_packument(parse(orjson.dumps(doc), PackageName.parse(name).name))
-        return facts, fv.version, read_tarball(tgz)
-
+    version = fake_version
     detector = Detector(clock=lambda: CLOCK)
     for name in ("fg-farm", "@fg-scope/farm"):
         detector.assess(*version(name, farm("1.0.0")))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.detect.evaluate import DETECTOR_VERSION, RELATIONAL, Detector, combine
+from proxy.detect.evaluate import DETECTOR_VERSION, GRAPH, RELATIONAL, Detector, combine
 from proxy.detect.facts import PackageFacts, Subject, facts_from_case
 from proxy.detect.model import Confidence, Family, Finding, Label, Severity, SignalSpec
 from proxy.detect.osv import OsvIndex
@@ -49,7 +49,7 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
         ([f(M, LC, sid="tea-yaml"), f(M, MC, sid="template-code")], Label.SUSPICIOUS),  # old
         # the traits together make spam without the file
         ([f(H, MC, sid="template-code"), f(H, MC, sid="cloned-code")], Label.SPAM),
-        ([f(H, MC, sid="missing-entry"), f(M, LC, sid="dependency-ring")], Label.SPAM),
+        ([f(H, MC, sid="missing-entry"), f(M, LC, sid="unused-dependencies")], Label.SPAM),
         ([f(M, MC, sid="template-code"), f(M, LC, sid="missing-entry")], Label.SUSPICIOUS),
         ([f(H, HC, sid="empty-package")], Label.SPAM),  # not even a package.json
         ([f(M, LC, sid="trivial-code")], Label.CLEAN),  # @swc/counter's empty index.js
@@ -58,7 +58,7 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
             [
                 f(M, LC, sid="boilerplate-manifest"),
                 f(M, LC, sid="script-entry"),
-                f(M, LC, sid="dependency-ring"),
+                f(M, LC, sid="unused-dependencies"),
                 f(M, MC, sid="trivial-code"),
             ],
             Label.SPAM,
@@ -185,12 +185,15 @@ def test_a_metadata_look_runs_each_signal_once() -> None:
     assert verdict.label is Label.CLEAN
     assert not verdict.tarball_scanned
     # Every signal but the relational ones, once: with no tarball and no campaign traits
-    # nothing relates the version to other packages, so they have nothing to read.
-    assert sorted(ran) == sorted(s.id for s, _ in signals if s.id not in RELATIONAL)
+    # nothing relates the version to other packages, so they have nothing to read; the graph
+    # is read (the version has dependencies), so the ring signal runs too.
+    assert package.version(version).dependencies  # type: ignore[union-attr]
+    expected = [s.id for s, _ in signals if s.id not in RELATIONAL or s.id in GRAPH]
+    assert sorted(ran) == sorted(expected)
     ran.clear()
-    # Served later, it is brought up to date without running a signal but the feed's.
+    # Served later, it is brought up to date running no signal but the feed's and the ring's.
     assert d.current(verdict, package) == verdict
-    assert ran == []
+    assert ran == sorted(GRAPH)
 
 
 def test_relational_signals_run_when_something_relates() -> None:
@@ -198,11 +201,13 @@ def test_relational_signals_run_when_something_relates() -> None:
     d = Detector(signals=signals, clock=lambda: CLOCK)
     package, version, tarball = facts_from_case(case("uniset"))  # tea.yaml with a wallet
     d.assess(package, version, tarball)
-    assert sorted(ran) == sorted(s.id for s, _ in signals)
+    # all of them but the ring's: uniset has no dependencies, so the graph has nothing to say
+    every = sorted(s.id for s, _ in signals if s.id not in GRAPH)
+    assert sorted(ran) == every
     ran.clear()
     other = d.assess(PackageFacts("uniset-2"), "", tarball)
     assert "tea-wallet-reuse" in other.signal_ids
-    assert sorted(ran) == sorted(s.id for s, _ in signals)
+    assert sorted(ran) == every
 
 
 def test_a_failing_signal_is_skipped_not_raised() -> None:

@@ -43,3 +43,18 @@ def test_a_recorded_change_makes_older_answers_stale() -> None:
     graph.record("fg-x", ["fg-y"], Label.SPAM)
     assert graph.flagged(["fg-x"]) == {"fg-x": "spam"}
     assert graph.cycles("fg-y", ["fg-x"]) == (("fg-y", "fg-x", "fg-y"),)
+
+
+def test_record_says_when_others_ring_findings_can_change() -> None:
+    graph = PackageGraph()
+    assert not graph.record("fg-user", ["fg-x", "lodash"], Label.CLEAN)  # an ordinary record
+    assert not graph.record("fg-lone", [], Label.SPAM)  # spam, but nobody depends on it
+    assert graph.record("fg-x", [], Label.SPAM)  # fg-user depends on it
+    assert not graph.record("fg-x", [], Label.SPAM)  # no change
+    assert not graph.record("fg-x", [], Label.SUSPICIOUS)  # a name keeps its worst label
+    assert graph.record("fg-x", [], Label.MALICIOUS)  # no longer counted as a spam dependency
+    # edges that close a cycle (as the caller found) matter when they are new
+    assert graph.record("fg-x", ["fg-user"], Label.MALICIOUS, closes_cycle=True)
+    assert not graph.record("fg-x", ["fg-user"], Label.MALICIOUS, closes_cycle=True)
+    assert graph.dependencies("fg-x") == {"fg-user": ""}
+    assert graph.dependencies("fg-nobody") == {}

@@ -38,6 +38,7 @@ from proxy.detect.signals import (
     template_code,
     trivial_code,
     unsafe_tarball,
+    unused_dependencies,
     young_package,
 )
 from proxy.npm.tarball import EntryKind, Problem, ProblemKind, TarEntry
@@ -422,8 +423,17 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         ),
         (H, MC),
     ),
-    (dependency_ring, lambda: subject("yimiwork_form"), (M, LC)),  # deps, no code to use them
-    (dependency_ring, lambda: subject("dio-cronos-tea"), (M, LC)),  # imports 1 of 18 deps
+    (  # one spam dependency among five: a victim
+        dependency_ring,
+        lambda: with_package_json(
+            subject("nomind-big-integer", ctx(flagged_dependencies={"a-x": "spam", "b-x": "spam"})),
+            dependencies={"a-x": "1", "b-x": "1", "c": "1", "d": "1", "e": "1"},
+        ),
+        (L, MC),
+    ),
+    # the code-derived traits are unused-dependencies' now: no graph, no ring
+    (dependency_ring, lambda: subject("yimiwork_form"), None),
+    (dependency_ring, lambda: subject("dio-cronos-tea"), None),
     (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (M, HC)),
     (
         dependency_ring,
@@ -437,10 +447,45 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
         ),
         None,
     ),
-    (dependency_ring, lambda: sources("module.exports = 42;\n" * 20), (L, LC)),
-    (dependency_ring, lambda: sources("const B = require('bignumber.js');\n"), None),
-    (dependency_ring, lambda: sources("import B from 'bignumber.js/dist';\n"), None),
-    (dependency_ring, lambda: subject("nomind-big-integer"), None),  # sources unknown
+    (dependency_ring, lambda: subject("nomind-big-integer"), None),  # nothing in the graph
+    (dependency_ring, lambda: name_only("nomind-big-integer", "1.0.0"), None),
+    # unused-dependencies
+    (unused_dependencies, lambda: subject("yimiwork_form"), (M, LC)),  # deps, no code to use them
+    (unused_dependencies, lambda: subject("dio-cronos-tea"), (M, LC)),  # imports 1 of 18 deps
+    (unused_dependencies, lambda: sources("module.exports = 42;\n" * 20), (L, LC)),
+    (unused_dependencies, lambda: sources("const B = require('bignumber.js');\n"), None),
+    (unused_dependencies, lambda: sources("import B from 'bignumber.js/dist';\n"), None),
+    (unused_dependencies, lambda: subject("nomind-big-integer"), None),  # sources unknown
+    (unused_dependencies, lambda: name_only("yimiwork_form"), None),  # no tarball read
+    (  # no dependencies declared: nothing to use
+        unused_dependencies,
+        lambda: with_package_json(subject("yimiwork_form"), dependencies={}),
+        None,
+    ),
+    (  # imports 2 of 5: not inflation, and it uses what it imports
+        unused_dependencies,
+        lambda: with_package_json(
+            sources("const a = require('a-x');\nconst b = require('b-x');\n"),
+            dependencies={"a-x": "1", "b-x": "1", "c": "1", "d": "1", "e": "1"},
+        ),
+        None,
+    ),
+    (  # imports 1 of 5: inflation
+        unused_dependencies,
+        lambda: with_package_json(
+            sources("const a = require('a-x');\nmodule.exports = a;\n"),
+            dependencies={"a-x": "1", "b-x": "1", "c": "1", "d": "1", "e": "1"},
+        ),
+        (M, LC),
+    ),
+    (  # a flagged dependency is the ring's question, not this one's
+        unused_dependencies,
+        lambda: dataclasses.replace(
+            sources("const B = require('bignumber.js');\n"),
+            context=ctx(flagged_dependencies={"bignumber.js": "spam"}),
+        ),
+        None,
+    ),
     # publish-burst
     # a burst alone, or random numbering alone, is weak (legitimate release trains do both)
     (publish_burst, lambda: timed(minutes(*((f"1.0.{i}", i * 3) for i in range(6)))), (L, MC)),

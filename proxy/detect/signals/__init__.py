@@ -31,6 +31,7 @@ from proxy.detect.signals import (
     template_code,
     trivial_code,
     unsafe_tarball,
+    unused_dependencies,
     young_package,
 )
 
@@ -54,6 +55,7 @@ SIGNALS: tuple[tuple[SignalSpec, Check], ...] = (
     (cloned_code.SPEC, cloned_code.check),
     (generated_name.SPEC, generated_name.check),
     (dependency_ring.SPEC, dependency_ring.check),
+    (unused_dependencies.SPEC, unused_dependencies.check),
     (campaign.SPEC, campaign.check),
     (learned_score.SPEC, learned_score.check),
     (publish_burst.SPEC, publish_burst.check),
