@@ -173,8 +173,10 @@ def test_dependency_confusion_is_refused_and_never_asked_upstream(
     with floodgate(upstream.url, tmp_path, *args) as gate:
         internal = install(client, tmp_path / "internal", gate, None, {"acme-utils": "^9.0.0"})
         assert internal.returncode != 0
-        assert "404" in internal.output
-        assert "internal package of this organization" in internal.output
+        # Without an internal registry Floodgate hosts the internal names, and not for
+        # anonymous readers: refused, never looked up upstream.
+        assert "401" in internal.output
+        assert "acme-utils is an internal package" in internal.output
         twin = install(client, tmp_path / "twin", gate, None, {"acme_utils": "^1.0.0"})
         assert twin.returncode != 0
         assert "dependency-confusion" in twin.output
