@@ -35,7 +35,7 @@ from proxy.errors import Conflict, InvalidPackageName, NotFound
 from proxy.gate import Caller
 from proxy.hosted.access import HostedAccess
 from proxy.hosted.document import HOSTED_SCHEME, Change, live_versions, next_rev
-from proxy.hosted.search import Hit, SearchQuery, hosted_page, rank, search_object
+from proxy.hosted.search import Hit, SearchQuery, hosted_page, rank, search_object, summary
 from proxy.hosted.store import HostedStore, RegistryEvent, StoredDoc
 from proxy.identity import Identity
 from proxy.internal import InternalNames
@@ -110,6 +110,7 @@ class HostedRegistry:
         self.leases = leases if leases is not None else NoLeases()
         self.clock = clock
         self._locks: dict[str, anyio.Lock] = {}
+        self._summaries: dict[str, tuple[str, dict[str, Any] | None]] = {}  # name: (rev, summary)
 
     def hosts(self, package: PackageName) -> bool:
         return bool(self.internal) and self.internal.is_internal(package.name)
@@ -174,8 +175,10 @@ class HostedRegistry:
         return page, len(hits)
 
     def _readable(self, who: Identity) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every hosted document `who` may read (access is checked before a body is parsed:
-        a name the caller may not read never reaches the ranking, so never the answer)."""
+        """The search summary of every hosted document `who` may read (access is checked
+        before a body is parsed: a name the caller may not read never reaches the ranking, so
+        never the answer). Summaries are kept per revision: a document is parsed again only
+        after it changed."""
         for name, stored in self.store.documents():
             try:
                 package = PackageName.parse(name)
@@ -183,13 +186,17 @@ class HostedRegistry:
                 continue
             if not self.hosts(package) or not self.access.may_read(who, package):
                 continue
-            try:
-                doc = orjson.loads(stored.body)
-            except orjson.JSONDecodeError:
-                log.warning("search: the stored document of %r is not JSON; skipped", name)
-                continue
-            if isinstance(doc, dict):
-                yield name, doc
+            kept = self._summaries.get(name)
+            if kept is None or kept[0] != stored.rev:
+                try:
+                    doc = orjson.loads(stored.body)
+                except orjson.JSONDecodeError:
+                    log.warning("search: the stored document of %r is not JSON; skipped", name)
+                    continue
+                kept = (stored.rev, summary(doc) if isinstance(doc, dict) else None)
+                self._summaries[name] = kept
+            if kept[1] is not None:
+                yield name, kept[1]
 
     def _publisher(self, hit: Hit) -> str | None:
         """The token that published the version `latest` points at, from the audit log."""

@@ -183,6 +183,40 @@ def relevance(name: str, doc: Mapping[str, Any], query: SearchQuery) -> float:
     return sum(scores) / len(scores)
 
 
+SUMMARY_FIELDS = (
+    "description",
+    "keywords",
+    "license",
+    "homepage",
+    "repository",
+    "bugs",
+    "maintainers",
+)
+
+
+def summary(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What matching and a search result read of a document (its `latest` version and the
+    top-level fields), small enough to keep per package; None when nothing is published.
+    `relevance` and `search_object` answer the same for it as for the whole document."""
+    latest = _latest(doc)
+    if latest is None:
+        return None
+    version, manifest = latest
+    times = doc.get("time")
+    out: dict[str, Any] = {
+        "name": doc.get("name"),
+        "dist-tags": {"latest": version},
+        "versions": {version: {k: manifest[k] for k in SUMMARY_FIELDS if k in manifest}},
+        "time": {k: times[k] for k in (version, "modified") if k in times}
+        if isinstance(times, dict)
+        else {},
+    }
+    for key in SUMMARY_FIELDS:
+        if key in doc:
+            out[key] = doc[key]
+    return out
+
+
 def rank(docs: Iterable[tuple[str, Mapping[str, Any]]], query: SearchQuery) -> list[Hit]:
     """The documents that match, best first (ties by name)."""
     hits = [Hit(name, r, doc) for name, doc in docs if (r := relevance(name, doc, query)) > 0]

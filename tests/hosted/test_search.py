@@ -21,6 +21,7 @@ from proxy.hosted.search import (
     rank,
     relevance,
     search_object,
+    summary,
     upstream_objects,
     upstream_window,
 )
@@ -252,3 +253,35 @@ def test_merge_puts_hosted_first_and_fills_the_page(
     assert [o["package"]["name"] for o in page["objects"]] == expected
     assert page["total"] == 47
     assert page["time"] == "t"
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        UTILS,
+        HTTP,
+        CLI,
+        doc(
+            "@acme/full",
+            "Everything",
+            ["all"],
+            homepage="https://acme.invalid/",
+            repository={"url": "git+https://git.acme.invalid/full.git"},
+            license="MIT",
+            maintainers=[{"name": "root", "email": "root@acme.invalid"}],
+        ),
+        {**doc("@acme/times"), "time": "not a mapping"},
+    ],
+)
+def test_a_summary_matches_and_answers_as_its_document(d: dict[str, Any]) -> None:
+    small = summary(d)
+    assert small is not None
+    name = d["name"]
+    for text in ("acme", "all", "arrays", "network", "keywords:all", "scope:acme x", "cli"):
+        q = SearchQuery.of({"text": text})
+        assert relevance(name, small, q) == relevance(name, d, q)
+    assert search_object(Hit(name, 0.5, small), "p") == search_object(Hit(name, 0.5, d), "p")
+
+
+def test_an_unpublished_document_has_no_summary() -> None:
+    assert summary({**doc("@acme/gone"), "versions": {}}) is None
