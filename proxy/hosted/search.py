@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import BadRequest
+from proxy.hosted.document import COPIED_FIELDS
 
 DEFAULT_SIZE = 20  # the registry's default page
 MAX_SIZE = 250  # the registry's largest page
@@ -183,15 +184,8 @@ def relevance(name: str, doc: Mapping[str, Any], query: SearchQuery) -> float:
     return sum(scores) / len(scores)
 
 
-SUMMARY_FIELDS = (
-    "description",
-    "keywords",
-    "license",
-    "homepage",
-    "repository",
-    "bugs",
-    "maintainers",
-)
+# The top-level fields a publish copies from `latest`, and the maintainers npm's output lists.
+SUMMARY_FIELDS = (*COPIED_FIELDS, "maintainers")
 
 
 def summary(doc: Mapping[str, Any]) -> dict[str, Any] | None:
