@@ -35,6 +35,7 @@ from proxy.storage.sql import database_errors
 
 if TYPE_CHECKING:
     from proxy.decisions import DecisionRecord
+    from proxy.hosted.registry import HostedRegistry
     from proxy.tokens import TokenStorage
 
 log = logging.getLogger(__name__)
@@ -646,6 +647,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     async def run() -> tuple[list[Audited], int]:
         client = UpstreamClient(settings)
+        internal = InternalNames.of(settings.internal_scopes, settings.internal_names)
+        hosted = hosted_packages(settings) if internal else None
         auditor = Auditor(
             client,
             inspector.detector,
@@ -653,12 +656,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
             policy,
             scan_tarballs=not args.metadata_only,
             concurrency=max(1, args.concurrency),
-            internal=InternalNames.of(settings.internal_scopes, settings.internal_names),
+            internal=internal,
+            internal_source=hosted,
         )
         try:
             results = await auditor.audit(lockfile, lambda a: progress.step(a.package.spec))
         finally:
             await client.aclose()
+            if hosted is not None:
+                await hosted.aclose()
         return results, auditor.unreachable
 
     with open_detector(settings) as inspector:
@@ -689,6 +695,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     return EXIT_FLAGGED if any(r.blocked for r in results) else EXIT_OK
+
+
+def hosted_packages(settings: Settings) -> HostedRegistry | None:
+    """The packages a Floodgate with these settings hosts, to read (audit): its hosted store
+    in the cache folder when there is one, or the shared database's; None when it hosts none
+    (an embedded store that does not exist is not created)."""
+    from proxy.hosted.access import HostedAccess
+    from proxy.hosted.registry import HostedRegistry
+    from proxy.hosted.store import HOSTED_DIR, HOSTED_FILE
+    from proxy.internal import InternalNames
+    from proxy.storage.backends import open_database, open_hosted_store
+
+    if (
+        settings.database_url is None
+        and not (settings.cache_dir / HOSTED_DIR / HOSTED_FILE).exists()
+    ):
+        return None
+    db = open_database(settings)
+    return HostedRegistry(
+        open_hosted_store(settings, db),
+        HostedAccess(),  # reading only: access is the serving Floodgate's to check
+        InternalNames.of(settings.internal_scopes, settings.internal_names),
+        max_publish_bytes=settings.max_publish_mb * 1024 * 1024,
+    )
 
 
 WHY_VERSIONS = 5  # versions shown by `floodgate why NAME`

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import orjson
@@ -57,9 +58,9 @@ from proxy.errors import (
     UpstreamError,
 )
 from proxy.gate import Caller, Fetch, Gate
-from proxy.hosted import document as hosted_doc
+from proxy.hosted import document as hosted_doc, search as hosted_search
 from proxy.hosted.document import Change
-from proxy.hosted.registry import HostedRegistry, NewTarball, Outcome, tarball_key
+from proxy.hosted.registry import HostedRegistry, NewTarball, Outcome, iso_now, tarball_key
 from proxy.identity import ANONYMOUS, Identity
 from proxy.internal import InternalNames
 from proxy.npm import packument as pk
@@ -98,6 +99,19 @@ class PublishOutcome:
 
     changes: Sequence[Change]
     notice: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAnswer:
+    """`/-/v1/search`: the merged page (`body`), or the upstream's answer to pass on as it is
+    (`passthrough`: it refused the query and there is nothing of ours to show)."""
+
+    body: dict[str, Any] | None
+    passthrough: Forwarded | None = None
+    notice: str = ""
+
+
+NO_SEARCH = (404, 405, 501)  # an upstream answering these has no search endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,6 +798,60 @@ class Service:
         changes = await hosted.change(package, caller, compute)
         self._changed(package)
         return PublishOutcome(changes)
+
+    # -- search -----------------------------------------------------------------------------
+
+    async def search(
+        self, params: Mapping[str, str], who: Identity, headers: Mapping[str, str]
+    ) -> SearchAnswer:
+        """`npm search`: the hosted packages `who` may read that match, first, then the
+        upstream's results (without internal names), paged together by `from` and `size`."""
+        query = hosted_search.SearchQuery.of(params)
+        page: list[dict[str, Any]] = []
+        hosted_total = 0
+        hosted = self.hosted
+        if hosted is not None and self.internal_upstream is None and not query.empty:
+            page, hosted_total = await anyio.to_thread.run_sync(hosted.search, query, who)
+        start, size = hosted_search.upstream_window(query, hosted_total)
+        asked = {**params, "from": str(start), "size": str(size)}
+        path = "/-/v1/search?" + urlencode(asked)
+        objects: list[Any] = []
+        upstream_total = 0
+        notice = ""
+        stamp = ""
+        try:
+            got = await self.forward("GET", path, None, headers)
+        except FloodgateError as exc:
+            log.warning("search not available upstream: %s", exc)
+            notice = f"the upstream registry's search failed ({exc})"
+        else:
+            if got.status == 200:
+                try:
+                    body = orjson.loads(got.body)
+                except orjson.JSONDecodeError:
+                    body = None
+                    notice = "the upstream registry's search answered something not JSON"
+                objects, upstream_total = hosted_search.upstream_objects(
+                    body, self.internal.is_internal
+                )
+                if isinstance(body, dict) and isinstance(body.get("time"), str):
+                    stamp = body["time"]
+            elif got.status in NO_SEARCH:
+                notice = "the upstream registry offers no search"
+            elif not page:
+                return SearchAnswer(None, got)
+            else:
+                notice = f"the upstream registry's search answered {got.status}"
+        if notice:
+            notice += (
+                f"; Floodgate returned {len(page)} of its own packages"
+                if hosted_total
+                else "; Floodgate returned none"
+            )
+        merged = hosted_search.merge(
+            page, hosted_total, objects, upstream_total, query, stamp or iso_now(time.time())
+        )
+        return SearchAnswer(merged, None, notice)
 
     # -- passthrough -------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 Packuments are fetched once per name; tarball verdicts come from the verdict store when it has
 them (so a second run downloads nothing), else the tarball is downloaded, verified against its
 integrity, read and assessed, and the verdict stored.
+
+Internal names are never asked of the upstream: they are read from `internal_source` (the
+packages Floodgate hosts, beside it) like any other package, or listed as not checkable when
+there is none.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from proxy.audit.model import Audited, LockedPackage, Lockfile
 from proxy.detect.evaluate import Detector
 from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Verdict
-from proxy.detect.scan import fetch_packument, fetch_tarball
+from proxy.detect.scan import Upstream, fetch_packument, fetch_tarball
 from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, UpstreamRefused, UpstreamUnavailable
 from proxy.internal import NO_INTERNAL, InternalNames
@@ -52,6 +56,7 @@ class Auditor:
     concurrency: int = CONCURRENCY
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     internal: InternalNames = NO_INTERNAL  # never fetched; their public twins are flagged
+    internal_source: Upstream | None = None  # where internal names are read (None: they are not)
     unreachable: int = 0  # packages that failed because the upstream could not be reached
     _packages: dict[str, anyio.Event] = field(default_factory=dict)
     _fetched: dict[str, _Package | FloodgateError] = field(default_factory=dict)
@@ -79,8 +84,12 @@ class Auditor:
         if not locked.checkable:
             where = f" ({locked.resolved})" if locked.resolved else ""
             return Audited(locked, error=f"not checkable: a {locked.source} dependency{where}")
-        if self.internal.is_internal(locked.name):
-            return Audited(locked, error="not checkable: an internal package (never fetched)")
+        if self.internal.is_internal(locked.name) and self.internal_source is None:
+            return Audited(
+                locked,
+                error="not checkable: an internal package (never fetched from the upstream, "
+                "and no packages hosted here)",
+            )
         try:
             known = await self._from_store(locked)
             if known is not None:
@@ -135,8 +144,14 @@ class Auditor:
             raise found
         return found
 
+    def _source(self, name: str) -> Upstream:
+        """Where `name` is read: the internal source for an internal name, else the upstream."""
+        if self.internal_source is not None and self.internal.is_internal(name):
+            return self.internal_source
+        return self.upstream
+
     async def _fetch(self, name: str) -> _Package:
-        doc = await fetch_packument(self.upstream, PackageName.parse(name))
+        doc = await fetch_packument(self._source(name), PackageName.parse(name))
         restrictions = doc.get("policyRestrictions")
         restricted = restrictions.get("versions") if isinstance(restrictions, dict) else None
         message = restrictions.get("message") if isinstance(restrictions, dict) else ""
@@ -169,7 +184,7 @@ class Auditor:
             verdict = self.detector.current(verdict, facts)
         elif self.scan_tarballs:
             try:
-                tarball = await fetch_tarball(self.upstream, facts, locked.version)
+                tarball = await fetch_tarball(self._source(locked.name), facts, locked.version)
             except UpstreamRefused as exc:
                 # Auditing through a Floodgate that learnt of the block from the tarball.
                 d = Decision(Action.BLOCK, "registry", str(exc), Action.BLOCK)

@@ -12,7 +12,9 @@ creates the trigger, so no row is counted twice or missed). Pages then read:
   refusals and warnings of the chosen window only;
 - the decision log page by keyset pagination on `(time, id)`, newest first, through the index
   its filters select (package, action, rule or group);
-- a package page from the `(package, time)` index and the verdict store's primary key.
+- a package page from the `(package, time)` index and the verdict store's primary key;
+- the Registry page from the hosted packages' event log (`HostedRegistry.activity`), through
+  its `(package, time)` and `time` indexes; `RegistryFilter` is what it asks for.
 
 Every function here is blocking: the web layer calls it from a worker thread.
 """
@@ -24,7 +26,7 @@ import heapq
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import orjson
 
 from proxy.decisions import DecisionRecord
 from proxy.detect.model import Verdict
+from proxy.hosted.store import EVENT_KINDS
 
 HOUR = 3600
 DAY = 86400
@@ -656,3 +659,31 @@ def package_view(
         )
         for v in versions
     ]
+
+
+REGISTRY_ROWS = 200  # newest hosted-package events shown
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryFilter:
+    """What the Registry page shows: one hosted package's events, one kind of event."""
+
+    package: str = ""
+    event: str = ""
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> RegistryFilter:
+        """From query parameters (pure): an unknown event kind is no filter, an over-long
+        package name is cut."""
+        event = params.get("event", "").strip()
+        return cls(
+            params.get("package", "").strip()[:MAX_FILTER],
+            event if event in EVENT_KINDS else "",
+        )
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.event,) if self.event else ()
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in (("package", self.package), ("event", self.event)) if v}

@@ -14,9 +14,17 @@ from html import escape
 from urllib.parse import urlencode
 
 from proxy.dashboard.chart import ORDER, stacked_bars
-from proxy.dashboard.queries import Count, LogFilter, LogPage, Overview, VersionView
+from proxy.dashboard.queries import (
+    Count,
+    LogFilter,
+    LogPage,
+    Overview,
+    RegistryFilter,
+    VersionView,
+)
 from proxy.decisions import DecisionRecord
 from proxy.detect.model import Verdict
+from proxy.hosted.store import EVENT_KINDS, RegistryEvent
 from proxy.policy.model import Match, Policy, Waiver
 
 BASE = "/-/dashboard"
@@ -63,6 +71,7 @@ def page(title: str, current: str, who: str, body: str) -> str:
             ("overview", "", "Overview"),
             ("log", "/log", "Decisions"),
             ("policies", "/policies", "Policies"),
+            ("registry", "/registry", "Registry"),
         )
     )
     return (
@@ -76,7 +85,8 @@ def page(title: str, current: str, who: str, body: str) -> str:
         '<input name="name" placeholder="Package name" aria-label="Package name"></form>'
         f'<span class="who">{e(who)}</span></header>'
         f"<main>{body}</main>"
-        "<footer>Read-only view of Floodgate's decision log, verdicts and policy. "
+        "<footer>Read-only view of Floodgate's decision log, verdicts, policy and hosted "
+        "packages' events. "
         "Times are UTC.</footer></body></html>"
     )
 
@@ -235,6 +245,69 @@ def _log_row(row_id: int, r: DecisionRecord) -> str:
         f"<td>{e(group_name(r.group))}</td><td>{verdict}</td><td>{e(r.via)}</td>"
         f'<td class="mono">{e(r.client)}</td>'
         f'<td class="reason" title="{e(reason)}">{e(_cut(reason, MAX_REASON))}</td></tr>'
+    )
+
+
+# -- the hosted registry's events -------------------------------------------------------------
+
+
+def registry_page(
+    events: Sequence[RegistryEvent],
+    names: Sequence[str],
+    f: RegistryFilter,
+    who: str,
+    hosting: bool,
+    limit: int,
+) -> str:
+    """The hosted packages' publishes, unpublishes, deprecations, dist-tag changes and refused
+    attempts, newest first, filtered by package and kind."""
+    if not hosting:
+        body = (
+            '<h1>Registry</h1><section class="panel"><p class="empty">This Floodgate hosts no '
+            "packages: it hosts the internal scopes and names (internal_scopes, "
+            "internal_names) when no internal_upstream serves them.</p></section>"
+        )
+        return page("Registry", "registry", who, body)
+    choices = list(names)
+    if f.package and f.package not in choices:
+        choices.insert(0, f.package)
+    packages = '<option value="">any</option>' + "".join(
+        f"<option{' selected' if n == f.package else ''}>{e(n)}</option>" for n in choices
+    )
+    kinds = '<option value="">any</option>' + "".join(
+        f"<option{' selected' if k == f.event else ''}>{e(k)}</option>" for k in EVENT_KINDS
+    )
+    form = (
+        f'<form class="filters panel" method="get" action="{url("/registry")}">'
+        f'<label>Package<select name="package">{packages}</select></label>'
+        f'<label>Event<select name="event">{kinds}</select></label>'
+        "<button>Show</button></form>"
+    )
+    rows = "".join(_event_row(ev) for ev in events)
+    shown = f"{len(events):,} event{'s' if len(events) != 1 else ''}" + (
+        f" (the newest {limit:,})" if len(events) >= limit else ""
+    )
+    table = (
+        f'<section class="panel"><h2>{e(shown)}, newest first</h2><table id="events"><thead>'
+        "<tr><th>Time</th><th>Event</th><th>Package</th><th>Detail</th><th>Group</th>"
+        f"<th>Token</th><th>Client</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        if rows
+        else '<section class="panel"><p class="empty">No event matches.</p></section>'
+    )
+    return page("Registry", "registry", who, f"<h1>Registry</h1>{form}{table}")
+
+
+def _event_row(ev: RegistryEvent) -> str:
+    version = f'<span class="mono">@{e(ev.version)}</span>' if ev.version else ""
+    return (
+        f'<tr data-event="{e(ev.event)}" data-package="{e(ev.package)}">'
+        f'<td class="mono nowrap">{when(ev.time)}</td><td>{badge("ev-" + ev.event, ev.event)}</td>'
+        f'<td class="nowrap"><a class="mono" href="{e(url("/registry", {"package": ev.package}))}">'
+        f"{e(ev.package)}</a>{version} "
+        f'<a class="muted" href="{e(package_url(ev.package))}">decisions</a></td>'
+        f'<td class="reason" title="{e(ev.detail)}">{e(_cut(ev.detail, MAX_REASON))}</td>'
+        f'<td>{e(group_name(ev.group))}</td><td class="mono">{e(ev.token or "-")}</td>'
+        f'<td class="mono">{e(ev.client)}</td></tr>'
     )
 
 

@@ -22,7 +22,7 @@ import binascii
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +31,13 @@ from urllib.parse import unquote
 import anyio
 import orjson
 
-from proxy.errors import Conflict, NotFound
+from proxy.errors import Conflict, InvalidPackageName, NotFound
 from proxy.gate import Caller
 from proxy.hosted.access import HostedAccess
 from proxy.hosted.document import HOSTED_SCHEME, Change, live_versions, next_rev
+from proxy.hosted.search import Hit, SearchQuery, hosted_page, rank, search_object, summary
 from proxy.hosted.store import HostedStore, RegistryEvent, StoredDoc
+from proxy.identity import Identity
 from proxy.internal import InternalNames
 from proxy.metrics import HOSTED_CHANGES
 from proxy.npm.names import PackageName, Target, parse_package_path
@@ -43,6 +45,8 @@ from proxy.storage.cluster import Lease, NoLeases
 from proxy.upstream.client import Fetched, NotModified
 
 log = logging.getLogger(__name__)
+
+PUBLISHERS = 20  # newest publish events read to name the publisher of a search result
 
 
 def iso_now(now: float) -> str:
@@ -107,6 +111,7 @@ class HostedRegistry:
         self.leases = leases if leases is not None else NoLeases()
         self.clock = clock
         self._locks: dict[str, anyio.Lock] = {}
+        self._summaries: dict[str, tuple[str, dict[str, Any] | None]] = {}  # name: (rev, summary)
 
     def hosts(self, package: PackageName) -> bool:
         return bool(self.internal) and self.internal.is_internal(package.name)
@@ -119,7 +124,9 @@ class HostedRegistry:
     async def load(self, package: PackageName) -> StoredDoc | None:
         return await anyio.to_thread.run_sync(self.store.load, package.name)
 
-    async def get_packument(self, package: PackageName, etag: str | None) -> Fetched | NotModified:
+    async def get_packument(
+        self, package: PackageName, etag: str | None = None
+    ) -> Fetched | NotModified:
         started = time.monotonic()
         doc = await self.load(package)
         if doc is None:
@@ -158,6 +165,57 @@ class HostedRegistry:
                     if key is not None:
                         return key
         raise NotFound(f"{package.name} has no published tarball named {filename!r}")
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery, who: Identity) -> tuple[list[dict[str, Any]], int]:
+        """The hosted packages `who` may read that match `query`: the requested page of them
+        as search results, and how many match in all. Blocking: call from a worker thread."""
+        hits = rank(self._readable(who), query)
+        page = [search_object(hit, self._publisher(hit)) for hit in hosted_page(hits, query)]
+        return page, len(hits)
+
+    def _readable(self, who: Identity) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The search summary of every hosted document `who` may read (access is checked
+        before a body is parsed: a name the caller may not read never reaches the ranking, so
+        never the answer). Summaries are kept per revision: a document is parsed again only
+        after it changed."""
+        for name, stored in self.store.documents():
+            try:
+                package = PackageName.parse(name)
+            except InvalidPackageName:
+                continue
+            if not self.hosts(package) or not self.access.may_read(who, package):
+                continue
+            kept = self._summaries.get(name)
+            if kept is None or kept[0] != stored.rev:
+                try:
+                    doc = orjson.loads(stored.body)
+                except orjson.JSONDecodeError:
+                    log.warning("search: the stored document of %r is not JSON; skipped", name)
+                    continue
+                kept = (stored.rev, summary(doc) if isinstance(doc, dict) else None)
+                self._summaries[name] = kept
+            if kept[1] is not None:
+                yield name, kept[1]
+
+    def _publisher(self, hit: Hit) -> str | None:
+        """The token that published the version `latest` points at, from the audit log."""
+        tags = hit.doc.get("dist-tags")
+        latest = tags.get("latest") if isinstance(tags, dict) else None
+        for event in self.store.events(package=hit.name, kinds=("publish",), limit=PUBLISHERS):
+            if event.version == latest:
+                return event.token or None
+        return None
+
+    # -- the dashboard ---------------------------------------------------------------------
+
+    def activity(
+        self, package: str | None, kinds: Sequence[str], limit: int
+    ) -> tuple[list[RegistryEvent], list[str]]:
+        """The newest events (of one package, of some kinds) and every hosted name, for the
+        dashboard's Registry page. Blocking: call from a worker thread."""
+        return self.store.events(package=package, kinds=kinds, limit=limit), self.store.names()
 
     # -- write side ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from proxy.dashboard import queries, render
 from proxy.detect.evaluate import DETECTOR_VERSION
 from proxy.gate import PolicyGate
+from proxy.hosted.store import RegistryEvent
 from proxy.identity import identity_of, is_admin
 from proxy.inspect import VERDICTS_FILE, detector_dir
 from proxy.policy.model import Policy
@@ -49,13 +50,14 @@ def _service(request: Request) -> Service:
     return service
 
 
-def _refused(request: Request) -> Response | None:
-    """A 401/403 page unless the caller is in an admin group; None when they are."""
+def _refused(request: Request, embedded_log: bool = True) -> Response | None:
+    """A 401/403 page unless the caller is in an admin group; None when they are. Pages that
+    read the embedded decision log (`embedded_log`) are a 501 with the shared database."""
     identity = identity_of(request.scope)
     settings = _service(request).settings
     admins = settings.admin_groups
     if is_admin(identity, admins):
-        if settings.database_url is not None:  # not yet: the pages read the embedded log
+        if embedded_log and settings.database_url is not None:  # not yet: the embedded log
             message = (
                 "The dashboard reads the embedded decision log, and this Floodgate keeps its "
                 "log in the shared database (database_url): use floodgate decisions, which "
@@ -154,6 +156,26 @@ async def policies(request: Request) -> Response:
     return _html(render.policies_page(found, today, _who(request)))
 
 
+async def registry(request: Request) -> Response:
+    """The hosted packages' events (from the hosted store, embedded or shared alike)."""
+    refused = _refused(request, embedded_log=False)
+    if refused is not None:
+        return refused
+    f = queries.RegistryFilter.of(request.query_params)
+    service = _service(request)
+    hosted = service.hosted if service.internal_upstream is None else None
+    events: list[RegistryEvent] = []
+    names: list[str] = []
+    if hosted is not None:
+        events, names = await anyio.to_thread.run_sync(
+            hosted.activity, f.package or None, f.kinds, queries.REGISTRY_ROWS
+        )
+    page = render.registry_page(
+        events, names, f, _who(request), hosted is not None, queries.REGISTRY_ROWS
+    )
+    return _html(page)
+
+
 async def asset(request: Request) -> Response:
     """The stylesheet, from the installed package (public: it says nothing)."""
     name = request.path_params["name"]
@@ -191,5 +213,6 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard/log", decision_log, methods=["GET"]),
         Route("/dashboard/package", package, methods=["GET"]),
         Route("/dashboard/policies", policies, methods=["GET"]),
+        Route("/dashboard/registry", registry, methods=["GET"]),
         Route("/dashboard/assets/{name}", asset, methods=["GET"]),
     ]

@@ -34,6 +34,7 @@ from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
 from proxy.service import Service
 from proxy.settings import Settings
+from proxy.upstream.client import Forwarded
 from proxy.web import publish
 from proxy.web.dashboard import routes as dashboard_routes
 from proxy.web.health import metrics, ready
@@ -228,6 +229,10 @@ async def forward(request: Request) -> Response:
     body = await _bounded_body(request) if request.method == "POST" else None
     path = raw_path(request.scope) + (f"?{request.url.query}" if request.url.query else "")
     got = await service_of(request).forward(request.method, path, body, request.headers)
+    return _passed_on(got)
+
+
+def _passed_on(got: Forwarded) -> Response:
     keep = {
         k: v
         for k, v in got.headers.items()
@@ -255,20 +260,16 @@ async def whoami(request: Request) -> Response:
 
 
 async def search(request: Request) -> Response:
-    """Search is forwarded; an upstream without it gets an empty result, not an error."""
-    try:
-        response = await forward(request)
-    except FloodgateError as exc:
-        log.warning("search not available upstream: %s", exc)
-        response = None
-    if response is None or response.status_code in (404, 405, 501):
-        return json_response(
-            {"objects": [], "total": 0, "time": ""},
-            headers={
-                "npm-notice": "the upstream registry offers no search; Floodgate returned none"
-            },
-        )
-    return response
+    """`npm search`: the hosted packages the caller may read, then the upstream's results (an
+    upstream without search: ours alone, never an error)."""
+    answer = await service_of(request).search(
+        dict(request.query_params), identity_of(request.scope), request.headers
+    )
+    if answer.body is None:
+        assert answer.passthrough is not None
+        return _passed_on(answer.passthrough)
+    headers = {"npm-notice": notice_header(answer.notice)} if answer.notice else None
+    return json_response(answer.body, headers=headers)
 
 
 async def advisories_bulk(request: Request) -> Response:

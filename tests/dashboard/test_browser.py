@@ -23,6 +23,7 @@ from tests.conftest import ProxyFactory, RunningProxy
 from tests.dashboard.identity import auth, in_url, make_tokens
 from tests.fakes.packages import clean, farm, hello
 from tests.fakes.registry import FakeRegistry
+from tests.hosted.activity import NEWEST_FIRST, make_activity
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("CI") == "true":
@@ -314,3 +315,35 @@ def test_non_admins_see_why_in_chromium(
     refused = proxy.client.get("/-/dashboard")
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Basic")
+
+
+def test_the_registry_page_renders_in_chromium(make_proxy: ProxyFactory, tmp_path: Path) -> None:
+    """The hosted packages' events after real publishes, a dist-tag, a deprecation and a
+    refused publish: newest first, filtered, linked from the navigation."""
+    tokens = make_tokens(tmp_path / "cache", ("admin/alice", "developers/bob"))
+    proxy = make_proxy(internal_scopes="@acme", prefetch_scans=0)
+    make_activity(proxy.client, tokens["admin/alice"], tokens["developers/bob"])
+    base = in_url(proxy.url, tokens["admin/alice"]) + "/-/dashboard"
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    page = dom(base + "/registry", tmp_path)
+    assert page.find("title")[0].content == "Registry · Floodgate"
+    nav = page.one("nav")
+    assert [a.content for a in nav.find("a", cls="current")] == ["Registry"]
+    events = page.one("table", id="events").one("tbody").find("tr")
+    assert [(r.attrs["data-event"], r.attrs["data-package"]) for r in events] == NEWEST_FIRST
+    assert "bob" in events[0].content
+    assert "may not publish" in events[0].content
+    assert "<b>chunk</b>" in events[1].content  # the deprecation's text, as text
+    assert not events[1].find("b")
+    screenshot(base + "/registry", shots / "registry.png", tmp_path, height=700)
+    page = dom(base + "/registry?package=%40acme%2Fvault&event=publish", tmp_path)
+    rows = page.one("table", id="events").one("tbody").find("tr")
+    assert [r.attrs["data-package"] for r in rows] == ["@acme/vault"]
+    form = page.one("form", cls="filters")
+    chosen = [
+        o.content
+        for o in form.one("select", name="package").find("option")
+        if "selected" in o.attrs
+    ]
+    assert chosen == ["@acme/vault"]

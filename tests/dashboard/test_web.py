@@ -22,6 +22,8 @@ PAGES = [
     "/-/dashboard/log?action=block&package=fg-*",
     "/-/dashboard/package?name=fg-farm",
     "/-/dashboard/policies",
+    "/-/dashboard/registry",
+    "/-/dashboard/registry?package=fg-farm&event=refused",
 ]
 
 

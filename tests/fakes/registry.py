@@ -16,6 +16,10 @@ Fault modes (`registry.faults[name_or_path] = mode`):
     "big"         a 200 chunked body of `big_bytes` bytes, sent in 1 MB chunks
     "redirect"    a 302 to `registry.redirect_to`
     "stall"       send the first half of the real body, then the rest once `release` is set
+
+With `search` on, `GET /-/v1/search` answers like the registry's search over the packuments
+added (every word of `text` in the name or description; `from` and `size` page); off, it is a
+404 like an upstream without search.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    query: str = ""
 
 
 class UvicornThread:
@@ -101,6 +106,7 @@ class FakeRegistry:
     bomb_bytes: int = 64 * 1024 * 1024  # what a "bomb" fault inflates to
     big_bytes: int = 32 * 1024 * 1024  # the size of a "big" fault's body
     redirect_to: str = ""  # the Location of a "redirect" fault
+    search: bool = False  # answer /-/v1/search from the packuments (see the module's doc)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -158,7 +164,7 @@ class FakeRegistry:
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path", b"").decode()
         path = raw.split("?", 1)[0]
-        self.seen.append(Seen(request.method, path, dict(request.headers)))
+        self.seen.append(Seen(request.method, path, dict(request.headers), request.url.query))
         if self.latency:
             await asyncio.sleep(self.latency)
         name = path[1:].replace("%2f", "/").replace("%2F", "/")
@@ -194,6 +200,8 @@ class FakeRegistry:
         if fault == "drip":
             body = self._body_for(request, path, name)
             return StreamingResponse(_drip(body, self.drip_interval), media_type="application/json")
+        if self.search and path == "/-/v1/search":
+            return self._search(request)
         if path in self.tarballs:
             data = self.tarballs[path]
             if fault == "integrity":
@@ -202,6 +210,40 @@ class FakeRegistry:
         if name in self.packuments:
             return self._packument(request, name)
         return Response(b'{"error":"Not found"}', 404, media_type="application/json")
+
+    def _search(self, request: Request) -> Response:
+        words = request.query_params.get("text", "").lower().split()
+        size = int(request.query_params.get("size", "20"))
+        start = int(request.query_params.get("from", "0"))
+        found = []
+        for name, doc in sorted(self.packuments.items()):
+            latest = doc.get("dist-tags", {}).get("latest")
+            manifest = doc.get("versions", {}).get(latest)
+            if not isinstance(manifest, dict):
+                continue
+            text = f"{name} {manifest.get('description', '')}".lower()
+            if words and all(w in text for w in words):
+                found.append(
+                    {
+                        "package": {
+                            "name": name,
+                            "version": latest,
+                            "description": manifest.get("description", ""),
+                            "keywords": manifest.get("keywords", []),
+                            "date": doc.get("time", {}).get(latest, ""),
+                            "links": {},
+                            "publisher": {"username": "upstream-user", "email": ""},
+                            "maintainers": [{"username": "upstream-user", "email": ""}],
+                        },
+                        "score": {
+                            "final": 0.5,
+                            "detail": {"quality": 0.5, "popularity": 0.5, "maintenance": 0.5},
+                        },
+                        "searchScore": 0.5,
+                    }
+                )
+        body = {"objects": found[start : start + size], "total": len(found), "time": "fake"}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     def _body_for(self, request: Request, path: str, name: str) -> bytes:
         if path in self.tarballs:
