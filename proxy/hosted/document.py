@@ -226,6 +226,17 @@ def check_tag(tag: object) -> str:
     return tag
 
 
+def _copy(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of a document that the functions here may change: the top level and the
+    `versions`, `time` and `dist-tags` maps are new; the manifests are shared (a function that
+    changes one copies it first). A deep copy of a 1,000-version document costs ~17 ms."""
+    doc = dict(stored) if stored else {}
+    for key in ("versions", "time", "dist-tags"):
+        if isinstance(doc.get(key), dict):
+            doc[key] = dict(doc[key])
+    return doc
+
+
 def _versions(doc: Mapping[str, Any]) -> dict[str, Any]:
     versions = doc.get("versions")
     return versions if isinstance(versions, dict) else {}
@@ -251,7 +262,7 @@ def apply_publish(
     stored: Mapping[str, Any] | None, pub: Publication, package: PackageName, now: str
 ) -> tuple[dict[str, Any], list[Change]]:
     """The document after publishing `pub` (`now`: ISO time)."""
-    doc: dict[str, Any] = copy.deepcopy(dict(stored)) if stored else {}
+    doc = _copy(stored)
     versions = _versions(doc)
     times = _times(doc)
     if pub.version in versions or pub.version in times:
@@ -294,7 +305,7 @@ def apply_update(
     """The document after a client's `PUT` of the whole document without a tarball: changes
     of `deprecated` (npm deprecate) and removed versions (npm unpublish of one version); any
     other difference in a version is ignored, as are top-level fields but `dist-tags`."""
-    doc: dict[str, Any] = copy.deepcopy(dict(stored))
+    doc = _copy(stored)
     versions = _versions(doc)
     sent = _object(incoming.get("versions", {}), "versions")
     added = sorted(set(sent) - set(versions))
@@ -316,6 +327,7 @@ def apply_update(
             raise BadRequest(f"versions[{version!r}].deprecated must be a string")
         if (before or "") == (after or ""):
             continue
+        versions[version] = dict(versions[version])  # shared with the stored document
         if after:
             versions[version]["deprecated"] = after
             changes.append(Change("deprecate", version, after))
@@ -338,7 +350,7 @@ def remove_version(
 ) -> tuple[dict[str, Any], list[Change]]:
     """The document without `version` (its `time` entry stays: the number is never reused);
     tags that pointed at it are dropped, `latest` moves to the highest version left."""
-    doc: dict[str, Any] = copy.deepcopy(dict(stored))
+    doc = _copy(stored)
     versions = _versions(doc)
     if version not in versions:
         raise NotFound(f"{doc.get('name')}@{version} is not published")
@@ -359,7 +371,7 @@ def set_tag(
     stored: Mapping[str, Any], tag: object, version: object, now: str
 ) -> tuple[dict[str, Any], list[Change]]:
     tag = check_tag(tag)
-    doc: dict[str, Any] = copy.deepcopy(dict(stored))
+    doc = _copy(stored)
     if not isinstance(version, str) or version not in _versions(doc):
         raise BadRequest(f"{doc.get('name')}@{version} is not published: cannot tag it {tag}")
     tags = dict(_object(doc.get("dist-tags", {}), "dist-tags"))
@@ -372,7 +384,7 @@ def set_tag(
 def remove_tag(
     stored: Mapping[str, Any], tag: str, now: str
 ) -> tuple[dict[str, Any], list[Change]]:
-    doc: dict[str, Any] = copy.deepcopy(dict(stored))
+    doc = _copy(stored)
     tags = dict(_object(doc.get("dist-tags", {}), "dist-tags"))
     if tag == "latest":
         raise BadRequest("the latest tag cannot be removed; point it at another version")

@@ -274,3 +274,20 @@ def test_a_farm_version_body_is_still_a_valid_publish() -> None:
     farmed = publish_body(NAME.name, FakeVersion("1.0.0", files={"tea.yaml": b"x"}))
     pub, data = d.parse_publication(farmed, NAME, MB)
     d.check_tarball(pub, read_tarball(data))
+
+
+def test_no_function_changes_the_stored_document() -> None:
+    stored = published("1.0.0", "1.1.0")
+    stored["versions"]["1.0.0"]["deprecated"] = "old"
+    snapshot = copy.deepcopy(stored)
+    sent = copy.deepcopy(stored)
+    sent["versions"]["1.0.0"]["deprecated"] = ""
+    sent["versions"]["1.1.0"]["deprecated"] = "use 2"
+    del sent["versions"]["1.0.0"]
+    d.apply_update(stored, sent, T1)
+    d.remove_version(stored, "1.1.0", T1)
+    d.set_tag(stored, "beta", "1.0.0", T1)
+    d.remove_tag(d.set_tag(stored, "beta", "1.0.0", T1)[0], "beta", T1)
+    pub, _ = d.parse_publication(publish_body(NAME.name, clean("2.0.0")), NAME, MB)
+    d.apply_publish(stored, pub, NAME, T1)
+    assert stored == snapshot
