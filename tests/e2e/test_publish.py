@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.settings import load_settings
+from proxy.storage.backends import token_store
 from tests.e2e.clients import CLIENTS, NODE, Client, Sandbox
 from tests.e2e.npm import Floodgate, floodgate
 from tests.e2e.publishing import consumer, frozen_install, package, publish, published
@@ -37,6 +39,7 @@ from tests.fakes.registry import FakeRegistry, running_registry
 pytestmark = pytest.mark.e2e
 
 SCOPE = "@fg-int"
+KEPT = "fg-int-kept"  # an internal name outside the scope
 PUBLISHING = ["npm", "pnpm", "yarn4", "bun"]
 CACHE_MB = 1  # tarball_cache_mb: a few proxied tarballs fill it
 BULK = 4  # proxied packages of BULK_BYTES each: together well over the cache
@@ -97,7 +100,8 @@ def org(upstream: FakeRegistry, tmp_path_factory: pytest.TempPathFactory) -> Ite
     publisher = token_create(cache, "publishers", "alice")
     reader = token_create(cache, "readers", "rita")
     args = (
-        "--internal-scopes", SCOPE, "--internal-publishers", f"{SCOPE}=publishers",
+        "--internal-scopes", SCOPE, "--internal-names", KEPT,
+        "--internal-publishers", f"{SCOPE}=publishers,{KEPT}=publishers",
         "--tarball-cache-mb", str(CACHE_MB), "--tarball-memory-mb", "0",
     )  # fmt: skip
     with floodgate(upstream.url, folder, *args) as gate:
@@ -228,7 +232,9 @@ def test_refused_publishes_say_why_in_each_client(
         {"name": farmed, "version": "1.0.0"}, {"index.js": HELLO_JS, "tea.yaml": TEA_YAML},
     )  # fmt: skip
     (tmp_path / "stranger").mkdir()
-    token_create(tmp_path / "stranger" / "floodgate-cache", "publishers", "someone")  # in use
+    settings = load_settings({"cache_dir": str(tmp_path / "stranger" / "floodgate-cache")}, env={})
+    with token_store(settings) as tokens:  # tokens are in use there
+        tokens.create("publishers", "someone")
     with floodgate(upstream.url, tmp_path / "stranger", "--internal-scopes", SCOPE) as stranger:
         boxes["unknown"] = package(
             client, tmp_path / "unknown", stranger.url, "fg_not-a-token-floodgate-made",
@@ -390,7 +396,7 @@ def test_evicting_proxied_tarballs_never_removes_a_hosted_one(
     org: Org, upstream: FakeRegistry, tmp_path: Path
 ) -> None:
     npm = require("npm")
-    kept = f"{SCOPE}/kept"
+    kept = KEPT  # an unscoped internal name (internal_names)
     publish_with(npm, tmp_path / "pub", org, kept, "1.0.0")
     first = consumer(npm, tmp_path / "first", org.url, org.reader, {kept: "1.0.0"})
     first.install()  # its tarball served once, like any other
@@ -417,11 +423,11 @@ def test_internal_names_are_never_asked_of_the_upstream(
     """Last in the module: every request the upstream saw, from every test above."""
     npm = require("npm")
     missing = f"{SCOPE}/never-published"
-    box = consumer(npm, tmp_path, org.url, org.reader, {missing: "^1.0.0"})
+    box = consumer(npm, tmp_path, org.url, org.reader, {missing: "^1.0.0", "fg-clean": "^1"})
     run = box.install(check=False)
     assert run.returncode != 0
     assert "404" in run.output
     assert f"{missing} is an internal package and has not been published here" in run.output
-    assert upstream.requests_for("/fg-clean")  # the upstream did serve this module
-    internal = SCOPE.removeprefix("@")
+    assert upstream.requests_for("/fg-clean")  # proxied names are asked (here or before)
+    internal = SCOPE.removeprefix("@")  # fg-int: in the scope and in KEPT
     assert [seen.path for seen in upstream.seen if internal in seen.path.lower()] == []
