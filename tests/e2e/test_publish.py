@@ -301,6 +301,12 @@ def test_dist_tags_with_npm(org: Org, tagged: str, tmp_path: Path) -> None:
     assert "beta: 2.0.0-beta.1" in listed
     assert "latest: 1.0.0" in listed
     maintainer.run(["dist-tag", "add", f"{tagged}@1.0.0", "stable"])
+    # `npm access` questions are answered from the settings (changes are refused).
+    status = maintainer.run(["access", "get", "status", tagged]).output
+    assert f"{tagged}: private" in status
+    who = maintainer.run(["access", "list", "collaborators", tagged]).output
+    assert "publishers: read-write" in who
+    assert "*: read-only" in who
 
     user = consumer(npm, tmp_path / "beta", org.url, org.reader, {tagged: "beta"})
     user.install()
