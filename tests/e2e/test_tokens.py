@@ -173,8 +173,12 @@ def test_dependency_confusion_is_refused_and_never_asked_upstream(
     with floodgate(upstream.url, tmp_path, *args) as gate:
         internal = install(client, tmp_path / "internal", gate, None, {"acme-utils": "^9.0.0"})
         assert internal.returncode != 0
-        assert "404" in internal.output
-        assert "internal package of this organization" in internal.output
+        # Floodgate hosts the internal names (no internal_upstream): anonymous callers may not
+        # read them (internal_anonymous_read is off), so the squatter's 9.9.9 is never reached.
+        assert "401" in internal.output
+        assert "acme-utils is an internal package: reading it needs a Floodgate token" in (
+            internal.output
+        )
         twin = install(client, tmp_path / "twin", gate, None, {"acme_utils": "^1.0.0"})
         assert twin.returncode != 0
         assert "dependency-confusion" in twin.output
