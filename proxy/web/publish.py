@@ -6,7 +6,8 @@
     DELETE /<name>/-/<file>/-rev/<rev>      npm unpublish's second step (the tarball)
     PUT    /-/package/<name>/dist-tags/<t>  npm dist-tag add (body: the version, as JSON)
     DELETE /-/package/<name>/dist-tags/<t>  npm dist-tag rm
-    GET    /-/package/<name>/access         npm access get status
+    GET    /-/package/<name>/visibility     npm access get status (npm 10 and later)
+    GET    /-/package/<name>/access         npm access get status (older npm)
     GET    /-/package/<name>/collaborators  npm access list collaborators (groups, from settings)
 
 Names outside the hosted scopes get the read-only 405 as before. Everything else (parsing the
@@ -22,6 +23,7 @@ from starlette.responses import Response
 
 from proxy.errors import BadRequest, InvalidPackageName, ReadOnly, RequestTooLarge
 from proxy.hosted.document import parse_body
+from proxy.hosted.registry import HostedRegistry
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.service import PublishOutcome, Service
 from proxy.web.request import caller_of, raw_path, service_of
@@ -137,24 +139,33 @@ async def delete_tag(request: Request) -> Response:
     return json_response({"ok": True})
 
 
-async def access_status(request: Request) -> Response:
-    """`npm access get status`: hosted packages are never public."""
+def _readable_hosted(request: Request) -> tuple[PackageName, HostedRegistry]:
+    """The hosted package the path names, once the caller may read it."""
     name = PackageName.parse(request.path_params["name"])
     service = service_of(request)
     service.check_read(name, caller_of(request.scope, ClientHeaders.of(request.scope)).identity)
     if service.hosted is None or not service.hosted.hosts(name):
         raise ReadOnly(f"{name.name} is not hosted by Floodgate: ask its registry")
+    return name, service.hosted
+
+
+async def access_status(request: Request) -> Response:
+    """`GET /-/package/<name>/access` (npm before 10): hosted packages are never public."""
+    _readable_hosted(request)
     return json_response({"access": "private"})
+
+
+async def visibility(request: Request) -> Response:
+    """`GET /-/package/<name>/visibility`: what `npm access get status` asks since npm 10
+    (libnpmaccess `getVisibility`, printed as public or private)."""
+    _readable_hosted(request)
+    return json_response({"public": False})
 
 
 async def collaborators(request: Request) -> Response:
     """`npm access list collaborators`: the groups that may read and write, from settings."""
-    name = PackageName.parse(request.path_params["name"])
-    service = service_of(request)
-    service.check_read(name, caller_of(request.scope, ClientHeaders.of(request.scope)).identity)
-    if service.hosted is None or not service.hosted.hosts(name):
-        raise ReadOnly(f"{name.name} is not hosted by Floodgate: ask its registry")
-    return json_response(service.hosted.access.collaborators(name))
+    name, hosted = _readable_hosted(request)
+    return json_response(hosted.access.collaborators(name))
 
 
 async def access_change(request: Request) -> Response:

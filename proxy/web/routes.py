@@ -392,6 +392,7 @@ def routes() -> list[BaseRoute]:
         Route("/package/{name:path}/dist-tags/{tag}", publish.put_tag, methods=["PUT", "POST"]),
         Route("/package/{name:path}/dist-tags/{tag}", publish.delete_tag, methods=["DELETE"]),
         Route("/package/{name:path}/access", publish.access_status, methods=["GET"]),
+        Route("/package/{name:path}/visibility", publish.visibility, methods=["GET"]),
         Route("/package/{name:path}/access", publish.access_change, methods=WRITE_METHODS),
         Route("/package/{name:path}/collaborators", publish.collaborators, methods=["GET"]),
         Route("/{rest:path}", unknown_endpoint, methods=["GET"]),
