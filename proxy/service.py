@@ -249,10 +249,12 @@ class Service:
             await stack.__aexit__(kind, exc, tb)
 
     def _changed_elsewhere(self, kind: str, name: str) -> None:
-        """Another replica fetched a new packument (drop ours from memory: the next request
-        loads the one it saved and revalidates it) or stored a verdict (plan it afresh)."""
+        """Another replica fetched a new packument or changed a hosted one (drop ours from
+        memory, and a remembered 404: the next request loads the one it saved and revalidates
+        it) or stored a verdict (plan it afresh)."""
         if kind == "packument":
             self.packuments.drop(name)
+            self._missing.pop(name, None)  # a package published there is no longer a 404
         elif kind == "verdict":
             self.gate.changed(name)
 

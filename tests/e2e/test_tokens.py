@@ -170,11 +170,11 @@ def test_dependency_confusion_is_refused_and_never_asked_upstream(
     client = CLIENTS["npm"]
     before = len(upstream.requests_for("/acme-utils"))
     args = ("--internal-names", "acme-utils", "--internal-scopes", "@acme")
-    with floodgate(upstream.url, tmp_path, *args) as gate:
+    with floodgate(upstream.url, tmp_path, *args, "--internal-anonymous-read") as gate:
         internal = install(client, tmp_path / "internal", gate, None, {"acme-utils": "^9.0.0"})
         assert internal.returncode != 0
         assert "404" in internal.output
-        assert "internal package of this organization" in internal.output
+        assert "internal package and has not been published here" in internal.output
         twin = install(client, tmp_path / "twin", gate, None, {"acme_utils": "^1.0.0"})
         assert twin.returncode != 0
         assert "dependency-confusion" in twin.output
