@@ -43,8 +43,6 @@ from proxy.upstream.client import Fetched, NotModified
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 3  # times a change is computed when other writes keep landing first
-
 
 def iso_now(now: float) -> str:
     return (
@@ -72,6 +70,7 @@ class Outcome:
 
 
 Compute = Callable[[dict[str, Any] | None, str], Awaitable[Outcome]]
+CONFLICT_RETRIES = 3  # times a change is computed when other writes keep landing first
 
 
 def tarball_key(manifest: Mapping[str, Any]) -> str | None:
