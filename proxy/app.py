@@ -28,6 +28,7 @@ from proxy.errors import (
     FloodgateError,
     Forbidden,
     ForbiddenOrigin,
+    HostedUnavailable,
     InvalidPackageName,
     NotFound,
     PolicyBlocked,
@@ -67,6 +68,7 @@ from proxy.web.routes import PackageEndpoint, routes
 from proxy.workers import RenderPool
 
 if TYPE_CHECKING:
+    from proxy.storage.blobs import S3Bucket
     from proxy.storage.sql import PgDatabase
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ STATUS: tuple[tuple[type[FloodgateError], int], ...] = (
     (Conflict, 409),
     (PolicyBlocked, 451),
     (UpstreamBusy, 503),  # the upstream's Retry-After, passed on
+    (HostedUnavailable, 503),  # Floodgate's own store: not the upstream's failure
     (UpstreamUnavailable, 502),
     (UpstreamBadResponse, 502),
     (CacheUnavailable, 503),
@@ -215,19 +218,20 @@ def build_service(settings: Settings, db: PgDatabase | None = None) -> Service:
         health=health,
         notifier=notifier,
         internal_upstream=internal_client(settings),
-        hosted=hosted_registry(settings, db, leases),
+        hosted=hosted_registry(settings, db, leases, bucket),
     )
 
 
 def hosted_registry(
-    settings: Settings, db: PgDatabase | None, leases: Lease
+    settings: Settings, db: PgDatabase | None, leases: Lease, bucket: S3Bucket | None = None
 ) -> HostedRegistry | None:
     """The packages Floodgate hosts: the internal names, when there are some and no internal
-    registry serves them; in the shared database when there is one."""
+    registry serves them; in the shared database (and their tarballs in `bucket`, the object
+    store) when there is one."""
     if not (settings.internal_scopes or settings.internal_names) or settings.internal_upstream:
         return None
     return HostedRegistry(
-        open_hosted_store(settings, db),
+        open_hosted_store(settings, db, bucket),
         HostedAccess.of(
             settings.internal_readers,
             settings.internal_publishers,

@@ -6,7 +6,8 @@
      ├── NotFound                  no such package, version or file (upstream 404 included)
      ├── UpstreamError             the upstream failed us
      │    ├── UpstreamUnavailable  timeout, refused or dropped connection, 5xx
- │    │    └── UpstreamBusy     429/503 with Retry-After: not asked again until then (503)
+     │    │    ├── UpstreamBusy     429/503 with Retry-After: not asked again until then (503)
+     │    │    └── HostedUnavailable the hosted packages' store cannot be reached (503)
      │    ├── UpstreamBadResponse  malformed JSON, oversized body, wrong integrity
      │    │    └── UpstreamRefused refused by a registry's policy (451, as another Floodgate)
      │    └── ForbiddenOrigin      a URL outside the configured upstream (and allow-list)
@@ -61,6 +62,13 @@ class UpstreamBusy(UpstreamUnavailable):
     def __init__(self, message: str, retry_after: float):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class HostedUnavailable(UpstreamUnavailable):
+    """Raised when the store of the packages Floodgate hosts cannot be read or written (the
+    shared database or object store is down, the embedded file cannot be written): answered
+    503, never as "not published"; a hosted document cached in memory is served stale, like a
+    proxied one when the upstream is down."""
 
 
 class UpstreamBadResponse(UpstreamError):

@@ -69,7 +69,7 @@ from proxy.npm.semver import Version
 from proxy.npm.tarball import read_tarball
 from proxy.policy.model import Decision
 from proxy.settings import Settings
-from proxy.storage.cluster import PgNotifier
+from proxy.storage.cluster import RESYNC, PgNotifier
 from proxy.storage.health import Health
 from proxy.upstream.client import Fetched, Forwarded, Source, UpstreamClient
 from proxy.workers import INLINE_MAX, RenderPool
@@ -271,6 +271,24 @@ class Service:
             self._missing.pop(name, None)  # a package published there is no longer a 404
         elif kind == "verdict":
             self.gate.changed(name)
+        elif kind == RESYNC:  # notifications were missed: hosted changes must not wait the TTL
+            self._forget_hosted()
+
+    def _forget_hosted(self) -> None:
+        """Drop every hosted document (and remembered 404) from memory: the next request reads
+        the store (a proxied packument waits for `packument_ttl` as before)."""
+        if self.hosted is None or self.internal_upstream is not None:
+            return
+        names = {n for n in [*self.packuments.names(), *self._missing.keys()] if n}
+        hosted = sorted(n for n in names if self.internal.is_internal(n))
+        for name in hosted:
+            self.packuments.drop(name)
+            self._missing.pop(name, None)
+        log.info(
+            "listening for changes again (some may have been missed): %d hosted packages "
+            "dropped from memory",
+            len(hosted),
+        )
 
     def _tell_others(self, kind: str, name: str) -> None:
         if self.notifier is not None and self._tasks is not None:

@@ -130,6 +130,9 @@ class PackumentCache:
     def drop(self, name: str) -> None:
         self._lru.pop(name, None)
 
+    def names(self) -> list[str]:
+        return list(self._lru.keys())
+
     @property
     def current_bytes(self) -> int:
         return int(self._lru.currsize)

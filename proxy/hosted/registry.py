@@ -75,6 +75,7 @@ class Outcome:
 
 
 Compute = Callable[[dict[str, Any] | None, str], Awaitable[Outcome]]
+CONFLICT_RETRIES = 3  # times a change is computed when other writes keep landing first
 
 
 def tarball_key(manifest: Mapping[str, Any]) -> str | None:
@@ -234,7 +235,38 @@ class HostedRegistry:
     ) -> list[Change]:
         """Apply one change to `package`: `compute(stored document or None, now ISO)` returns
         the outcome (raising to refuse). `rev`, when the client sent one (`/-rev/<rev>`), must
-        be the stored revision. Returns the changes made."""
+        be the stored revision. Returns the changes made.
+
+        When the document changed between its load and the store (another replica wrote it
+        without the lease: the lease timed out or could not be taken) and the client named no
+        revision, the change is computed again on the fresh document, up to `CONFLICT_RETRIES`
+        times, so that two publishes of different versions both land and neither client sees
+        a 409; `compute` must therefore be safe to run more than once. A client that named a
+        revision gets the Conflict (409): it read the document it meant to change."""
+        attempt = 1
+        while True:
+            try:
+                changes, now, made = await self._change_once(package, compute, rev)
+                break
+            except Conflict:
+                if rev is not None or attempt >= CONFLICT_RETRIES:
+                    raise
+                attempt += 1
+                log.info(
+                    "%s was changed by another request meanwhile: computing the change again "
+                    "on the fresh document (attempt %d)",
+                    package.name,
+                    attempt,
+                )
+        if made:
+            for change in changes:
+                await self.record(package, change, caller, now)
+        return changes
+
+    async def _change_once(
+        self, package: PackageName, compute: Compute, rev: str | None
+    ) -> tuple[list[Change], float, bool]:
+        """One load, compute and store; (the changes, when, whether they were stored)."""
         async with self._writing(package.name):
             stored = await self.load(package)
             if rev is not None and stored is not None and rev != stored.rev:
@@ -246,11 +278,9 @@ class HostedRegistry:
             current = orjson.loads(stored.body) if stored is not None else None
             outcome = await compute(current, iso_now(now))
             if outcome.doc is None or not outcome.changes:
-                return outcome.changes
+                return outcome.changes, now, False
             await anyio.to_thread.run_sync(self._commit, package, stored, outcome)
-        for change in outcome.changes:
-            await self.record(package, change, caller, now)
-        return outcome.changes
+        return outcome.changes, now, True
 
     def _commit(self, package: PackageName, stored: StoredDoc | None, outcome: Outcome) -> None:
         assert outcome.doc is not None
@@ -259,19 +289,33 @@ class HostedRegistry:
         plain = orjson.dumps(doc)
         doc["_rev"] = next_rev(stored.rev if stored else None, plain)
         body = orjson.dumps(doc)
+        added = False
         if outcome.add is not None:
-            self.store.put_tarball(outcome.add.key, package.name, outcome.add.data)
+            added = self.store.put_tarball(outcome.add.key, package.name, outcome.add.data)
         try:
             self.store.save(package.name, body, doc["_rev"], stored.rev if stored else None)
         except BaseException:
-            if outcome.add is not None:
-                self.store.drop_tarball(outcome.add.key)
+            if outcome.add is not None and added:
+                self._drop_unreferenced(package, outcome.add.key)
             raise
         for key in outcome.drop:
             try:
                 self.store.drop_tarball(key)
             except Exception:  # the document no longer refers to it: only space is lost
                 log.exception("could not remove the unpublished tarball %s", key)
+
+    def _drop_unreferenced(self, package: PackageName, key: str) -> None:
+        """Remove a tarball a failed change stored, unless the document now stored (another
+        request's, which stored the same bytes meanwhile) refers to it."""
+        try:
+            current = self.store.load(package.name)
+            if current is not None:
+                for manifest in live_versions(orjson.loads(current.body)).values():
+                    if isinstance(manifest, dict) and tarball_key(manifest) == key:
+                        return
+            self.store.drop_tarball(key)
+        except Exception:  # only space is lost; the change's own error is what the client sees
+            log.exception("could not remove the tarball %s of a failed change", key)
 
     async def record(
         self, package: PackageName, change: Change, caller: Caller, now: float | None = None

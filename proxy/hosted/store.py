@@ -3,8 +3,9 @@
 One implementation over `SqlDatabase`, so the embedded default and the shared backend run the
 same SQL: the embedded store is `hosted/registry.sqlite3` in the cache folder (outside the
 tarball cache, so cache eviction never touches it), the shared one the `hosted_*` tables of the
-PostgreSQL database every replica uses. Tarballs are rows of `hosted_tarballs` keyed by the
-SHA-512 of their bytes, unless a `TarballBlobs` is given (the shared object store).
+PostgreSQL database every replica uses (migration 4). Tarballs are rows of `hosted_tarballs`
+keyed by the SHA-512 of their bytes, unless a `TarballBlobs` is given (the shared object store,
+under its `hosted/` prefix): then the row only records which package owns the object.
 
 A document is saved with compare-and-swap on its revision (`save(..., expected=rev)`): two
 publishes racing on one package, on one replica or on two, never lose each other's versions;
@@ -16,14 +17,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from proxy.errors import Conflict
-from proxy.storage.sql import SqlDatabase, split_script
+from proxy.errors import Conflict, HostedUnavailable
+from proxy.storage.sql import SqlConnection, SqlDatabase, database_errors, split_script
 
 HOSTED_DIR = "hosted"
 HOSTED_FILE = "registry.sqlite3"
@@ -91,7 +93,9 @@ class RegistryEvent:
 
 
 class TarballBlobs(Protocol):
-    """Tarball bytes by key somewhere other than the database (the shared object store)."""
+    """Tarball bytes by key somewhere other than the database (the shared object store).
+    `get` answers None for a key it does not have; every method raises HostedUnavailable when
+    the store cannot be reached."""
 
     def put(self, key: str, data: bytes) -> None: ...
 
@@ -102,7 +106,11 @@ class TarballBlobs(Protocol):
 
 class HostedStore:
     """Hosted documents, tarballs and events in one `SqlDatabase`. Blocking: call from a
-    worker thread."""
+    worker thread.
+
+    Every read goes through a transaction, never `query`: the shared database in degrade mode
+    answers a SELECT it cannot send with no rows, which here would read as "not published".
+    A database (or object store) that cannot be reached raises HostedUnavailable (503)."""
 
     def __init__(self, db: SqlDatabase, where: str, blobs: TarballBlobs | None = None):
         self.db = db
@@ -118,20 +126,35 @@ class HostedStore:
         path = cache_dir / HOSTED_DIR / HOSTED_FILE
         return cls(Database(path, split_script(SCHEMA)), str(path))
 
+    @contextmanager
+    def _reaching(self, what: str) -> Iterator[SqlConnection]:
+        """A transaction; the database's failures as HostedUnavailable naming `what`."""
+        try:
+            with self.db.transaction() as conn:
+                yield conn
+        except database_errors() as exc:
+            raise HostedUnavailable(
+                f"Floodgate cannot {what} (the hosted packages, in {self.where}): {exc}; "
+                "nothing was lost, try again later"
+            ) from exc
+
+    def _rows(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reaching(what) as conn:
+            return conn.execute(sql, params).fetchall()
+
     # -- documents -------------------------------------------------------------------------
 
     def load(self, name: str) -> StoredDoc | None:
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT body, rev FROM hosted_packages WHERE name = ?", [name]
-            ).fetchone()
-        return StoredDoc(bytes(row[0]), str(row[1])) if row is not None else None
+        rows = self._rows(
+            f"read {name}", "SELECT body, rev FROM hosted_packages WHERE name = ?", [name]
+        )
+        return StoredDoc(bytes(rows[0][0]), str(rows[0][1])) if rows else None
 
     def save(self, name: str, body: bytes, rev: str, expected: str | None) -> None:
         """Store `body` as revision `rev` if the stored revision is still `expected` (None:
         the package must not exist yet); else raise Conflict."""
         now = time.time()
-        with self.db.transaction() as conn:
+        with self._reaching(f"store {name}") as conn:
             if expected is None:
                 cur = conn.execute(
                     "INSERT INTO hosted_packages (name, body, rev, updated) VALUES (?, ?, ?, ?) "
@@ -149,7 +172,7 @@ class HostedStore:
 
     def remove(self, name: str, expected: str) -> None:
         """Delete the document if it is still at revision `expected`; else raise Conflict."""
-        with self.db.transaction() as conn:
+        with self._reaching(f"remove {name}") as conn:
             cur = conn.execute(
                 "DELETE FROM hosted_packages WHERE name = ? AND rev = ?", [name, expected]
             )
@@ -157,7 +180,10 @@ class HostedStore:
                 raise Conflict(f"{name} was changed by another request; try again")
 
     def names(self) -> list[str]:
-        return [str(r[0]) for r in self.db.query("SELECT name FROM hosted_packages ORDER BY name")]
+        rows = self._rows(
+            "list the hosted packages", "SELECT name FROM hosted_packages ORDER BY name"
+        )
+        return [str(r[0]) for r in rows]
 
     def documents(self) -> Iterator[tuple[str, StoredDoc]]:
         """Every hosted document (search, export)."""
@@ -168,38 +194,54 @@ class HostedStore:
 
     # -- tarballs --------------------------------------------------------------------------
 
-    def put_tarball(self, key: str, package: str, data: bytes) -> None:
-        """Store a tarball under `key` (its SHA-512 in hex); idempotent."""
+    def put_tarball(self, key: str, package: str, data: bytes) -> bool:
+        """Store a tarball under `key` (its SHA-512 in hex); idempotent. Whether it was new
+        (False: it was stored already, and is not this call's to remove again)."""
         if self.blobs is not None:
             self.blobs.put(key, data)
             data = b""  # the row only records which package owns the blob
-        with self.db.transaction() as conn:
-            conn.execute(
+        with self._reaching(f"store a tarball of {package}") as conn:
+            cur = conn.execute(
                 "INSERT INTO hosted_tarballs (digest, package, data) VALUES (?, ?, ?) "
                 "ON CONFLICT (digest) DO NOTHING",
                 [key, package, data],
             )
+            return cur.rowcount == 1
 
     def get_tarball(self, key: str) -> bytes | None:
         if self.blobs is not None:
             return self.blobs.get(key)
-        rows = self.db.query("SELECT data FROM hosted_tarballs WHERE digest = ?", [key])
+        rows = self._rows(
+            "read a hosted tarball", "SELECT data FROM hosted_tarballs WHERE digest = ?", [key]
+        )
         return bytes(rows[0][0]) if rows else None
 
     def drop_tarball(self, key: str) -> None:
-        with self.db.transaction() as conn:
+        with self._reaching("remove a hosted tarball") as conn:
             conn.execute("DELETE FROM hosted_tarballs WHERE digest = ?", [key])
         if self.blobs is not None:
             self.blobs.delete(key)
 
     def tarball_keys(self, package: str) -> list[str]:
-        rows = self.db.query("SELECT digest FROM hosted_tarballs WHERE package = ?", [package])
+        rows = self._rows(
+            f"list the tarballs of {package}",
+            "SELECT digest FROM hosted_tarballs WHERE package = ?",
+            [package],
+        )
         return [str(r[0]) for r in rows]
+
+    def tarballs(self) -> list[tuple[str, str]]:
+        """Every stored tarball's (key, package) (export)."""
+        rows = self._rows(
+            "list the hosted tarballs",
+            "SELECT digest, package FROM hosted_tarballs ORDER BY digest",
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     # -- events ----------------------------------------------------------------------------
 
     def record(self, event: RegistryEvent) -> None:
-        with self.db.transaction() as conn:
+        with self._reaching("write the hosted packages' audit log") as conn:
             conn.execute(
                 "INSERT INTO hosted_events (time, event, package, version, detail, "
                 "client_group, token, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -232,7 +274,7 @@ class HostedStore:
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + " ORDER BY time DESC, id DESC LIMIT ?"
         )
-        rows = self.db.query(sql, [*params, limit])
+        rows = self._rows("read the hosted packages' audit log", sql, [*params, limit])
         return [RegistryEvent(*r) for r in rows]
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from proxy.storage.cluster import Lease, NoLeases
 from proxy.tokens import TokenStorage, TokenStore
 
 if TYPE_CHECKING:
+    from proxy.storage.blobs import S3Bucket
     from proxy.storage.sql import PgDatabase
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,22 @@ def open_token_store(settings: Settings, db: PgDatabase | None) -> TokenStorage:
     return SharedTokenStore(db)
 
 
-def open_hosted_store(settings: Settings, db: PgDatabase | None) -> HostedStore:
+def open_hosted_store(
+    settings: Settings, db: PgDatabase | None, bucket: S3Bucket | None = None
+) -> HostedStore:
     """The hosted packages: `hosted/registry.sqlite3` in the cache folder (never evicted), or
-    the shared database's `hosted_*` tables."""
+    the shared database's `hosted_*` tables, their tarballs in the object store (under
+    `hosted/`) when `blob_store` is set (`bucket`: the one the tarball cache uses, else one
+    opened here) and in the database when it is not."""
     if db is None:
         return HostedStore.in_cache(settings.cache_dir)
-    return HostedStore(db, "the shared database")
+    if settings.blob_store is None:
+        return HostedStore(db, "the shared database")
+    from proxy.storage.blobs import BlobLocation, HostedBlobs, S3Bucket
+
+    if bucket is None:
+        bucket = S3Bucket(BlobLocation.parse(settings.blob_store))
+    return HostedStore(db, "the shared database and object store", HostedBlobs(bucket))
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ from proxy.cache.store import (
     parse_saved,
     saved_header,
 )
-from proxy.errors import SettingsError, UpstreamBadResponse
+from proxy.errors import HostedUnavailable, SettingsError, UpstreamBadResponse
 from proxy.npm.integrity import Digest
 from proxy.storage.cluster import Lease
 from proxy.storage.health import Health
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024  # bytes per read of a streamed object
 S3_TIMEOUT = 10.0  # seconds to connect / per read
+HOSTED_PREFIX = "hosted"  # the hosted packages' tarballs: never the cache's `tarballs/`
 
 
 class BlobUnavailable(Exception):
@@ -318,3 +319,44 @@ class SharedPackumentStore:
             log.warning("ignoring unreadable saved packument %r in the object store", name)
             return self.local.load(name)
         return found
+
+
+class HostedBlobs:
+    """The tarballs of the packages Floodgate hosts (`TarballBlobs`), in the bucket under
+    `hosted/` by their SHA-512: apart from the tarball cache's `tarballs/` keys, because these
+    are the only copy (nothing may evict or replace them). A key is written once (a
+    conditional PUT, as the cache's are); a store that cannot be reached is HostedUnavailable."""
+
+    def __init__(self, bucket: S3Bucket):
+        self.bucket = bucket
+
+    def blob_key(self, key: str) -> str:
+        return self.bucket.location.key(HOSTED_PREFIX, "sha512", key[:2], key)
+
+    def put(self, key: str, data: bytes) -> None:
+        if hashlib.sha512(data).hexdigest() != key:
+            raise ValueError(f"hosted tarball {key[:16]}...: the bytes do not match the key")
+        with _hosted_unavailable("store a hosted tarball"):
+            self.bucket.put(self.blob_key(key), data, len(data), create_only=True)
+
+    def get(self, key: str) -> bytes | None:
+        with _hosted_unavailable("read a hosted tarball"):
+            try:
+                return self.bucket.get(self.blob_key(key))
+            except BlobMissing:
+                return None
+
+    def delete(self, key: str) -> None:
+        with _hosted_unavailable("remove a hosted tarball"), contextlib.suppress(BlobMissing):
+            self.bucket.delete(self.blob_key(key))
+
+
+@contextlib.contextmanager
+def _hosted_unavailable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except BlobUnavailable as exc:
+        raise HostedUnavailable(
+            f"Floodgate cannot {what} (the hosted packages, in the object store): {exc}; "
+            "nothing was lost, try again later"
+        ) from exc

@@ -118,6 +118,7 @@ class PgLeases:
 CHANNEL = "floodgate"  # the PostgreSQL notification channel replicas listen on
 PAYLOAD_MAX = 7900  # bytes: NOTIFY payloads are limited to 8000
 RECONNECT_MAX = 30.0  # seconds between attempts to listen again at most
+RESYNC = "resync"  # the kind `listen` hands over itself after listening again (never sent)
 
 
 class PgNotifier:
@@ -131,7 +132,9 @@ class PgNotifier:
 
     Messages are (kind, subject): ("packument", name) when a replica fetched a new packument
     of a package (the others drop their copy from memory), ("verdict", name) when it stored a
-    tarball verdict (the others plan that package afresh)."""
+    tarball verdict (the others plan that package afresh). After listening again, `listen` calls
+    `handle("resync", "")`: whatever changed meanwhile was missed, and what must not wait for
+    `packument_ttl` (the hosted documents) is dropped."""
 
     def __init__(self, db: PgDatabase, replica: str | None = None):
         self.db = db
@@ -173,6 +176,8 @@ class PgNotifier:
                     if not started:
                         started = True
                         task_status.started()
+                    else:  # notifications may have been missed meanwhile
+                        self._call(handle, RESYNC, "")
                     async for notice in conn.notifies():
                         self._dispatch(notice.payload, handle)
             except (psycopg.Error, OSError) as exc:
@@ -189,10 +194,14 @@ class PgNotifier:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("ignoring a malformed change notification: %r", payload[:200])
             return
-        if origin == self.replica or not isinstance(subject, str):
+        if origin == self.replica or not isinstance(subject, str) or kind == RESYNC:
             return
         self.received += 1
+        self._call(handle, str(kind), subject)
+
+    @staticmethod
+    def _call(handle: Callable[[str, str], None], kind: str, subject: str) -> None:
         try:
-            handle(str(kind), subject)
+            handle(kind, subject)
         except Exception:
-            log.exception("handling the change notification %r failed", payload[:200])
+            log.exception("handling the change notification (%s, %r) failed", kind, subject[:200])

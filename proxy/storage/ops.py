@@ -6,9 +6,11 @@ written, read back and deleted.
 
 `copy_storage` copies everything Floodgate keeps from one storage to the other (embedded →
 shared to move a single node up, shared → embedded to take a copy down): the detector's
-indexes, the verdicts and the decision log row by row (rows already there are kept, so running
-it twice copies nothing twice), then the tarballs (each verified against the digest it is
-named by; a file that does not match is skipped and counted) and the saved packuments.
+indexes, the verdicts, the decision log and the client tokens row by row (rows already there are
+kept, so running it twice copies nothing twice), the hosted packages (their tarballs, from and
+to wherever each side keeps them, then their documents and audit events: `copy_hosted`), then
+the tarball cache (each verified against the digest it is named by; a file that does not match
+is skipped and counted) and the saved packuments.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxy.detect.db import Database
+from proxy.errors import HostedUnavailable
 from proxy.files import TMP_SUFFIX, write_atomically
 from proxy.settings import Settings
 from proxy.storage.backends import DECISIONS_FILE
 from proxy.storage.sql import SqlDatabase, database_errors
+
+if TYPE_CHECKING:
+    from proxy.hosted.store import HostedStore
+    from proxy.storage.sql import PgDatabase
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +55,12 @@ EMBEDDED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (DECISIONS_FILE, ("decisions",)),
     ("tokens.sqlite3", ("tokens",)),  # client tokens (their digests): a moved node keeps them
 )
-# Decisions have no natural key: a row is "already there" when these match.
+# Decisions and hosted events have no natural key: a row is "already there" when these match.
 DECISION_IDENTITY = ("time", "package", "version", "action", "request_id", "client")
+HOSTED_EVENT_IDENTITY = ("time", "event", "package", "version", "detail", "token", "client")
+IDENTITY = {"decisions": DECISION_IDENTITY, "hosted_events": HOSTED_EVENT_IDENTITY}
+# The hosted packages' tables, copied after their tarballs (`copy_hosted`).
+HOSTED_TABLES = ("hosted_packages", "hosted_events")
 BATCH = 500
 
 
@@ -140,12 +152,14 @@ def _check_bucket(url: str) -> list[CheckLine]:
 class CopyReport:
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows copied
     tarballs: int = 0
+    hosted_tarballs: int = 0
     packuments: int = 0
     skipped: list[str] = field(default_factory=list)  # what was not copied, and why
 
     def lines(self) -> list[str]:
         out = [f"{table}: {n} rows" for table, n in self.rows.items()]
         out.append(f"tarballs: {self.tarballs}")
+        out.append(f"hosted tarballs: {self.hosted_tarballs}")
         out.append(f"saved packuments: {self.packuments}")
         out.extend(f"skipped {s}" for s in self.skipped)
         return out
@@ -170,13 +184,14 @@ def copy_table(source: SqlDatabase, target: SqlDatabase, table: str, *, source_s
         return 0
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    if table == "decisions":
-        where = " AND ".join(f"{c} = ?" for c in DECISION_IDENTITY)
+    identity = IDENTITY.get(table)
+    if identity is not None:
+        where = " AND ".join(f"{c} = ?" for c in identity)
         insert = (
-            f"INSERT INTO decisions ({names}) SELECT {marks} "  # noqa: S608
-            f"WHERE NOT EXISTS (SELECT 1 FROM decisions WHERE {where})"
+            f"INSERT INTO {table} ({names}) SELECT {marks} "  # noqa: S608
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {where})"
         )
-        index = [columns.index(c) for c in DECISION_IDENTITY]
+        index = [columns.index(c) for c in identity]
     else:
         insert = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
         index = []
@@ -237,13 +252,69 @@ def copy_storage(
                         progress(f"{table}: {n} rows")
                 finally:
                     local.close()
+            _copy_hosted_storage(embedded_dir, shared, db, up, report, progress)
         except database_errors() as exc:
             report.skipped.append(f"the rest of the database: {exc}")
+        except HostedUnavailable as exc:  # the object store, for the hosted tarballs
+            report.skipped.append(f"the rest of the hosted packages: {exc}")
         finally:
             db.close()
     if shared.blob_store is not None:
         _copy_blobs(embedded_dir, shared.blob_store, up, report, progress)
     return report
+
+
+def _copy_hosted_storage(
+    embedded_dir: Path,
+    shared: Settings,
+    db: PgDatabase,
+    up: bool,
+    report: CopyReport,
+    progress: Callable[[str], None],
+) -> None:
+    from proxy.hosted.store import HOSTED_DIR, HOSTED_FILE, HostedStore
+    from proxy.storage.backends import open_hosted_store
+
+    if up and not (embedded_dir / HOSTED_DIR / HOSTED_FILE).exists():
+        return
+    local = HostedStore.in_cache(embedded_dir)
+    remote = open_hosted_store(shared, db)  # not closed here: it would close `db`
+    try:
+        source, target = (local, remote) if up else (remote, local)
+        copy_hosted(source, target, source_sqlite=up, report=report, progress=progress)
+    finally:
+        local.close()
+
+
+def copy_hosted(
+    source: HostedStore,
+    target: HostedStore,
+    *,
+    source_sqlite: bool,
+    report: CopyReport,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> None:
+    """Copy the hosted packages `target` lacks: tarballs first (each read through the source's
+    store, database row or object, verified against its SHA-512, and written the way the
+    target keeps them), then the documents (so that no document arrives before a tarball it
+    refers to) and the audit events. A document both have keeps the target's."""
+    for key, package in source.tarballs():
+        data = source.get_tarball(key)
+        if data is None:
+            report.skipped.append(f"hosted tarball {key[:16]}... of {package}: not in the source")
+            continue
+        if hashlib.sha512(data).hexdigest() != key:
+            report.skipped.append(
+                f"hosted tarball {key[:16]}... of {package}: does not match its digest"
+            )
+            continue
+        if target.put_tarball(key, package, data):
+            report.hosted_tarballs += 1
+    progress(f"hosted tarballs: {report.hosted_tarballs}")
+    for table in HOSTED_TABLES:
+        n = copy_table(source.db, target.db, table, source_sqlite=source_sqlite)
+        report.rows[table] = report.rows.get(table, 0) + n
+        progress(f"{table}: {n} rows")
 
 
 def _embedded_schema(filename: str) -> tuple[str, ...]:

@@ -267,6 +267,7 @@ def migrations() -> tuple[tuple[int, str, tuple[str, ...]], ...]:
     a later schema change is a new migration."""
     from proxy.decisions import SCHEMA as DECISIONS
     from proxy.detect import campaigns, clones, graph, store, wallets
+    from proxy.hosted.store import SCHEMA as HOSTED
     from proxy.tokens import SCHEMA as TOKENS
 
     detector = clones.SCHEMA + wallets.SCHEMA + graph.SCHEMA + campaigns.SCHEMA
@@ -274,6 +275,7 @@ def migrations() -> tuple[tuple[int, str, tuple[str, ...]], ...]:
         (1, "detector indexes and verdicts", detector + store.SCHEMA),
         (2, "decision log", split_script(DECISIONS)),
         (3, "client tokens", split_script(TOKENS)),
+        (4, "hosted packages", split_script(HOSTED)),
     )
 
 

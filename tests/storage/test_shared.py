@@ -229,6 +229,50 @@ def test_notifications_reach_other_replicas_not_their_sender(pg_url: str) -> Non
     db.close()
 
 
+def test_a_listener_that_lost_its_connection_resyncs_when_it_listens_again(pg_url: str) -> None:
+    """What changed while a replica was not listening was missed: once it listens again it is
+    told to resync (the service then drops its hosted documents), and hears the others again.
+    A 'resync' sent by someone else is not taken for one."""
+    from proxy.storage.cluster import RESYNC, PgNotifier
+
+    migrate(pg_url)
+    db = PgDatabase(pg_url)
+    sender, receiver = PgNotifier(db, "sender"), PgNotifier(db, "receiver")
+    heard: list[tuple[str, str]] = []
+
+    async def main() -> None:
+        before, resynced, last = anyio.Event(), anyio.Event(), anyio.Event()
+
+        def handle(kind: str, subject: str) -> None:
+            heard.append((kind, subject))
+            if kind == RESYNC:
+                resynced.set()
+            if subject == "before":
+                before.set()
+            if subject == "after":
+                last.set()
+
+        async with anyio.create_task_group() as tg:
+            with anyio.fail_after(30):
+                await tg.start(receiver.listen, handle)
+                await anyio.to_thread.run_sync(sender.publish, RESYNC, "")  # not from the listener
+                await anyio.to_thread.run_sync(sender.publish, "packument", "before")
+                kill = (
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+                )
+                await before.wait()  # heard before the connection is lost
+                assert await anyio.to_thread.run_sync(db.query, kill) == [(True,)]
+                await resynced.wait()
+                await anyio.to_thread.run_sync(sender.publish, "packument", "after")
+                await last.wait()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert heard == [("packument", "before"), (RESYNC, ""), ("packument", "after")]
+    db.close()
+
+
 def test_with_the_object_store_down_tarballs_come_from_the_upstream_and_the_local_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
