@@ -276,6 +276,7 @@ def migrations() -> tuple[tuple[int, str, tuple[str, ...]], ...]:
         (2, "decision log", split_script(DECISIONS)),
         (3, "client tokens", split_script(TOKENS)),
         (4, "hosted packages", split_script(HOSTED)),
+        (5, "package graph: who depends on a package", graph.INDEXES),
     )
 
 

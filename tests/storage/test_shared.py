@@ -353,3 +353,12 @@ def test_a_corrupt_copy_in_the_bucket_is_replaced_from_the_upstream(
     assert got.size == len(data)
     assert calls == [1]
     assert store.bucket.get(blob) == data  # replaced by the verified bytes
+
+
+def test_the_package_graph_has_its_dependents_index_in_postgres(pg_url: str) -> None:
+    migrate(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'dep_edges'"
+        ).fetchall()
+    assert ("dep_edges_by_dep",) in rows
