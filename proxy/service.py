@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 import anyio
 import orjson
 from anyio.abc import TaskGroup
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from proxy.audit.advisories import advisory
 from proxy.cache.memory import (
@@ -49,24 +49,28 @@ from proxy.cache.store import CachedTarball, PackumentSaver, TarballCache
 from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
 from proxy.detect.model import Verdict
 from proxy.errors import (
+    BadRequest,
     ClientBusy,
     FloodgateError,
     Forbidden,
     NotFound,
     PolicyBlocked,
     ReadOnly,
+    RequestTooLarge,
+    Unauthenticated,
     UpstreamError,
 )
 from proxy.gate import Caller, Fetch, Gate
 from proxy.hosted import document as hosted_doc, search as hosted_search
 from proxy.hosted.document import Change
 from proxy.hosted.registry import HostedRegistry, NewTarball, Outcome, iso_now, tarball_key
+from proxy.hosted.store import doc_json
 from proxy.identity import ANONYMOUS, Identity
 from proxy.internal import InternalNames
 from proxy.npm import packument as pk
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
-from proxy.npm.tarball import read_tarball
+from proxy.npm.tarball import TarballFacts, read_tarball
 from proxy.policy.model import Decision
 from proxy.settings import Settings
 from proxy.storage.cluster import RESYNC, PgNotifier
@@ -81,6 +85,8 @@ STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale pac
 PREFETCH_CONCURRENCY = 2  # background tarball downloads and scans at once
 PREFETCH_QUEUE = 64  # background scans waiting at most; more are dropped, not queued
 PREFETCH_MAX_UNPACKED = 4 * MB  # a version other than `latest` larger than this is not prefetched
+# What a refused write to a hosted package can raise: each goes to the audit log.
+REFUSALS = (Unauthenticated, Forbidden, PolicyBlocked, BadRequest, RequestTooLarge)
 ADVISORY_CONCURRENCY = 8  # packages assessed at once for all npm audit requests together
 NOT_FOUND_MEMO = 10_000  # upstream 404s remembered
 
@@ -91,6 +97,7 @@ class ServedPackument:
     variant: pk.Variant
     cache: CacheState
     stale_reason: str = ""
+    hosted: bool = False  # one of the packages Floodgate hosts (never kept by shared caches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,7 @@ class ServedTarball:
     cache: CacheState
     key: str  # content digest key, also the tarball's ETag
     notice: str = ""  # a policy warning for the client (sent as npm-notice)
+    hosted: bool = False  # one of the packages Floodgate hosts (never kept by shared caches)
 
 
 def _placeholder(v: Version) -> bool:
@@ -191,7 +199,7 @@ class Service:
         # The registry of the internal names, the only one ever asked for them (None: 404).
         self.internal_upstream = internal_upstream
         # The packages Floodgate hosts (the internal names, when there is no internal registry).
-        self.hosted = hosted
+        self.hosted = hosted if internal_upstream is None else None
         self.packuments = packuments
         self.saved = saved
         self.tarballs = tarballs
@@ -206,6 +214,9 @@ class Service:
         self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
         self._prefetch_pending = 0
+        # Per name, how often a hosted document changed here or on another replica: a refresh
+        # that read the store before a change does not put its (old) copy back in memory.
+        self._generation: LRUCache[str, int] = LRUCache(NOT_FOUND_MEMO)
         self._missing: TTLCache[str, str] = TTLCache(
             NOT_FOUND_MEMO, max(settings.not_found_ttl, 1e-9), timer=clock
         )
@@ -267,6 +278,7 @@ class Service:
         memory, and a remembered 404: the next request loads the one it saved and revalidates
         it) or stored a verdict (plan it afresh)."""
         if kind == "packument":
+            self._generation[name] = self._generation.get(name, 0) + 1
             self.packuments.drop(name)
             self._missing.pop(name, None)  # a package published there is no longer a 404
         elif kind == "verdict":
@@ -277,7 +289,7 @@ class Service:
     def _forget_hosted(self) -> None:
         """Drop every hosted document (and remembered 404) from memory: the next request reads
         the store (a proxied packument waits for `packument_ttl` as before)."""
-        if self.hosted is None or self.internal_upstream is not None:
+        if self.hosted is None:
             return
         names = {n for n in [*self.packuments.names(), *self._missing.keys()] if n}
         hosted = sorted(n for n in names if self.internal.is_internal(n))
@@ -345,11 +357,13 @@ class Service:
             return self.hosted
         return self.upstream
 
+    def is_hosted(self, package: PackageName) -> bool:
+        return self.hosted is not None and self.hosted.hosts(package)
+
     def check_read(self, package: PackageName, who: Identity) -> None:
         """Refuse (Unauthenticated, Forbidden) a caller who may not read a hosted package."""
-        hosted = self.hosted
-        if hosted is not None and self.internal_upstream is None and hosted.hosts(package):
-            hosted.access.check_read(who, package)
+        if self.hosted is not None and self.hosted.hosts(package):
+            self.hosted.access.check_read(who, package)
 
     async def _inspect(
         self, raw: bytes, package: PackageName
@@ -362,6 +376,7 @@ class Service:
     async def _refresh(
         self, package: PackageName, entry: PackumentEntry | None
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
+        generation = self._generation.get(package.name, 0)
         if entry is None:
             entry = await self._load_saved(package)
         try:
@@ -373,7 +388,7 @@ class Service:
                 inspected = await self._inspect(got.body, package)
         except NotFound as exc:
             self.packuments.drop(package.name)
-            if self.settings.not_found_ttl > 0:
+            if self.settings.not_found_ttl > 0 and self._current(package, generation):
                 self._missing[package.name] = str(exc)
             raise
         except UpstreamError as exc:
@@ -381,14 +396,14 @@ class Service:
                 raise
             log.warning("serving stale packument for %r: %s", package.name, exc)
             entry = entry.failed(self.clock() + STALE_RETRY, str(exc))
-            self.packuments.put(package.name, entry)
+            self._keep(package, generation, entry)
             return entry, CacheState.STALE, None
         now = self.clock()
         if inspected is None:
             assert entry is not None
             assert not isinstance(got, Fetched)
             entry = entry.confirmed(now, got.etag)
-            self.packuments.put(package.name, entry)
+            self._keep(package, generation, entry)
             return entry, CacheState.REVALIDATED, None
         assert isinstance(got, Fetched)
         if entry is not None:  # the upstream's packument changed: other replicas drop theirs
@@ -396,7 +411,7 @@ class Service:
         summary, facts, doc = inspected
         packed = await self.pool.run(zlib.compress, got.body, PACK_LEVEL)
         entry = PackumentEntry(packed, len(got.body), summary, got.etag, now, facts=facts)
-        self.packuments.put(package.name, entry)
+        self._keep(package, generation, entry)
         log.debug(
             "fetched packument %r: %d bytes, %d versions in %.3fs",
             package.name,
@@ -409,6 +424,16 @@ class Service:
         else:
             await anyio.to_thread.run_sync(self._save, package, got)
         return entry, CacheState.MISS, doc
+
+    def _current(self, package: PackageName, generation: int) -> bool:
+        """No hosted change to `package` since a refresh read `generation`."""
+        return self._generation.get(package.name, 0) == generation
+
+    def _keep(self, package: PackageName, generation: int, entry: PackumentEntry) -> None:
+        """Cache what a refresh read, unless the hosted document changed meanwhile (the change
+        dropped the cached copy; this one may predate it)."""
+        if self._current(package, generation):
+            self.packuments.put(package.name, entry)
 
     def _save(self, package: PackageName, got: Fetched) -> None:
         try:
@@ -487,7 +512,9 @@ class Service:
                 rendered = await anyio.to_thread.run_sync(rendered.with_body)
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
-        return ServedPackument(rendered, variant, state, entry.stale_reason)
+        return ServedPackument(
+            rendered, variant, state, entry.stale_reason, self.is_hosted(package)
+        )
 
     async def version(
         self, package: PackageName, spec: str, base_url: str, who: Identity = ANONYMOUS
@@ -521,7 +548,9 @@ class Service:
         gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
         if gated.cache is CacheState.MISS:  # downloaded and scanned: its buffers are garbage now
             self.pool.trimmer.note(ref.unpacked_size or gated.tarball.size)
-        return ServedTarball(gated.tarball, gated.cache, ref.store_key, gated.notice)
+        return ServedTarball(
+            gated.tarball, gated.cache, ref.store_key, gated.notice, self.is_hosted(package)
+        )
 
     async def _locate(
         self, package: PackageName, filename: str
@@ -656,31 +685,39 @@ class Service:
     def hosted_for(self, package: PackageName) -> HostedRegistry:
         """The hosted registry when it hosts `package`; else refuse the write (ReadOnly)."""
         if self.hosted is None or not self.hosted.hosts(package):
-            raise ReadOnly(
-                f"Floodgate is a read-only proxy for {package.name}: it hosts only the "
-                f"internal scopes and names ({self.internal.describe()}); publish other "
-                "packages to your registry directly"
+            where = (
+                "the internal names come from the internal registry (internal_upstream)"
+                if self.internal_upstream is not None and self.internal.is_internal(package.name)
+                else f"it hosts only the internal scopes and names ({self.internal.describe()})"
             )
-        if self.internal_upstream is not None:
             raise ReadOnly(
-                f"{package.name} comes from the internal registry (internal_upstream): "
-                "publish it there"
+                f"Floodgate is a read-only proxy for {package.name}: {where}; publish it to "
+                "its registry directly"
             )
         return self.hosted
 
-    async def check_write(
-        self, package: PackageName, caller: Caller, what: str = "publish"
-    ) -> HostedRegistry:
-        """Refuse a write the caller may not make (ReadOnly, Unauthenticated, Forbidden; a
-        token's refusal goes to the audit log). The endpoints ask before reading the body: a
-        caller without the right never costs a large upload."""
+    @contextlib.asynccontextmanager
+    async def _audited(
+        self, package: PackageName, caller: Caller, what: str
+    ) -> AsyncIterator[tuple[HostedRegistry, list[str]]]:
+        """The one place a write to a hosted package is allowed or refused: the caller's right
+        is checked, and any refusal (no right, the policy, the registry's rules, a bad body)
+        goes to the audit log. Yields the registry and a slot for the version concerned."""
         hosted = self.hosted_for(package)
+        version = [""]
         try:
             hosted.access.check_write(caller.identity, package, what)
-        except Forbidden as exc:
-            await hosted.record(package, Change("refused", "", str(exc)), caller)
+            yield hosted, version
+        except REFUSALS as exc:
+            await hosted.record(package, Change("refused", version[0], str(exc)), caller)
             raise
-        return hosted
+
+    async def check_write(self, package: PackageName, caller: Caller, what: str) -> None:
+        """Refuse a write the caller may not make (ReadOnly, Unauthenticated, Forbidden). The
+        endpoints ask before reading the body: a caller without the right never costs a large
+        upload."""
+        async with self._audited(package, caller, what):
+            pass
 
     def _writable(self, package: PackageName, caller: Caller) -> bool:
         try:
@@ -690,57 +727,81 @@ class Service:
         return True
 
     def _changed(self, package: PackageName) -> None:
-        """A hosted document changed: every cache of it, here and on other replicas, goes."""
+        """A hosted document changed: every cache of it, here and on other replicas, goes (and
+        a refresh that read the old one meanwhile does not put it back: `_refresh`)."""
+        self._generation[package.name] = self._generation.get(package.name, 0) + 1
         self.packuments.drop(package.name)
         self._missing.pop(package.name, None)
         self._tell_others("packument", package.name)
 
-    async def publish(self, package: PackageName, body: bytes, caller: Caller) -> PublishOutcome:
-        """`PUT /<name>`: a publish (a tarball attached), or a client writing the document back
-        (npm deprecate); inspected and decided like a download before anything is stored."""
-        hosted = await self.check_write(package, caller)
-        doc = hosted_doc.parse_body(body)
-        if not hosted_doc.is_publish(doc):
-            return await self.update(package, doc, caller)
-        pub, tarball = hosted_doc.parse_publication(doc, package, hosted.max_publish_bytes)
-        facts = await anyio.to_thread.run_sync(read_tarball, tarball)
-        hosted_doc.check_tarball(pub, facts)
-        notice = ""
+    async def publish(
+        self, package: PackageName, body: bytes, caller: Caller, rev: str | None = None
+    ) -> PublishOutcome:
+        """`PUT /<name>[/-rev/<rev>]`: a publish (a tarball attached), or a client writing the
+        document back (npm deprecate, npm unpublish of a version). A publish is inspected and
+        decided like a download, once, before anything is stored."""
+        what = "publish" if rev is None else "change"
+        async with self._audited(package, caller, what) as (hosted, version):
+            doc = hosted_doc.parse_body(body)
+            if not hosted_doc.is_publish(doc):
+                return await self._write_back(hosted, package, doc, caller, rev)
+            pub, tarball = hosted_doc.parse_publication(doc, package, hosted.max_publish_bytes)
+            version[0] = pub.version
+            facts = await anyio.to_thread.run_sync(read_tarball, tarball)
+            hosted_doc.check_tarball(pub, facts)
+            notice = await self._admit_publish(hosted, package, pub, facts, caller)
 
-        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
-            nonlocal notice
-            new, changes = hosted_doc.apply_publish(stored, pub, package, now)
-            raw = orjson.dumps(new)
-            summary, package_facts = await self.pool.run(inspect, raw, package)
-            entry = PackumentEntry(b"", len(raw), summary, None, 0.0, facts=package_facts)
-            ref = summary.versions[pub.version]
-            gate = self.gate.for_group(caller.group)
-            notice = await gate.admit_publish(package, entry, ref, facts, caller)
-            return Outcome(new, changes, NewTarball(pub.sha512_hex, tarball))
+            async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+                new, changes = hosted_doc.apply_publish(stored, pub, package, now)
+                return Outcome(new, changes, NewTarball(pub.sha512_hex, tarball))
 
-        try:
             changes = await hosted.change(package, caller, compute)
-        except (PolicyBlocked, Forbidden) as exc:
-            await hosted.record(package, Change("refused", pub.version, str(exc)), caller)
-            raise
         self._changed(package)
         return PublishOutcome(changes, notice)
 
-    async def update(
-        self, package: PackageName, doc: Mapping[str, Any], caller: Caller, rev: str | None = None
+    async def _admit_publish(
+        self,
+        hosted: HostedRegistry,
+        package: PackageName,
+        pub: hosted_doc.Publication,
+        facts: TarballFacts,
+        caller: Caller,
+    ) -> str:
+        """The policy's decision on the packument the publish would make (outside the write
+        lock: the detector may take a while); raises PolicyBlocked, returns a warning."""
+        stored = await hosted.load(package)
+        current = doc_json(stored) if stored is not None else None
+        candidate, _ = hosted_doc.apply_publish(current, pub, package, iso_now(hosted.clock()))
+        raw = orjson.dumps(candidate)
+        summary, package_facts = await self.pool.run(inspect, raw, package)
+        entry = PackumentEntry(b"", len(raw), summary, None, 0.0, facts=package_facts)
+        gate = self.gate.for_group(caller.group)
+        return await gate.admit_publish(
+            package, entry, summary.versions[pub.version], facts, caller
+        )
+
+    async def _write_back(
+        self,
+        hosted: HostedRegistry,
+        package: PackageName,
+        doc: Mapping[str, Any],
+        caller: Caller,
+        rev: str | None,
     ) -> PublishOutcome:
-        """A client writing a hosted document back: deprecations and unpublished versions."""
-        hosted = await self.check_write(package, caller, "change")
+        """A client writing a hosted document back, based on the revision it read: a changed
+        one is a 409 (never applied to newer versions), and versions are removed only on
+        `/-rev/<rev>`, as npm unpublish writes."""
+        expected = hosted_doc.written_rev(doc, rev)
         who = caller.identity
 
         async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
             if stored is None:
                 raise NotFound(f"{package.name} is not published here")
-            new, changes = hosted_doc.apply_update(stored, doc, now)
+            new, changes = hosted_doc.apply_update(stored, doc, now, unpublish=rev is not None)
             dropped = self._unpublished(hosted, package, who, stored, changes)
             return Outcome(new, changes, drop=dropped)
 
-        changes = await hosted.change(package, caller, compute, rev)
+        changes = await hosted.change(package, caller, compute, expected)
         if changes:
             self._changed(package)
         return PublishOutcome(changes)
@@ -768,52 +829,57 @@ class Service:
 
     async def unpublish(self, package: PackageName, caller: Caller, rev: str | None) -> None:
         """`DELETE /<name>/-rev/<rev>`: every version unpublished (the numbers stay used)."""
-        hosted = await self.check_write(package, caller, "unpublish")
-        who = caller.identity
+        async with self._audited(package, caller, "unpublish") as (hosted, _):
+            if rev is None:
+                raise BadRequest(
+                    f"unpublishing {package.name} needs the revision it was read at: "
+                    "DELETE /<name>/-rev/<rev> (npm unpublish --force sends it)"
+                )
+            who = caller.identity
 
-        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
-            if stored is None or not hosted_doc.live_versions(stored):
-                raise NotFound(f"{package.name} is not published here")
-            new: dict[str, Any] = stored
-            changes: list[Change] = []
-            for version in list(hosted_doc.live_versions(stored)):
-                new, removed = hosted_doc.remove_version(new, version, now)
-                changes.extend(removed)
-            return Outcome(
-                new, changes, drop=self._unpublished(hosted, package, who, stored, changes)
-            )
+            async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+                if stored is None or not hosted_doc.live_versions(stored):
+                    raise NotFound(f"{package.name} is not published here")
+                new: dict[str, Any] = stored
+                changes: list[Change] = []
+                for version in list(hosted_doc.live_versions(stored)):
+                    new, removed = hosted_doc.remove_version(new, version, now)
+                    changes.extend(removed)
+                dropped = self._unpublished(hosted, package, who, stored, changes)
+                return Outcome(new, changes, drop=dropped)
 
-        await hosted.change(package, caller, compute, rev)
+            await hosted.change(package, caller, compute, rev)
         self._changed(package)
 
     async def remove_tarball(self, package: PackageName, filename: str, caller: Caller) -> None:
-        """`DELETE /<name>/-/<file>/-rev/<rev>`, npm unpublish's second step: the version was
-        removed from the document already, and its tarball with it; one still published is
-        refused (unpublish it first)."""
-        hosted = await self.check_write(package, caller, "unpublish")
-        stored = await hosted.load(package)
-        if stored is not None:
-            for version in hosted_doc.live_versions(orjson.loads(stored.body)):
-                if filename == f"{package.bare}-{version}.tgz":
+        """`DELETE /<name>/-/<file>/-rev/<rev>`, npm unpublish's second step. The tarball went
+        with its version in the first step (`PUT /<name>/-rev/<rev>`), so this only checks
+        that no published version still has it (unpublish the version, not its tarball)."""
+        async with self._audited(package, caller, "unpublish") as (hosted, version):
+            stored = await hosted.load(package)
+            live = hosted_doc.live_versions(doc_json(stored)) if stored is not None else {}
+            for number in live:
+                if filename == f"{package.bare}-{number}.tgz":
+                    version[0] = number
                     raise Forbidden(
-                        f"{package.name}@{version} is still published: unpublish the version "
-                        f"(npm unpublish {package.name}@{version}), not its tarball"
+                        f"{package.name}@{number} is still published: unpublish the version "
+                        f"(npm unpublish {package.name}@{number}), not its tarball"
                     )
 
     async def tag(
         self, package: PackageName, tag: str, version: str | None, caller: Caller
     ) -> PublishOutcome:
         """`npm dist-tag add` (a version) or `rm` (None)."""
-        hosted = await self.check_write(package, caller, "change the dist-tags of")
+        async with self._audited(package, caller, "change the dist-tags of") as (hosted, _):
 
-        async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
-            if stored is None:
-                raise NotFound(f"{package.name} is not published here")
-            if version is None:
-                return Outcome(*hosted_doc.remove_tag(stored, tag, now))
-            return Outcome(*hosted_doc.set_tag(stored, tag, version, now))
+            async def compute(stored: dict[str, Any] | None, now: str) -> Outcome:
+                if stored is None:
+                    raise NotFound(f"{package.name} is not published here")
+                if version is None:
+                    return Outcome(*hosted_doc.remove_tag(stored, tag, now))
+                return Outcome(*hosted_doc.set_tag(stored, tag, version, now))
 
-        changes = await hosted.change(package, caller, compute)
+            changes = await hosted.change(package, caller, compute)
         self._changed(package)
         return PublishOutcome(changes)
 
@@ -828,7 +894,7 @@ class Service:
         page: list[dict[str, Any]] = []
         hosted_total = 0
         hosted = self.hosted
-        if hosted is not None and self.internal_upstream is None and not query.empty:
+        if hosted is not None and not query.empty:
             page, hosted_total = await anyio.to_thread.run_sync(hosted.search, query, who)
         start, size = hosted_search.upstream_window(query, hosted_total)
         asked = {**params, "from": str(start), "size": str(size)}

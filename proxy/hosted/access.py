@@ -5,9 +5,11 @@ Rules come from settings, keyed by a package name (`acme-utils`), a scope (`@acm
 
 - `internal_readers`: the groups that may install a hosted package. A scope without an entry
   may be read by every token holder. Anonymous callers may read only with
-  `internal_anonymous_read` (internal code is not for anyone who can reach the port).
-- `internal_publishers`: the groups that may publish, deprecate, tag and unpublish. A scope
-  without an entry may be changed by the admin groups only; admin groups may always.
+  `internal_anonymous_read`, and only where no rule names groups (internal code is not for
+  anyone who can reach the port).
+- `internal_publishers`: the groups that may publish, deprecate, tag and unpublish (among
+  those that may read it: no group changes what it may not read). A scope without an entry
+  may be changed by the admin groups only; admin groups may always.
 - Unpublishing: a publisher may unpublish a version within `unpublish_hours` of its publish
   (72, as npm); after that only an admin group may, since others may depend on it by now.
 
@@ -71,13 +73,14 @@ class HostedAccess:
 
     def check_read(self, who: Identity, name: PackageName) -> None:
         """Raise Unauthenticated or Forbidden unless `who` may install `name`."""
+        allowed = _rule(self.readers, name)
         if who.anonymous:
-            if self.anonymous_read:
+            # Anonymous reads, where allowed, never reach past a rule naming groups.
+            if self.anonymous_read and (allowed is None or ANY_TOKEN in allowed):
                 return
             raise Unauthenticated(
                 f"{name.name} is an internal package: reading it needs a Floodgate token"
             )
-        allowed = _rule(self.readers, name)
         if allowed is None or ANY_TOKEN in allowed or who.group in allowed or self._admin(who):
             return
         raise Forbidden(
@@ -100,6 +103,7 @@ class HostedAccess:
             return
         allowed = _rule(self.publishers, name) or frozenset()
         if ANY_TOKEN in allowed or who.group in allowed:
+            self.check_read(who, name)  # no group publishes what it may not read
             return
         may = sorted(allowed | self.admin_groups)
         raise Forbidden(
@@ -111,10 +115,13 @@ class HostedAccess:
         """`npm access list collaborators`: each group named by a rule, read-only or
         read-write (`*`: every token holder)."""
         out = {g: "read-write" for g in sorted(self.admin_groups)}
-        for group in sorted(_rule(self.readers, name) or {ANY_TOKEN}):
+        readers = _rule(self.readers, name)
+        readers = frozenset({ANY_TOKEN}) if readers is None else readers
+        for group in sorted(readers):
             out.setdefault(group, "read-only")
         for group in sorted(_rule(self.publishers, name) or ()):
-            out[group] = "read-write"
+            if group in readers or ANY_TOKEN in readers:
+                out[group] = "read-write"
         return out
 
     def check_unpublish(

@@ -13,9 +13,11 @@ The rules, as the npm registry applies them:
   and shasum are computed here, and a client-sent one that differs is refused.
 - A version, once published, is immutable and never reused, even after it is unpublished
   (`time` keeps it): publishing it again is refused with npm's wording.
-- `npm deprecate` and `npm unpublish <pkg>@<version>` send the whole document back (`PUT`):
-  only a version's `deprecated` may change, and versions may be removed (an unpublish); a
-  version added without a tarball, or any other edit, is refused.
+- `npm deprecate` and `npm unpublish <pkg>@<version>` send the whole document back (`PUT`),
+  based on a revision (`_rev`, or `/-rev/<rev>` in the URL for an unpublish): a version's
+  `deprecated` and the dist-tags may change, and on `/-rev/` versions may be removed; other
+  edits of a version are ignored; a version added without a tarball, or a document without
+  `versions` (npm star, npm owner), is refused.
 - Tags are not versions: a tag that parses as a version is refused, `latest` cannot be removed,
   and a tag must point at a published version.
 """
@@ -216,6 +218,49 @@ def check_tarball(pub: Publication, facts: TarballFacts) -> None:
             f"the tarball's package.json is {pj.get('name')!r}@{pj.get('version')!r}; the "
             f"document publishes {pub.name}@{pub.version}"
         )
+    confused = manifest_confusion(pub.manifest, pj)
+    if confused:
+        raise BadRequest(
+            f"the document's {confused} differs from the tarball's package.json (manifest "
+            "confusion: installers would follow the document, reviewers read the tarball)"
+        )
+
+
+DEPENDENCY_MAPS = ("dependencies", "optionalDependencies", "peerDependencies")
+INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+
+
+def manifest_confusion(manifest: Mapping[str, Any], pj: Mapping[str, Any]) -> str:
+    """What an install would read from the document that the tarball's package.json does not
+    say ("" when nothing, pure): a dependency (name and range) or an install script. Clients
+    normalise when they publish (optional dependencies also listed as dependencies, npm's
+    `install: node-gyp rebuild` for a binding.gyp), so the document may repeat what the
+    package.json says elsewhere, never add to it."""
+    declared: dict[str, set[object]] = {}
+    for key in DEPENDENCY_MAPS:
+        deps = pj.get(key)
+        if isinstance(deps, dict):
+            for dep, spec in deps.items():
+                declared.setdefault(dep, set()).add(spec)
+    for key in DEPENDENCY_MAPS:
+        deps = manifest.get(key)
+        if not isinstance(deps, dict):
+            continue
+        for dep, spec in deps.items():
+            if spec not in declared.get(dep, set()):
+                return f"{key} entry {dep}@{spec}"
+    scripts = manifest.get("scripts")
+    own = pj.get("scripts")
+    own = own if isinstance(own, dict) else {}
+    if isinstance(scripts, dict):
+        for key in INSTALL_SCRIPTS:
+            script = scripts.get(key)
+            if script is None or script == own.get(key):
+                continue
+            if key == "install" and script == "node-gyp rebuild":
+                continue
+            return f"scripts.{key}"
+    return ""
 
 
 def check_tag(tag: object) -> str:
@@ -299,15 +344,41 @@ def apply_publish(
     return doc, changes
 
 
+def written_rev(incoming: Mapping[str, Any], path_rev: str | None) -> str:
+    """The revision a document write was based on: the URL's (`/-rev/<rev>`), else the
+    document's `_rev` (npm deprecate sends it there). A write without one is refused: applied
+    to whatever is stored now, a stale copy would undo other people's changes."""
+    rev = path_rev or incoming.get("_rev")
+    if not isinstance(rev, str) or not rev:
+        raise BadRequest(
+            "the document has no _rev: read it with ?write=true and send it back with its _rev"
+        )
+    return rev
+
+
 def apply_update(
-    stored: Mapping[str, Any], incoming: Mapping[str, Any], now: str
+    stored: Mapping[str, Any], incoming: Mapping[str, Any], now: str, *, unpublish: bool
 ) -> tuple[dict[str, Any], list[Change]]:
     """The document after a client's `PUT` of the whole document without a tarball: changes
-    of `deprecated` (npm deprecate) and removed versions (npm unpublish of one version); any
-    other difference in a version is ignored, as are top-level fields but `dist-tags`."""
+    of `deprecated` (npm deprecate), removed versions (npm unpublish of one version, which
+    writes to `/-rev/<rev>`: `unpublish`) and dist-tags. Other differences in a version are
+    ignored; a body without `versions` (npm star, npm owner) is refused, never read as
+    "remove every version"."""
     doc = _copy(stored)
     versions = _versions(doc)
-    sent = _object(incoming.get("versions", {}), "versions")
+    if not isinstance(incoming.get("versions"), dict):
+        raise BadRequest(
+            "Floodgate takes publishes, deprecations, unpublishes and dist-tags for hosted "
+            "packages; this document write has no versions (npm star and npm owner are not "
+            "supported)"
+        )
+    sent = _object(incoming["versions"], "versions")
+    removed_versions = sorted(set(versions) - set(sent))
+    if removed_versions and not unpublish:
+        raise BadRequest(
+            f"{', '.join(removed_versions)}: versions are removed with npm unpublish "
+            "(PUT /<name>/-rev/<rev>), not by a document write"
+        )
     added = sorted(set(sent) - set(versions))
     if added:
         raise BadRequest(
@@ -315,7 +386,7 @@ def apply_update(
             "not by editing the document"
         )
     changes: list[Change] = []
-    for version in sorted(set(versions) - set(sent)):
+    for version in removed_versions:
         doc, removed = remove_version(doc, version, now)
         changes.extend(removed)
         versions = _versions(doc)

@@ -16,22 +16,21 @@ body, access, inspection, storage) is the service's.
 
 from __future__ import annotations
 
-import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.errors import BadRequest, InvalidPackageName, ReadOnly, RequestTooLarge
-from proxy.hosted.document import parse_body
+from proxy.errors import BadRequest, InvalidPackageName, ReadOnly
 from proxy.hosted.registry import HostedRegistry
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.service import PublishOutcome, Service
-from proxy.web.request import caller_of, raw_path, service_of
+from proxy.web.request import bounded_body, caller_of, raw_path, service_of
 from proxy.web.responses import ClientHeaders, json_response, notice_header
 
 MB = 1024 * 1024
 BODY_SLACK = 4 * MB  # JSON around the base64 tarball: manifest, readme
 MIN_BODY_SECONDS = 120.0  # a large publish over a slow link may take this long to arrive
+TAG_BODY = 1024  # bytes of a dist-tag change's body: a version as a JSON string
 ACCESS_MESSAGE = (
     "access to hosted packages is set in Floodgate's configuration (internal_readers, "
     "internal_publishers), not with npm access"
@@ -39,22 +38,11 @@ ACCESS_MESSAGE = (
 
 
 async def _body(request: Request, service: Service) -> bytes:
-    """The request body, at most the largest publish (base64 grows it by a third)."""
-    limit = service.settings.max_publish_mb * MB * 4 // 3 + BODY_SLACK
+    """A publish's body: at most the largest publish (base64 grows it by a third)."""
+    mb = service.settings.max_publish_mb
+    limit = mb * MB * 4 // 3 + BODY_SLACK
     seconds = max(service.settings.client_timeout, MIN_BODY_SECONDS)
-    chunks: list[bytes] = []
-    size = 0
-    with anyio.move_on_after(seconds) as scope:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLarge(
-                    f"the publish is over {service.settings.max_publish_mb} MB (max_publish_mb)"
-                )
-            chunks.append(chunk)
-    if scope.cancelled_caught:
-        raise BadRequest(f"the request body did not arrive within {seconds:g}s")
-    return b"".join(chunks)
+    return await bounded_body(request, limit, seconds, f"a publish over {mb} MB (max_publish_mb)")
 
 
 def _target(request: Request) -> tuple[PackagePath, str | None]:
@@ -86,12 +74,10 @@ async def put_package(request: Request) -> Response:
         raise ReadOnly(f"Floodgate is read-only at {request.method} {request.url.path}")
     service = service_of(request)
     caller = caller_of(request.scope, ClientHeaders.of(request.scope))
-    await service.check_write(parsed.package, caller)  # before a byte of the body is read
+    what = "publish" if rev is None else "change"
+    await service.check_write(parsed.package, caller, what)  # before a byte of the body is read
     body = await _body(request, service)
-    if rev is not None:
-        outcome = await service.update(parsed.package, parse_body(body), caller, rev)
-        return _answer(outcome, 200, "updated package")
-    outcome = await service.publish(parsed.package, body, caller)
+    outcome = await service.publish(parsed.package, body, caller, rev)
     created = any(c.event == "publish" for c in outcome.changes)
     return _answer(
         outcome, 201 if created else 200, "created new version" if created else "updated package"
@@ -121,7 +107,7 @@ async def put_tag(request: Request) -> Response:
     service = service_of(request)
     caller = caller_of(request.scope, ClientHeaders.of(request.scope))
     await service.check_write(name, caller, "change the dist-tags of")
-    body = await _body(request, service)
+    body = await bounded_body(request, TAG_BODY, service.settings.client_timeout, "not a version")
     try:
         version = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import anyio
 from starlette.requests import Request
 from starlette.types import Scope
 
+from proxy.errors import BadRequest, RequestTooLarge
 from proxy.gate import Caller
 from proxy.identity import identity_of
 from proxy.service import Service
@@ -42,3 +44,19 @@ def caller_of(scope: Scope, client: ClientHeaders) -> Caller:
 
 def group_of(scope: Scope) -> str:
     return identity_of(scope).group or ""
+
+
+async def bounded_body(request: Request, limit: int, seconds: float, too_big: str) -> bytes:
+    """The request body: RequestTooLarge (`too_big` says what) past `limit` bytes, as they
+    arrive; BadRequest when it has not arrived within `seconds`."""
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.move_on_after(seconds) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"the request body is {too_big}")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise BadRequest(f"the request body did not arrive within {seconds:g}s")
+    return b"".join(chunks)

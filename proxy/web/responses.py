@@ -11,6 +11,7 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from proxy.cache.memory import CacheState
+from proxy.identity import identity_of
 from proxy.service import ServedPackument, ServedTarball
 
 CHUNK = 1024 * 1024  # bytes per body write for large responses
@@ -149,6 +150,21 @@ _PACKUMENT_FIXED = [
     (b"vary", VARY.encode()),
     (b"cache-control", f"public, max-age={PACKUMENT_MAX_AGE}".encode()),
 ]
+# For a caller with a token, or a hosted package: what was served depends on who asked (the
+# group's policy, the right to read it), so no shared cache (a CDN, a corporate proxy) may keep
+# it for the next caller.
+_PACKUMENT_PRIVATE = [
+    (b"vary", f"{VARY}, Authorization".encode()),
+    (b"cache-control", f"private, max-age={PACKUMENT_MAX_AGE}".encode()),
+]
+_TARBALL_PRIVATE = [
+    (b"vary", b"Authorization"),
+    (b"cache-control", TARBALL_CACHE_CONTROL.replace("public", "private").encode()),
+]
+
+
+def _private(scope: Scope, hosted: bool) -> bool:
+    return hosted or not identity_of(scope).anonymous
 
 
 def packument_response(scope: Scope, client: ClientHeaders, served: ServedPackument) -> Response:
@@ -157,7 +173,7 @@ def packument_response(scope: Scope, client: ClientHeaders, served: ServedPackum
     note_cache(scope, served.cache)
     headers = [
         (b"etag", rendered.etag.encode()),
-        *_PACKUMENT_FIXED,
+        *(_PACKUMENT_PRIVATE if _private(scope, served.hosted) else _PACKUMENT_FIXED),
         (b"x-floodgate-cache", _CACHE_STATE[served.cache]),
     ]
     if served.cache is CacheState.STALE:
@@ -190,7 +206,7 @@ def tarball_response(scope: Scope, client: ClientHeaders, served: ServedTarball)
         headers.append((b"npm-notice", notice_header(served.notice).encode()))
         headers.append((b"cache-control", b"no-store"))
     else:
-        headers.extend(_TARBALL_FIXED)
+        headers.extend(_TARBALL_PRIVATE if _private(scope, served.hosted) else _TARBALL_FIXED)
     if client.etag_matches(etag):
         return PreparedResponse(b"", 304, headers)
     tarball = served.tarball

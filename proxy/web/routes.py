@@ -12,8 +12,8 @@ import logging
 import weakref
 import zlib
 from typing import Any
+from urllib.parse import parse_qs
 
-import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -38,7 +38,7 @@ from proxy.upstream.client import Forwarded
 from proxy.web import publish
 from proxy.web.dashboard import routes as dashboard_routes
 from proxy.web.health import metrics, ready
-from proxy.web.request import caller_of, raw_path, service_of
+from proxy.web.request import bounded_body, caller_of, raw_path, service_of
 from proxy.web.responses import (
     ClientHeaders,
     error_response,
@@ -129,6 +129,11 @@ def base_url(service: Service, scheme: str, host: str) -> str:
 # -- packages ---------------------------------------------------------------------------------
 
 
+def wants_write(query: bytes) -> bool:
+    """`?write=true` (npm's read before a write-back), parsed: not `?overwrite=true`."""
+    return b"write=" in query and "true" in parse_qs(query.decode("latin-1")).get("write", [])
+
+
 class PackageEndpoint:
     """`/{name}`, `/{name}/{version-or-tag}`, `/{name}/-/{file}.tgz`.
 
@@ -151,7 +156,7 @@ class PackageEndpoint:
                 base,
                 caller,
                 plain=not client.accepts_gzip,
-                write=b"write=true" in scope.get("query_string", b""),
+                write=wants_write(scope.get("query_string", b"")),
             )
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
@@ -353,18 +358,8 @@ async def verdict(request: Request) -> Response:
 
 async def _bounded_body(request: Request) -> bytes:
     """The request body: at most MAX_FORWARD_BODY bytes, within `client_timeout` seconds."""
-    chunks: list[bytes] = []
-    size = 0
-    limit = service_of(request).settings.client_timeout
-    with anyio.move_on_after(limit) as scope:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORWARD_BODY:
-                raise RequestTooLarge(f"request body over {MAX_FORWARD_BODY} bytes")
-            chunks.append(chunk)
-    if scope.cancelled_caught:
-        raise BadRequest(f"the request body did not arrive within {limit:g}s")
-    return b"".join(chunks)
+    seconds = service_of(request).settings.client_timeout
+    return await bounded_body(request, MAX_FORWARD_BODY, seconds, f"over {MAX_FORWARD_BODY} bytes")
 
 
 def routes() -> list[BaseRoute]:

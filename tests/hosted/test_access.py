@@ -18,8 +18,22 @@ ACCESS = HostedAccess.of(
     admin_groups=["admin"],
     unpublish_hours=72,
 )
+ANON_SOME = HostedAccess.of(
+    [("@acme/secret", "security")],
+    [],
+    anonymous_read=True,
+    admin_groups=["admin"],
+    unpublish_hours=72,
+)
 OPEN = HostedAccess.of([], [], anonymous_read=True, admin_groups=["admin"], unpublish_hours=72)
 
+NOT_READERS = HostedAccess.of(
+    readers=[("@acme/secret", "security")],
+    publishers=[("@acme", "developers")],  # the scope's publishers may not read this one
+    anonymous_read=False,
+    admin_groups=["admin"],
+    unpublish_hours=72,
+)
 DEV = Identity("developers", "alice")
 CI = Identity("ci", "runner-7")
 SEC = Identity("security", "eve")
@@ -37,6 +51,8 @@ READS = [
     (ACCESS, GUEST, "acme-utils", None),  # `*`: every token
     (ACCESS, ANONYMOUS, "acme-utils", Unauthenticated),
     (OPEN, ANONYMOUS, "@acme/greeter", None),  # internal_anonymous_read
+    (ANON_SOME, ANONYMOUS, "@acme/greeter", None),  # no rule names groups for it
+    (ANON_SOME, ANONYMOUS, "@acme/secret", Unauthenticated),  # never past a rule's groups
     (OPEN, GUEST, "@acme/greeter", None),  # no rule: every token
 ]
 
@@ -64,6 +80,7 @@ WRITES = [
         "group 'ci' may not publish @acme/greeter; the groups that may: admin, developers",
     ),
     (ACCESS, DEV, "@acme/secret", "the groups that may: admin, security"),
+    (NOT_READERS, DEV, "@acme/secret", "group 'developers' may not read @acme/secret"),
     (ACCESS, ADMIN, "@acme/secret", None),
     (ACCESS, ANONYMOUS, "@acme/greeter", "you need a Floodgate token"),
     (ACCESS, GUEST, "acme-utils", "the groups that may: admin"),  # no rule: admins only

@@ -14,6 +14,7 @@ import pytest
 from proxy.cli import main
 from proxy.decisions import query
 from proxy.hosted.store import HostedStore
+from proxy.web.routes import wants_write
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.fakes.packages import FakeVersion, clean, farm, make_tarball, publish_body
 from tests.fakes.registry import FakeRegistry
@@ -176,7 +177,7 @@ def test_a_tarball_with_path_traversal_is_a_400_and_leaves_nothing(hosted: Hoste
     assert r.status_code == 400
     assert "path_traversal" in r.json()["error"]
     assert hosted.tarball_rows() == 0
-    assert hosted.events() == []
+    assert hosted.events() == [("refused", "1.0.0", "developers")]  # audited, nothing stored
 
 
 def test_concurrent_publishes_of_different_versions_all_land(hosted: Hosted) -> None:
@@ -242,3 +243,65 @@ def test_doctor_counts_the_hosted_packages(
     out = capsys.readouterr().out
     assert f"ok       hosted    1 packages, 2 versions in {hosted.cache}" in out
     assert "publishers: @acme=developers" in out
+
+
+def test_npm_star_or_a_body_without_versions_never_unpublishes(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client, dev = hosted.proxy.client, hosted.as_("developers")
+    rev = client.get(f"{PATH}?write=true", headers=dev).json()["_rev"]
+    star = orjson.dumps({"_id": NAME, "_rev": rev, "users": {"alice": True}})
+    for path in (PATH, f"{PATH}/-rev/{rev}"):
+        r = client.put(path, content=star, headers=dev)
+        assert r.status_code == 400
+        assert "npm star and npm owner are not supported" in r.json()["error"]
+    assert list(client.get(PATH, headers=dev).json()["versions"]) == ["1.0.0"]
+    assert client.delete(PATH, headers=dev).status_code == 400  # no revision: refused
+
+
+def test_a_stale_deprecate_is_a_409_and_never_removes_newer_versions(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client, dev = hosted.proxy.client, hosted.as_("developers")
+    stale = client.get(f"{PATH}?write=true", headers=dev).json()  # only 1.0.0
+    assert hosted.publish(clean("1.1.0")).status_code == 201
+    stale["versions"]["1.0.0"]["deprecated"] = "use 1.1.0"
+    r = client.put(PATH, content=orjson.dumps(stale), headers=dev)
+    assert r.status_code == 409
+    fresh = client.get(f"{PATH}?write=true", headers=dev).json()
+    assert sorted(fresh["versions"]) == ["1.0.0", "1.1.0"]
+    fresh["versions"]["1.0.0"]["deprecated"] = "use 1.1.0"
+    assert client.put(PATH, content=orjson.dumps(fresh), headers=dev).status_code == 200
+    served = client.get(PATH, headers=dev).json()
+    assert served["versions"]["1.0.0"]["deprecated"] == "use 1.1.0"
+    assert "1.1.0" in served["versions"]
+
+
+def test_hosted_responses_are_private_to_shared_caches(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client, dev = hosted.proxy.client, hosted.as_("developers")
+    doc = client.get(PATH, headers=dev)
+    assert doc.headers["cache-control"].startswith("private")
+    assert "Authorization" in doc.headers["vary"]
+    tarball = client.get(doc.json()["versions"]["1.0.0"]["dist"]["tarball"], headers=dev)
+    assert tarball.headers["cache-control"].startswith("private")
+
+
+@pytest.mark.parametrize(
+    ("query", "write"),
+    [(b"write=true", True), (b"a=1&write=true", True), (b"overwrite=true", False), (b"", False)],
+)
+def test_write_view_is_asked_for_by_the_write_parameter_only(query: bytes, write: bool) -> None:
+    assert wants_write(query) is write
+
+
+def test_refused_unpublishes_and_tag_changes_are_audited(hosted: Hosted) -> None:
+    assert hosted.publish(clean("1.0.0")).status_code == 201
+    client, ci = hosted.proxy.client, hosted.as_("ci")
+    tag = client.put("/-/package/@acme%2fgreeter/dist-tags/beta", content=b'"1.0.0"', headers=ci)
+    assert tag.status_code == 403
+    rev = client.get(f"{PATH}?write=true", headers=ci).json()["_rev"]
+    assert client.delete(f"{PATH}/-rev/{rev}", headers=ci).status_code == 403
+    assert hosted.events() == [
+        ("publish", "1.0.0", "developers"),
+        ("refused", "", "ci"),
+        ("refused", "", "ci"),
+    ]

