@@ -305,3 +305,36 @@ def test_refused_unpublishes_and_tag_changes_are_audited(hosted: Hosted) -> None
         ("refused", "", "ci"),
         ("refused", "", "ci"),
     ]
+
+
+def test_a_warned_publish_is_accepted_with_a_notice_and_npm_audit_reports_it(
+    registry: FakeRegistry, make_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    dev = make_token(cache, "developers", "alice")
+    guest = make_token(cache, "contractors", "bob")
+    proxy = make_proxy(
+        internal_scopes="@acme",
+        internal_readers="@acme=developers",
+        internal_publishers="@acme=developers",
+        policy="audit",
+    )
+    body = orjson.dumps(publish_body(NAME, farm("1.0.0")))
+    r = proxy.client.put(PATH, content=body, headers=bearer(dev))
+    assert r.status_code == 201
+    assert "Floodgate warning" in r.headers["npm-notice"]
+    audit = proxy.client.post(
+        "/-/npm/v1/security/advisories/bulk",
+        content=orjson.dumps({NAME: ["1.0.0"]}),
+        headers=bearer(dev),
+    )
+    assert audit.status_code == 200
+    (advisory,) = audit.json()[NAME]
+    assert "tea" in advisory["title"].lower() or "tea" in str(advisory).lower()
+    outsider = proxy.client.post(
+        "/-/npm/v1/security/advisories/bulk",
+        content=orjson.dumps({NAME: ["1.0.0"]}),
+        headers=bearer(guest),
+    )
+    assert outsider.status_code == 200
+    assert NAME not in outsider.json()  # a caller who may not read it learns nothing of it
