@@ -434,7 +434,7 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     # the code-derived traits are unused-dependencies' now: no graph, no ring
     (dependency_ring, lambda: subject("yimiwork_form"), None),
     (dependency_ring, lambda: subject("dio-cronos-tea"), None),
-    (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (M, HC)),
+    (dependency_ring, lambda: renamed(subject("nomind-big-integer"), "bignumber.js"), (L, HC)),
     (
         dependency_ring,
         lambda: subject("nomind-big-integer", ctx(dependency_cycles=(("a", "b", "a"),))),

@@ -5,7 +5,8 @@ edges and the label each name got from its own findings, relational ones left ou
 first:
 - dependencies on packages the detector labelled spam: strong when they are at least MIN_RING
   and half of all dependencies, weak when a real package has one among many;
-- a package that depends on itself;
+- a package that depends on itself (low severity: real packages have done it by mistake, such
+  as old versions of @webassemblyjs/wasm-parser);
 - a cycle: this package's dependencies lead back to it through packages already seen.
 
 Token farms wire their packages into rings so that each one gains dependents and downloads.
@@ -61,6 +62,7 @@ def _findings(s: Subject) -> Iterator[Finding]:
         yield SPEC.finding(
             "the package lists itself as a dependency",
             {"dependency": s.name, "range": deps[s.name]},
+            severity=Severity.LOW,  # real packages did it by mistake (@webassemblyjs 1.2-1.5)
             confidence=Confidence.HIGH,
         )
         return
