@@ -178,10 +178,10 @@ class HostedRegistry:
 
     def _readable(self, who: Identity) -> Iterator[tuple[str, dict[str, Any]]]:
         """The search summary of every hosted document `who` may read (access is checked
-        before a body is parsed: a name the caller may not read never reaches the ranking, so
-        never the answer). Summaries are kept per revision: a document is parsed again only
-        after it changed."""
-        for name, stored in self.store.documents():
+        before a body is read: a name the caller may not read never reaches the ranking, so
+        never the answer). Summaries are kept per revision: a document is read and parsed
+        again only after it changed."""
+        for name, rev in self.store.revisions():
             try:
                 package = PackageName.parse(name)
             except InvalidPackageName:
@@ -189,7 +189,10 @@ class HostedRegistry:
             if not self.hosts(package) or not self.access.may_read(who, package):
                 continue
             kept = self._summaries.get(name)
-            if kept is None or kept[0] != stored.rev:
+            if kept is None or kept[0] != rev:
+                stored = self.store.load(name)
+                if stored is None:  # removed since the listing
+                    continue
                 try:
                     doc = orjson.loads(stored.body)
                 except orjson.JSONDecodeError:

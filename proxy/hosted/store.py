@@ -180,10 +180,14 @@ class HostedStore:
                 raise Conflict(f"{name} was changed by another request; try again")
 
     def names(self) -> list[str]:
+        return [name for name, _rev in self.revisions()]
+
+    def revisions(self) -> list[tuple[str, str]]:
+        """Every hosted name with its document's revision (no bodies read)."""
         rows = self._rows(
-            "list the hosted packages", "SELECT name FROM hosted_packages ORDER BY name"
+            "list the hosted packages", "SELECT name, rev FROM hosted_packages ORDER BY name"
         )
-        return [str(r[0]) for r in rows]
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     def documents(self) -> Iterator[tuple[str, StoredDoc]]:
         """Every hosted document (search, export)."""
