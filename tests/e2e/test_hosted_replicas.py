@@ -19,9 +19,10 @@ import pytest
 from proxy.settings import load_settings
 from proxy.storage.backends import token_store
 from tests.e2e.npm import Floodgate, serve
+from tests.fakes.publish import path_of as package_path
 from tests.fakes.registry import running_registry
 from tests.servers import Postgres, S3Server, wait_for
-from tests.storage.hosted_helpers import bearer, package_path, publish_body, tarball_path
+from tests.storage.hosted_helpers import bearer, publish_body, tarball_path
 
 NAME = "@acme/widget"
 PREFIX = "hosted-replicas"  # the replicas' keys in the session's bucket

@@ -14,8 +14,9 @@ from proxy.cli import main
 from proxy.hosted.store import HostedStore
 from proxy.storage.blobs import BlobLocation
 from tests.conftest import ProxyFactory
+from tests.fakes.publish import path_of as package_path
 from tests.servers import S3Server
-from tests.storage.hosted_helpers import bearer, package_path, publish_body, tarball_path
+from tests.storage.hosted_helpers import bearer, publish_body, tarball_path
 from tests.web.test_auth import make_token
 
 NAME = "@acme/widget"
