@@ -76,7 +76,7 @@ from proxy.storage.sql import SqlDatabase
 log = logging.getLogger(__name__)
 
 # Bump when signals or scoring change: stored verdicts of other versions are not reused.
-DETECTOR_VERSION = "4"
+DETECTOR_VERSION = "5"
 
 SEVERITY_POINTS = {Severity.LOW: 10, Severity.MEDIUM: 25, Severity.HIGH: 50, Severity.CRITICAL: 100}
 CONFIDENCE_WEIGHT = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.75, Confidence.HIGH: 1.0}

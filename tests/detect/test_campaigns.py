@@ -170,8 +170,13 @@ def test_swc_counter_shape_and_a_real_package_with_tea_yaml() -> None:
     package, version, tarball = facts_from_case(case("client-only"))
     assert tarball is not None
     entries = tuple(e for e in tarball.entries if not e.path.endswith("error.js"))
+    assert tarball.package_json is not None
     counter = dataclasses.replace(
-        tarball, entries=entries, sources={"package/index.js": ""}, readme_text="# counter\n"
+        tarball,
+        entries=entries,
+        sources={"package/index.js": ""},
+        readme_text="# counter\n",
+        package_json={**tarball.package_json, "name": "@swc/counter"},
     )
     swc = dataclasses.replace(package, name="@swc/counter")
     assert d.assess(swc, version, counter).label is Label.CLEAN

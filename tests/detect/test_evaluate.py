@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,10 @@ def f(sev: Severity, conf: Confidence, fam: Family = S, sid: str = "x") -> Findi
         ([f(H, HC, sid="tea-yaml"), f(M, LC, sid="boilerplate-manifest")], Label.SPAM),
         ([f(H, HC, sid="tea-yaml"), f(M, MC, sid="generated-name")], Label.SPAM),
         ([f(H, HC, sid="tea-yaml"), f(L, MC, sid="trivial-code")], Label.SUSPICIOUS),  # mime-db
+        # a repository uploaded as it is (a template's private root manifest): how farms publish
+        ([f(H, HC, sid="tea-yaml"), f(M, LC, sid="foreign-manifest")], Label.SPAM),
+        ([f(M, LC, sid="foreign-manifest")], Label.CLEAN),
+        ([f(M, LC, sid="foreign-manifest"), f(M, LC, sid="missing-entry")], Label.SUSPICIOUS),
         ([f(M, LC, sid="tea-yaml"), f(M, MC, sid="template-code")], Label.SUSPICIOUS),  # old
         # the traits together make spam without the file
         ([f(H, MC, sid="template-code"), f(H, MC, sid="cloned-code")], Label.SPAM),
@@ -95,6 +100,19 @@ def test_corpus_shapes_get_the_expected_labels() -> None:
     assert assess_case(d, "stankpoll") is Label.SPAM  # no-wallet tea.yaml + no code
     assert assess_case(d, "@babel/code-frame") is Label.CLEAN
     assert assess_case(d, "client-only") is Label.CLEAN  # tiny code alone is weak (a marker)
+
+
+def test_a_foreign_manifest_alone_is_no_verdict() -> None:
+    """A real package whose tarball carries another name and "private" stays clean: the trait
+    corroborates (a tea.yaml, no function), it never decides."""
+    package, version, tarball = facts_from_case(case("@babel/code-frame"))
+    assert tarball is not None
+    assert tarball.package_json is not None
+    foreign = {**tarball.package_json, "name": "monorepo-root", "private": True}
+    tarball = dataclasses.replace(tarball, package_json=foreign)
+    verdict = Detector(clock=lambda: CLOCK).assess(package, version, tarball)
+    assert "foreign-manifest" in verdict.signal_ids
+    assert verdict.label is Label.CLEAN
 
 
 def test_clone_index_grows_and_links_names() -> None:

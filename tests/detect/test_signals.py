@@ -24,6 +24,7 @@ from proxy.detect.signals import (
     dependency_ring,
     empty_package,
     filler_code,
+    foreign_manifest,
     generated_name,
     install_scripts,
     known_malicious,
@@ -137,6 +138,11 @@ def without_package_json(s: Subject) -> Subject:
 def with_package_json(s: Subject, **fields: object) -> Subject:
     assert s.tarball is not None
     return with_tarball(s, package_json={**(s.tarball.package_json or {}), **fields})
+
+
+def template_root(s: Subject) -> Subject:
+    """A monorepo uploaded as it is: the tarball's package.json is the template's private root."""
+    return with_package_json(s, name="@metamask/template-snap-monorepo", private=True)
 
 
 def npm_init(s: Subject) -> Subject:
@@ -394,6 +400,20 @@ TABLE: list[tuple[object, Build, tuple[Severity, Confidence] | None]] = [
     (script_entry, lambda: subject("client-only"), None),  # an empty entry: a marker
     (script_entry, lambda: subject("cliui"), None),  # its entry is not in the package
     (script_entry, lambda: polyfill(), None),  # sets a global
+    # foreign-manifest
+    (foreign_manifest, lambda: template_root(subject("nomind-big-integer")), (M, LC)),
+    (foreign_manifest, lambda: subject("xcho"), (M, LC)),  # create-next-app: "private": true
+    (foreign_manifest, lambda: with_package_json(subject("xcho"), private=False), None),
+    (foreign_manifest, lambda: with_package_json(subject("xcho"), private="yes"), None),
+    (
+        foreign_manifest,
+        lambda: with_package_json(subject("nomind-big-integer"), name="my-app"),
+        (M, LC),
+    ),
+    (foreign_manifest, lambda: with_package_json(subject("nomind-big-integer"), name=""), None),
+    (foreign_manifest, lambda: subject("nomind-big-integer"), None),
+    (foreign_manifest, lambda: subject("@babel/code-frame"), None),  # scoped, its own name
+    (foreign_manifest, lambda: subject("uniset"), None),  # no package.json
     # boilerplate-manifest
     (boilerplate_manifest, lambda: npm_init(subject("nomind-big-integer")), (M, LC)),
     (boilerplate_manifest, lambda: subject("nomind-big-integer"), None),  # test script only
