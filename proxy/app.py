@@ -8,7 +8,8 @@ import dataclasses
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,9 +192,15 @@ def prepare_dashboard(settings: Settings) -> None:
         log.warning("dashboard indexes not added to %s: %s", path, exc)
 
 
-def build_service(settings: Settings, db: PgDatabase | None = None) -> Service:
+def build_service(
+    settings: Settings,
+    db: PgDatabase | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Service:
     """Everything the proxy needs, built from settings; `async with` it to run (which closes
-    `db`, the shared database, opened here when not given)."""
+    `db`, the shared database, opened here when not given). `clock` is the monotonic time the
+    packument cache's freshness is measured by (tests pass one they move by hand)."""
     if db is None:
         db = open_database(settings, degrade=True)  # None: the embedded default
     leases = open_leases(db)
@@ -219,6 +226,7 @@ def build_service(settings: Settings, db: PgDatabase | None = None) -> Service:
         notifier=notifier,
         internal_upstream=internal_client(settings),
         hosted=hosted_registry(settings, db, leases, bucket),
+        clock=clock,
     )
 
 
@@ -297,13 +305,14 @@ class PackageFastLane:
             await response(scope, receive, send)
 
 
-def create_app(settings: Settings) -> ASGIApp:
-    """The proxy as an ASGI app; `settings.upstream` must be resolved already.
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> ASGIApp:
+    """The proxy as an ASGI app; `settings.upstream` must be resolved already (`clock`: see
+    `build_service`).
 
     Raises PolicyError when the policy is malformed (before anything starts).
     """
     db = open_database(settings, degrade=True)  # None: the embedded default
-    service = build_service(settings, db)
+    service = build_service(settings, db, clock=clock)
     prepare_dashboard(settings)
     counts = RequestCounts()
     writer = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -102,10 +103,11 @@ ProxyFactory = Callable[..., RunningProxy]
 
 @pytest.fixture
 def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]:
-    """Start a Floodgate in front of `registry`; keyword arguments override settings."""
+    """Start a Floodgate in front of `registry`; keyword arguments override settings (`clock`:
+    the monotonic clock its packument cache reads, a `ManualClock` to expire entries)."""
     running: list[RunningProxy] = []
 
-    def start(**overrides: Any) -> RunningProxy:
+    def start(clock: Callable[[], float] = time.monotonic, **overrides: Any) -> RunningProxy:
         values: dict[str, Any] = {
             "upstream": registry.url,
             "cache_dir": str(tmp_path / "cache"),
@@ -118,7 +120,7 @@ def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]
         }
         values.update(overrides)
         settings = resolve_upstream(load_settings(values, env={}), discover=lambda: None)
-        app = create_app(settings)
+        app = create_app(settings, clock=clock)
         server = UvicornThread(app)
         server.start()
         proxy = RunningProxy(settings, server, httpx.Client(base_url=server.url, timeout=30))

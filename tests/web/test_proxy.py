@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from pathlib import Path
 
 import anyio
@@ -13,6 +12,7 @@ import orjson
 import pytest
 
 from tests.conftest import ProxyFactory, RunningProxy, publish_basics
+from tests.fakes.clock import ManualClock
 from tests.fakes.packages import FakeVersion, integrity_of
 from tests.fakes.registry import FakeRegistry, running_registry
 
@@ -132,9 +132,12 @@ def test_packument_is_fetched_once_then_served_from_cache(
 def test_expired_packument_is_revalidated_with_if_none_match(
     basics: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy(packument_ttl=0.05)
+    clock = ManualClock()
+    proxy = make_proxy(packument_ttl=60, clock=clock)
     assert proxy.client.get("/fg-beta").headers["x-floodgate-cache"] == "miss"
-    time.sleep(0.1)
+    clock.advance(59)
+    assert proxy.client.get("/fg-beta").headers["x-floodgate-cache"] == "hit"
+    clock.advance(2)
     r = proxy.client.get("/fg-beta")
     assert r.headers["x-floodgate-cache"] == "revalidated"
     second = basics.requests_for("/fg-beta")[1]
@@ -144,10 +147,12 @@ def test_expired_packument_is_revalidated_with_if_none_match(
 def test_new_upstream_version_appears_after_ttl(
     basics: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
-    proxy = make_proxy(packument_ttl=0.05)
+    clock = ManualClock()
+    proxy = make_proxy(packument_ttl=60, clock=clock)
     assert "2.2.0" not in proxy.client.get("/fg-beta").json()["versions"]
     basics.add("fg-beta", FakeVersion("2.2.0"))
-    time.sleep(0.1)
+    assert "2.2.0" not in proxy.client.get("/fg-beta").json()["versions"]  # still fresh
+    clock.advance(61)
     doc = proxy.client.get("/fg-beta").json()
     assert "2.2.0" in doc["versions"]
     assert proxy.client.get("/fg-beta/-/fg-beta-2.2.0.tgz").status_code == 200
@@ -302,9 +307,10 @@ def test_cold_upstream_failure_is_a_clear_502(
 def test_warm_upstream_failure_serves_stale(
     basics: FakeRegistry, make_proxy: ProxyFactory, fault: str
 ) -> None:
-    proxy = make_proxy(packument_ttl=0.05, read_timeout=0.5)
+    clock = ManualClock()
+    proxy = make_proxy(packument_ttl=60, read_timeout=0.5, clock=clock)
     good = proxy.client.get("/fg-alpha").json()
-    time.sleep(0.1)
+    clock.advance(61)
     basics.faults["fg-alpha"] = fault
     basics.slow_seconds = 3
     r = proxy.client.get("/fg-alpha")
