@@ -597,10 +597,18 @@ class PolicyGate:
         latest = facts.dist_tags.get("latest", "")
         now = self.clock()
         shadows = self.internal.shadowed(facts.name) if self.internal else None
-        acted: list[Acted] = []
+        keys: dict[str, tuple[str, str]] = {}
         for version in facts.versions:
             ref = entry.summary.versions.get(version)
-            key = (version, (ref.integrity if ref else None) or "")
+            keys[version] = (version, (ref.integrity if ref else None) or "")
+        # The versions never looked at, assessed together (they share the work where their
+        # manifests agree); `latest` on its own, as it is recorded in the detector's indexes.
+        new = [k for v, k in keys.items() if v != latest and k not in stored and not known.get(k)]
+        if new:
+            made = detector.assess_metadata(facts, [k[0] for k in new])
+            known.assessed.update((k, made[k[0]]) for k in new)
+        acted: list[Acted] = []
+        for version, key in keys.items():
             verdict = stored.get(key)
             if verdict is not None:
                 verdict = detector.current(verdict, facts)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
@@ -415,6 +416,32 @@ class Detector:
         log.debug("assessed %s@%s: %s (%d)", package.name, version, label, score)
         return verdict
 
+    def assess_metadata(self, package: PackageFacts, versions: Iterable[str]) -> dict[str, Verdict]:
+        """Metadata verdicts on many versions of one package, each what `assess(package,
+        version, record=False)` gives it (the proxy's first look at a packument).
+
+        Versions whose manifests agree in everything the signals read, that is in all but
+        their identity (version string, dist fields, publish time; see `_shape`), share one
+        assessment: a packument's thousands of versions mostly repeat their dependencies,
+        scripts and sizes. Not shared: versions of a package the feed names (the lookup is per
+        version), and verdicts with member traits (their campaign keys carry the publish
+        time)."""
+        shareable = not self.osv.names_any_version(package.name)
+        shapes: dict[tuple[object, ...], Verdict] = {}
+        out: dict[str, Verdict] = {}
+        for version in versions:
+            vf = package.version(version)
+            key = _shape(vf) if shareable and vf is not None else None
+            first = shapes.get(key) if key is not None else None
+            if first is not None:
+                out[version] = dataclasses.replace(first, version=version)
+                continue
+            verdict = self.assess(package, version, record=False)
+            out[version] = verdict
+            if key is not None and not member_traits(verdict.findings):
+                shapes[key] = verdict
+        return out
+
     def current(self, verdict: Verdict, package: PackageFacts | None = None) -> Verdict:
         """`verdict` with the findings that depend on other packages redone against the indexes
         as they are now: the feed lookup (stored verdicts predate feed refreshes), wallet reuse,
@@ -538,6 +565,20 @@ def _ordered(
 
 
 _RANK = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
+
+
+# VersionFacts fields that name a version rather than describe it: what `_shape` leaves out.
+_IDENTITY = frozenset({"version", "integrity", "shasum", "tarball_url", "published"})
+_DESCRIBING = [f for f in dataclasses.fields(VersionFacts) if f.name not in _IDENTITY]
+_maps = operator.attrgetter(*(f.name for f in _DESCRIBING if "Mapping" in str(f.type)))
+_values = operator.attrgetter(*(f.name for f in _DESCRIBING if "Mapping" not in str(f.type)))
+
+
+def _shape(vf: VersionFacts) -> tuple[object, ...]:
+    """What a metadata-only assessment reads of one version, as a key: every field but its
+    identity. Maps are keyed by identity: a packument's equal maps are one object (`Shared`),
+    and two equal maps that are not merely go unshared."""
+    return (*map(id, _maps(vf)), *_values(vf))
 
 
 def _relatable(

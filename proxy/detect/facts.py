@@ -79,6 +79,8 @@ class Shared:
         self._texts: dict[str, str] = {}
 
     def map(self, value: Mapping[str, str]) -> Mapping[str, str]:
+        if not value:  # most versions have no optional dependencies, bin or scripts
+            return self._maps.setdefault((), value)
         return self._maps.setdefault(tuple(value.items()), value)
 
     def text(self, value: str | None) -> str | None:
@@ -112,9 +114,11 @@ class VersionFacts:
         manifest: Mapping[str, Any],
         published: datetime | None,
         shared: Shared | None = None,
+        version: str | None = None,
     ) -> VersionFacts:
         """One version's facts; `shared` (one per packument) makes versions with the same
-        dependency map, scripts, repository or description hold one copy of it."""
+        dependency map, scripts, repository or description hold one copy of it. `version`: the
+        packument's key for it, for a manifest without a `version` field."""
         shared = shared or Shared()
         dist = manifest.get("dist")
         dist = dist if isinstance(dist, dict) else {}
@@ -131,7 +135,7 @@ class VersionFacts:
             has_install = any(s in scripts_map for s in INSTALL_SCRIPTS)
         desc = manifest.get("description")
         return cls(
-            version=str(manifest.get("version") or ""),
+            version=str(manifest.get("version", version) or ""),
             dependencies=shared.map(_str_map(manifest.get("dependencies"))),
             optional_dependencies=shared.map(_str_map(manifest.get("optionalDependencies"))),
             scripts=None if scripts_map is None else shared.map(scripts_map),
@@ -188,7 +192,7 @@ class PackageFacts:
             for v, m in raw_versions.items():
                 if isinstance(m, dict):
                     published = parse_time(times.get(v))
-                    vf = VersionFacts.from_manifest({"version": v, **m}, published, shared)
+                    vf = VersionFacts.from_manifest(m, published, shared, str(v))
                     versions[str(v)] = vf
         people = doc.get("maintainers")
         maintainers: tuple[str, ...] | None = None

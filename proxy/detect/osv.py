@@ -628,3 +628,6 @@ class OsvFeed:
 
     def lookup(self, name: str, version: str) -> tuple[OsvHit, ...]:
         return self.index.lookup(name, version)
+
+    def names_any_version(self, name: str) -> tuple[OsvHit, ...]:
+        return self.index.names_any_version(name)

@@ -9,6 +9,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from proxy.cache.memory import PackumentEntry
 from proxy.cli import main
 from proxy.decisions import DecisionLog
 from proxy.detect.evaluate import Detector
-from proxy.detect.facts import inspect
+from proxy.detect.facts import PackageFacts, inspect
 from proxy.detect.model import Label, Verdict
 from proxy.detect.osv import OsvFeed
 from proxy.detect.store import VerdictStore
@@ -155,14 +156,27 @@ def test_platform_builds_and_placeholders_are_fetched_only_when_asked(
 
 
 class CountingDetector(Detector):
+    """Lists the versions it is asked to assess, one at a time or together."""
+
     def __init__(self, osv: OsvFeed | None = None) -> None:
         super().__init__(osv)
         self.assessed: list[str] = []
+        self._together = False
 
     def assess(self, *args: Any, **kwargs: Any) -> Verdict:
         verdict = super().assess(*args, **kwargs)
-        self.assessed.append(verdict.version)
+        if not self._together:
+            self.assessed.append(verdict.version)
         return verdict
+
+    def assess_metadata(self, package: PackageFacts, versions: Iterable[str]) -> dict[str, Verdict]:
+        asked = list(versions)
+        self.assessed.extend(asked)
+        self._together = True
+        try:
+            return super().assess_metadata(package, asked)
+        finally:
+            self._together = False
 
 
 def entry_for(versions: list[str]) -> PackumentEntry:
