@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
+import anyio
 import orjson
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from proxy.cache.memory import CacheState
@@ -215,8 +217,37 @@ def tarball_response(scope: Scope, client: ClientHeaders, served: ServedTarball)
         headers.append((b"content-length", str(len(tarball.data)).encode()))
         return PreparedResponse(tarball.data, 200, headers)
     assert tarball.path is not None
-    return FileResponse(
-        tarball.path,
-        headers={k.decode(): v.decode() for k, v in headers},
-        media_type="application/octet-stream",
-    )
+    return OpenFileResponse(tarball.path.open("rb"), headers)
+
+
+class OpenFileResponse(Response):
+    """A cached tarball streamed from a file opened when the response is made: the cache may
+    evict (unlink) it meanwhile, under a burst of big downloads, and an open file stays
+    readable. Making one raises FileNotFoundError when the file is gone already."""
+
+    def __init__(self, file: BinaryIO, raw_headers: list[tuple[bytes, bytes]]):
+        self.file = file
+        self.status_code = 200
+        self.background = None
+        size = os.fstat(file.fileno()).st_size
+        self.raw_headers = [
+            *raw_headers,
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(size).encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            await send(start)
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            while True:
+                chunk = await anyio.to_thread.run_sync(self.file.read, CHUNK)
+                more = len(chunk) == CHUNK
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    return
+        finally:
+            self.file.close()

@@ -23,12 +23,14 @@ from starlette.types import Receive, Scope, Send
 from proxy.audit.advisories import merge
 from proxy.errors import (
     BadRequest,
+    CacheUnavailable,
     FloodgateError,
     NotFound,
     PolicyBlocked,
     ReadOnly,
     RequestTooLarge,
 )
+from proxy.gate import Caller
 from proxy.identity import identity_of
 from proxy.npm.names import PackageName, PackagePath, Target, parse_package_path
 from proxy.npm.packument import BLOCKED_PREFIX, blocked_tarball_url, negotiate
@@ -161,15 +163,13 @@ class PackageEndpoint:
             response = packument_response(scope, client, served)
         elif parsed.target is Target.TARBALL:
             try:
-                served_tarball = await service.tarball(parsed.package, parsed.arg, caller)
+                response = await tarball_of(service, scope, client, parsed, caller)
             except PolicyBlocked as exc:
                 # To the blocked URL, whose path spells the reason: bun and yarn 4 print the
                 # URL they were sent to (a lockfile install asks for the plain URL).
                 base = base_url(service, scope["scheme"], client.host)
                 url = blocked_tarball_url(base, parsed.package, parsed.arg, str(exc))
                 response = RedirectResponse(url, 302, {"npm-notice": notice_header(str(exc))})
-            else:
-                response = tarball_response(scope, client, served_tarball)
         else:
             base = base_url(service, scope["scheme"], client.host)
             body = await service.version(parsed.package, parsed.arg, base, caller.identity)
@@ -187,9 +187,25 @@ async def blocked_tarball(request: Request) -> Response:
     if parsed.target is not Target.TARBALL:
         raise NotFound("expected /-/blocked/{reason}/{name}/-/{file}.tgz")
     client = ClientHeaders.of(request.scope)
-    service = service_of(request)
-    served = await service.tarball(parsed.package, parsed.arg, caller_of(request.scope, client))
-    return tarball_response(request.scope, client, served)
+    caller = caller_of(request.scope, client)
+    return await tarball_of(service_of(request), request.scope, client, parsed, caller)
+
+
+async def tarball_of(
+    service: Service, scope: Scope, client: ClientHeaders, parsed: PackagePath, caller: Caller
+) -> Response:
+    """The response for a tarball, its cached file opened now. The cache may have evicted the
+    file since it handed it over (a burst of big downloads over its size): then it is asked
+    once more, and fetches it again."""
+    for attempt in (1, 2):
+        served = await service.tarball(parsed.package, parsed.arg, caller)
+        try:
+            return tarball_response(scope, client, served)
+        except FileNotFoundError:
+            log.info("tarball %s left the cache before it was sent (try %d)", parsed.arg, attempt)
+    raise CacheUnavailable(
+        f"{parsed.package.name}: its tarball left the cache before it could be sent; try again"
+    )
 
 
 async def read_only(request: Request) -> Response:
