@@ -76,7 +76,7 @@ from proxy.settings import Settings
 from proxy.storage.cluster import RESYNC, PgNotifier
 from proxy.storage.health import Health
 from proxy.upstream.client import Fetched, Forwarded, Source, UpstreamClient
-from proxy.workers import INLINE_MAX, RenderPool
+from proxy.workers import INLINE_MAX, Activity, RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ MB = 1024 * 1024
 STALE_RETRY = 30.0  # seconds between upstream retries while serving a stale packument
 PREFETCH_CONCURRENCY = 2  # background tarball downloads and scans at once
 PREFETCH_QUEUE = 64  # background scans waiting at most; more are dropped, not queued
+PREFETCH_MAX_WAIT = 60.0  # seconds a background scan waits for a pause in client requests
 PREFETCH_MAX_UNPACKED = 4 * MB  # a version other than `latest` larger than this is not prefetched
 # What a refused write to a hosted package can raise: each goes to the audit log.
 REFUSALS = (Unauthenticated, Forbidden, PolicyBlocked, BadRequest, RequestTooLarge)
@@ -213,6 +214,7 @@ class Service:
         self._tasks: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
+        self._clients = Activity(settings.prefetch_pause)  # what background work waits for
         self._prefetch_pending = 0
         # Per name, how often a hosted document changed here or on another replica: a refresh
         # that read the store before a change does not put its (old) copy back in memory.
@@ -467,6 +469,18 @@ class Service:
         bytes are kept only once a client asks for them (`plain`: it does not accept gzip).
         `write` (`?write=true`, what npm deprecate and unpublish read before they write back):
         a hosted package's document as stored, without the policy's edits, for its publishers."""
+        with self._clients.busy():
+            return await self._packument(package, variant, base_url, caller, plain, write)
+
+    async def _packument(
+        self,
+        package: PackageName,
+        variant: pk.Variant,
+        base_url: str,
+        caller: Caller,
+        plain: bool,
+        write: bool,
+    ) -> ServedPackument:
         self.check_read(package, caller.identity)
         entry, state, doc = await self._entry(package)
         if write and self._writable(package, caller):
@@ -542,6 +556,10 @@ class Service:
     async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
         """A tarball by file name: located in the packument, let through (or refused) by the
         gate, which fetches it when it needs the bytes."""
+        with self._clients.busy():
+            return await self._tarball(package, filename, caller)
+
+    async def _tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
         self.check_read(package, caller.identity)
         entry, ref = await self._locate(package, filename)
         gate = self.gate.for_group(caller.group)
@@ -607,6 +625,7 @@ class Service:
     ) -> None:
         try:
             async with self._prefetch_limit:
+                await self._clients.pause_in_requests(PREFETCH_MAX_WAIT)
                 await self.gate.prescan(package, entry, ref, self._fetcher(package, ref))
             self.pool.trimmer.note(ref.unpacked_size or 0)
         except FloodgateError as exc:

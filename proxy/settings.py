@@ -76,6 +76,7 @@ class Settings:
     osv_refresh_seconds: float = 240.0  # + fetch time: enforced within 5 min
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
+    prefetch_pause: float = 0.5
     client_timeout: float = 10.0
     anonymous: str = "auto"
     admin_groups: tuple[str, ...] = ("admin",)
@@ -185,6 +186,8 @@ FIELD_HELP: dict[str, str] = {
     "cache_dir alone)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
+    "prefetch_pause": "seconds without a client request before those background scans run: "
+    "they share the CPU with clients, so they wait for a pause (at most a minute; 0: at once)",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -371,6 +374,7 @@ def _validate(s: Settings) -> None:
         "tarball_memory_mb",
         "render_workers",
         "prefetch_scans",
+        "prefetch_pause",
         "not_found_ttl",
         "revalidate_wait",
     ):

@@ -117,6 +117,7 @@ def make_proxy(registry: FakeRegistry, tmp_path: Path) -> Iterator[ProxyFactory]
             "upstream_deadline": 5.0,
             "port": 0,
             "osv_feed": "off",  # on by default, and its default source is not on loopback
+            "prefetch_pause": 0,  # tests that poll would be the clients prefetches wait for
         }
         values.update(overrides)
         settings = resolve_upstream(load_settings(values, env={}), discover=lambda: None)

@@ -35,6 +35,7 @@ from proxy.npm.packument import summarize
 from proxy.policy.holder import PolicyHolder, shipped_policy
 from proxy.service import prefetch_candidates
 from proxy.settings import Settings
+from proxy.workers import Activity
 from tests.conftest import ProxyFactory
 from tests.fakes.packages import FakeVersion, clean, make_tarball
 from tests.fakes.registry import FakeRegistry
@@ -387,3 +388,55 @@ def test_scan_twice_with_a_feed_url_downloads_the_feed_once(
     assert len(registry.requests_for("/feeds/npm/all.zip")) == 1
     # The download sits in the detector's folder, where `serve` keeps it too.
     assert (tmp_path / "cache" / "detector" / "osv-feed.zip").is_file()
+
+
+# -- background work waits for a pause in client requests ---------------------------------------
+
+
+class Stepped:
+    """A clock and a sleep that moves it: `Activity` waits without real time passing."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+@pytest.mark.anyio
+async def test_background_work_waits_for_a_pause_in_client_requests() -> None:
+    clock = Stepped()
+    clients = Activity(0.5, clock, clock.sleep)
+    await clients.pause_in_requests(60)  # nobody has asked for anything yet
+    assert clock.slept == []
+    with clients.busy():
+        clock.now += 0.1
+    clock.now += 0.2  # the last request ended 0.2 s ago: 0.3 s more
+    await clients.pause_in_requests(60)
+    assert clock.slept == [0.3]
+    clock.slept.clear()
+    with clients.busy():  # a request in flight holds it back, up to the limit
+        await clients.pause_in_requests(2)
+    assert clock.slept == [0.5, 0.5, 0.5, 0.5]
+    assert clients.idle_for() == 0.0
+    clock.slept.clear()
+    await Activity(0, clock, clock.sleep).pause_in_requests(60)  # 0: at once
+    assert clock.slept == []
+
+
+def test_a_prefetch_waits_until_clients_pause(
+    registry: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    registry.add("fg-next", clean("1.0.0"), clean("2.0.0"))
+    registry.add("fg-other", clean("1.0.0"))
+    proxy = make_proxy(prefetch_scans=1, prefetch_pause=2.0)
+    prefetched = registry.tarball_path("fg-next", "2.0.0")
+    assert proxy.client.get("/fg-next").status_code == 200
+    assert proxy.client.get("/fg-other").status_code == 200  # the upstream was asked since
+    assert not registry.requests_for(prefetched)  # the client is still resolving
+    assert wait_until(lambda: registry.requests_for(prefetched))  # then, after the pause

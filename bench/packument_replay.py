@@ -1,0 +1,167 @@
+"""Replay the cold packument requests of a real install, offline: straight to a local upstream
+that serves the same documents, and through a fresh Floodgate in front of it, in one run.
+
+    python bench/packument_replay.py --packuments DIR [--latency 0.05] [--runs 2]
+
+DIR is the `packuments` folder of a Floodgate cache after a real install went through it (it
+keeps every packument it fetched, with the time it saved it: the replay asks for them in that
+order), or a folder of plain packument JSON files. The upstream runs on 127.0.0.1 and answers
+each request after `--latency` seconds, gzipped, as a registry does; tarball URLs in the
+documents are pointed at it, so nothing leaves the machine. Requests go one at a time with
+npm's `Accept` header, as npm resolves a tree.
+
+This isolates what Floodgate adds to each cold packument (parse, inspect, plan, render) from
+the upstream's own variance, which on a real registry is larger than the difference. Reports:
+total time of each pass and the ratio, Floodgate's extra time per packument (median, p90,
+max), its CPU seconds and the resident memory of its processes after the pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.proxy_bench import cpu_seconds, rss_mb  # noqa: E402
+from tests.e2e.npm import floodgate  # noqa: E402
+from tests.fakes.registry import UvicornThread  # noqa: E402
+
+ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+
+
+def load(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(name, document) of every packument in `folder`, in the order they were saved."""
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for path in sorted(folder.rglob("*.json")):
+        data = path.read_bytes()
+        head, _, body = data.partition(b"\n")
+        saved = 0.0
+        try:  # a Floodgate cache's saved packument: a header line, then the upstream bytes
+            header = orjson.loads(head)
+            doc = orjson.loads(body)
+            saved = float(header.get("saved") or 0.0)
+        except (orjson.JSONDecodeError, AttributeError):
+            doc = orjson.loads(data)
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            found.append((saved, doc["name"], doc))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [(name, doc) for _, name, doc in found]
+
+
+def pointed_at(doc: dict[str, Any], base: str) -> bytes:
+    """The document with every tarball URL on `base` (same path), gzipped."""
+    for manifest in (doc.get("versions") or {}).values():
+        dist = manifest.get("dist") if isinstance(manifest, dict) else None
+        if not isinstance(dist, dict):
+            continue
+        url = dist.get("tarball")
+        if isinstance(url, str) and "://" in url:
+            path = url.split("://", 1)[1].partition("/")[2]
+            dist["tarball"] = f"{base}/{path}"
+    return gzip.compress(orjson.dumps(doc), 6, mtime=0)
+
+
+def upstream_app(bodies: dict[str, bytes], latency: float) -> Starlette:
+    async def answer(request: Request) -> Response:
+        await asyncio.sleep(latency)
+        name = unquote(request.url.path.lstrip("/"))
+        body = bodies.get(name)
+        if body is None:
+            return Response(b'{"error":"Not found"}', 404, media_type="application/json")
+        headers = {"content-encoding": "gzip", "etag": f'"{len(body)}"'}
+        return Response(body, media_type="application/json", headers=headers)
+
+    return Starlette(routes=[Route("/{path:path}", answer)])
+
+
+def replay(url: str, names: list[str]) -> list[float]:
+    """Seconds for each packument, asked one at a time."""
+    out = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for name in names:
+            started = time.perf_counter()
+            r = client.get("/" + name.replace("/", "%2f"), headers={"accept": ACCEPT})
+            r.raise_for_status()
+            out.append(time.perf_counter() - started)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--packuments", type=Path, required=True, help="folder of packuments")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per upstream answer")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--serve-args", default="", help="extra arguments for floodgate serve")
+    args = parser.parse_args()
+    docs = load(args.packuments)
+    if not docs:
+        print(f"no packuments under {args.packuments}", file=sys.stderr)
+        return 2
+    names = [name for name, _ in docs]
+    size = sum(len(orjson.dumps(doc)) for _, doc in docs)
+    versions = sum(len(doc.get("versions") or {}) for _, doc in docs)
+    print(f"{len(docs)} packuments, {size / 1e6:.1f} MB, {versions} versions", file=sys.stderr)
+    bodies: dict[str, bytes] = {}
+    server = UvicornThread(upstream_app(bodies, args.latency))
+    server.start()
+    try:
+        bodies.update((name, pointed_at(doc, server.url)) for name, doc in docs)
+        del docs
+        direct: list[list[float]] = []
+        through: list[list[float]] = []
+        cpu: list[float] = []
+        rss: list[float] = []
+        for run in range(args.runs):
+            direct.append(replay(server.url, names))
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                floodgate(server.url, Path(tmp), *args.serve_args.split()) as gate,
+            ):
+                pid = gate.process.pid
+                before = cpu_seconds(pid)
+                through.append(replay(gate.url, names))
+                cpu.append(cpu_seconds(pid) - before)
+                rss.append(rss_mb(pid))
+            print(f"  run {run + 1}: direct {sum(direct[-1]):.1f} s, through Floodgate "
+                  f"{sum(through[-1]):.1f} s", file=sys.stderr)  # fmt: skip
+    finally:
+        server.stop()
+    d = statistics.median(sum(r) for r in direct)
+    f = statistics.median(sum(r) for r in through)
+    extra = sorted(
+        (t - statistics.median(ds)) * 1000
+        for i, t in enumerate(statistics.median(col) for col in zip(*through, strict=True))
+        for ds in [[r[i] for r in direct]]
+    )
+    print(f"{len(names)} cold packuments one at a time, upstream latency "
+          f"{args.latency * 1000:.0f} ms, median of {args.runs}")  # fmt: skip
+    print(f"  direct              {d:8.2f} s")
+    print(f"  through Floodgate   {f:8.2f} s   {f / d:.2f}x direct")
+    print(f"  extra per packument median {statistics.median(extra):.1f} ms, "
+          f"p90 {extra[int(0.9 * (len(extra) - 1))]:.1f} ms, max {extra[-1]:.0f} ms")  # fmt: skip
+    print(f"  Floodgate CPU {statistics.median(cpu):.1f} s, "
+          f"RSS after {statistics.median(rss):.0f} MB")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
