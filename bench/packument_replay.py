@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import multiprocessing
+import socket
 import statistics
 import sys
 import tempfile
@@ -31,6 +33,7 @@ from urllib.parse import unquote
 
 import httpx
 import orjson
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,8 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.proxy_bench import cpu_seconds, rss_mb  # noqa: E402
+from proxy.web.server import listening_socket  # noqa: E402
 from tests.e2e.npm import floodgate  # noqa: E402
-from tests.fakes.registry import UvicornThread  # noqa: E402
 
 ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 
@@ -91,6 +94,25 @@ def upstream_app(bodies: dict[str, bytes], latency: float) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", answer)])
 
 
+def serve_upstream(bodies: dict[str, bytes], latency: float, sock: socket.socket) -> None:
+    config = uvicorn.Config(
+        upstream_app(bodies, latency), log_config=None, access_log=False, loop="asyncio"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def wait_listening(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/-/ping", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def replay(url: str, names: list[str]) -> list[float]:
     """Seconds for each packument, asked one at a time."""
     out = []
@@ -120,21 +142,27 @@ def main() -> int:
     size = sum(len(orjson.dumps(doc)) for _, doc in docs)
     versions = sum(len(doc.get("versions") or {}) for _, doc in docs)
     print(f"{len(docs)} packuments, {size / 1e6:.1f} MB, {versions} versions", file=sys.stderr)
-    bodies: dict[str, bytes] = {}
-    server = UvicornThread(upstream_app(bodies, args.latency))
+    # The upstream runs in its own process: in this one it would share the interpreter with
+    # the client that times it.
+    sock = listening_socket("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    bodies = {name: pointed_at(doc, url) for name, doc in docs}
+    del docs
+    server = multiprocessing.get_context("fork").Process(
+        target=serve_upstream, args=(bodies, args.latency, sock), daemon=True
+    )
     server.start()
     try:
-        bodies.update((name, pointed_at(doc, server.url)) for name, doc in docs)
-        del docs
+        wait_listening(url)
         direct: list[list[float]] = []
         through: list[list[float]] = []
         cpu: list[float] = []
         rss: list[float] = []
         for run in range(args.runs):
-            direct.append(replay(server.url, names))
+            direct.append(replay(url, names))
             with (
                 tempfile.TemporaryDirectory() as tmp,
-                floodgate(server.url, Path(tmp), *args.serve_args.split()) as gate,
+                floodgate(url, Path(tmp), *args.serve_args.split()) as gate,
             ):
                 pid = gate.process.pid
                 before = cpu_seconds(pid)
@@ -144,7 +172,9 @@ def main() -> int:
             print(f"  run {run + 1}: direct {sum(direct[-1]):.1f} s, through Floodgate "
                   f"{sum(through[-1]):.1f} s", file=sys.stderr)  # fmt: skip
     finally:
-        server.stop()
+        server.terminate()
+        server.join(10)
+        sock.close()
     d = statistics.median(sum(r) for r in direct)
     f = statistics.median(sum(r) for r in through)
     extra = sorted(

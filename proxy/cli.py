@@ -453,17 +453,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import create_app
-    from proxy.web.server import raise_descriptor_limit, server_config
+    from proxy.web.server import listening_socket, raise_descriptor_limit, server_config
 
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
     ensure_cache_dir(settings.cache_dir)
     settings = resolve_upstream(settings)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock = listening_socket(settings.host, settings.port)
     except OSError as exc:
         raise FloodgateError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"

@@ -14,7 +14,6 @@ can take).
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from proxy.web.server import listening_socket
 
 HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
 STATS = "/__balancer__/stats"
@@ -111,9 +112,7 @@ def main() -> None:
     parser.add_argument("--keep-host", action="store_true")
     args = parser.parse_args()
     balancer = RoundRobin(backends=list(args.backends), keep_host=args.keep_host)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)
     config = uvicorn.Config(balancer.app(), log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     print(f"balancer listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)

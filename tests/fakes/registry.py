@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
-import socket
 import threading
 import time
 import zlib
@@ -44,6 +43,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from proxy.web.server import listening_socket
 from tests.fakes.packages import FakeVersion, build_version, integrity_of
 
 
@@ -59,9 +59,7 @@ class UvicornThread:
     """A real uvicorn server for `app` on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", config: uvicorn.Config | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock = listening_socket(host, 0)
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         config = config or uvicorn.Config(
