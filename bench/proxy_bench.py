@@ -244,7 +244,9 @@ def main() -> int:
             store = TokenStore.in_cache(tmp / "floodgate-cache")
             auth = {"authorization": f"Bearer {store.create('bench', 'bench-1')}"}
             store.close()
-        with floodgate(registry.url, tmp) as gate:
+        # No background prefetch scans: they wait for a pause in client requests, and a pause
+        # between two measurements would let one land in the middle of the next.
+        with floodgate(registry.url, tmp, "--prefetch-scans", "0") as gate:
             pid = gate.process.pid
             fg, up = gate.url, registry.url
             # Cold: first request per distinct package, through Floodgate and direct.
