@@ -138,12 +138,17 @@ def tarball_bytes(registry: FakeRegistry, since: int) -> int:
     return sum(len(registry.tarballs.get(s.path, b"")) for s in registry.seen[since:])
 
 
-def packument_latency(url: str, names: list[str]) -> list[float]:
+def packument_latency(
+    url: str, names: list[str], headers: dict[str, str] | None = None
+) -> list[float]:
+    """Seconds for each packument, asked one at a time (as npm does while it resolves)."""
     out = []
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=120) as client:
         for name in names:
             started = time.perf_counter()
-            r = client.get("/" + name.replace("/", "%2f"), headers={"accept-encoding": "gzip"})
+            r = client.get(
+                "/" + name.replace("/", "%2f"), headers=headers or {"accept-encoding": "gzip"}
+            )
             r.raise_for_status()
             out.append(time.perf_counter() - started)
     return out

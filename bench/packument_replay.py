@@ -42,11 +42,13 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.cold_install import packument_latency  # noqa: E402
 from bench.proxy_bench import cpu_seconds, rss_mb  # noqa: E402
 from proxy.web.server import listening_socket  # noqa: E402
 from tests.e2e.npm import floodgate  # noqa: E402
 
 ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+NPM_HEADERS = {"accept": ACCEPT, "accept-encoding": "gzip"}
 
 
 def load(folder: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -113,18 +115,6 @@ def wait_listening(url: str) -> None:
             time.sleep(0.05)
 
 
-def replay(url: str, names: list[str]) -> list[float]:
-    """Seconds for each packument, asked one at a time."""
-    out = []
-    with httpx.Client(base_url=url, timeout=120) as client:
-        for name in names:
-            started = time.perf_counter()
-            r = client.get("/" + name.replace("/", "%2f"), headers={"accept": ACCEPT})
-            r.raise_for_status()
-            out.append(time.perf_counter() - started)
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,14 +149,14 @@ def main() -> int:
         cpu: list[float] = []
         rss: list[float] = []
         for run in range(args.runs):
-            direct.append(replay(url, names))
+            direct.append(packument_latency(url, names, NPM_HEADERS))
             with (
                 tempfile.TemporaryDirectory() as tmp,
                 floodgate(url, Path(tmp), *args.serve_args.split()) as gate,
             ):
                 pid = gate.process.pid
                 before = cpu_seconds(pid)
-                through.append(replay(gate.url, names))
+                through.append(packument_latency(gate.url, names, NPM_HEADERS))
                 cpu.append(cpu_seconds(pid) - before)
                 rss.append(rss_mb(pid))
             print(f"  run {run + 1}: direct {sum(direct[-1]):.1f} s, through Floodgate "
