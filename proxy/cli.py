@@ -79,6 +79,7 @@ SERVE_SETTINGS = (
     "osv_refresh_seconds",
     "scan_timeout",
     "prefetch_scans",
+    "prefetch_pause",
     "client_timeout",
     "anonymous",
     "admin_groups",

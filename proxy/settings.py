@@ -186,8 +186,9 @@ FIELD_HELP: dict[str, str] = {
     "cache_dir alone)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
-    "prefetch_pause": "seconds without a client request before those background scans run: "
-    "they share the CPU with clients, so they wait for a pause (at most a minute; 0: at once)",
+    "prefetch_pause": "seconds without a client request before the background prefetch scans "
+    "run: they share the CPU with clients, so they wait for a pause (at most a minute; 0: at "
+    "once)",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
