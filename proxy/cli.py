@@ -460,7 +460,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     ensure_cache_dir(settings.cache_dir)
     settings = resolve_upstream(settings)
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     try:
         sock = listening_socket(settings.host, settings.port)
     except OSError as exc:
@@ -480,7 +479,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = server_config(app, settings, timeout_graceful_shutdown=GRACE_SECONDS)
     log.debug("open-file limit: %d", raise_descriptor_limit())
     server = uvicorn.Server(config)
-    display_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
+    display_host = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
     log.info("Floodgate %s listening on http://%s:%d/", __version__, display_host, port)
     # uvicorn stops on SIGINT and SIGTERM (finishing requests in flight, at most GRACE_SECONDS)
     # and then raises the signal again: that is a normal stop here, exit 0, no traceback.
