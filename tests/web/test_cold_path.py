@@ -37,6 +37,7 @@ from proxy.service import prefetch_candidates
 from proxy.settings import Settings
 from proxy.workers import Activity
 from tests.conftest import ProxyFactory
+from tests.fakes.clock import ManualClock
 from tests.fakes.packages import FakeVersion, clean, make_tarball
 from tests.fakes.registry import FakeRegistry
 
@@ -393,30 +394,15 @@ def test_scan_twice_with_a_feed_url_downloads_the_feed_once(
 # -- background work waits for a pause in client requests ---------------------------------------
 
 
-class Stepped:
-    """A clock and a sleep that moves it: `Activity` waits without real time passing."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(round(seconds, 6))
-        self.now += seconds
-
-
 @pytest.mark.anyio
 async def test_background_work_waits_for_a_pause_in_client_requests() -> None:
-    clock = Stepped()
+    clock = ManualClock()
     clients = Activity(0.5, clock, clock.sleep)
     await clients.pause_in_requests(60)  # nobody has asked for anything yet
     assert clock.slept == []
     with clients.busy():
-        clock.now += 0.1
-    clock.now += 0.2  # the last request ended 0.2 s ago: 0.3 s more
+        clock.advance(0.1)
+    clock.advance(0.2)  # the last request ended 0.2 s ago: 0.3 s more
     await clients.pause_in_requests(60)
     assert clock.slept == [0.3]
     clock.slept.clear()
