@@ -75,7 +75,10 @@ class Cache:
 
     async def tarball(self, package: Any, filename: str, caller: Caller) -> ServedTarball:
         self.asked += 1
-        return served(self.paths.pop(0))
+        path = self.paths.pop(0)
+        if path.name == "evicted-before-its-scan":  # the gate's scan reads a file that is gone
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return served(path)
 
 
 @pytest.mark.anyio
@@ -95,3 +98,14 @@ async def test_a_file_evicted_twice_is_a_503_to_retry(tmp_path: Path) -> None:
     parsed = parse_package_path("/fg-a/-/fg-a-1.0.0.tgz")
     with pytest.raises(CacheUnavailable, match="try again"):
         await tarball_of(cache, scope(), ClientHeaders(), parsed, Caller())  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_file_evicted_before_its_scan_is_asked_for_again(tmp_path: Path) -> None:
+    good = tmp_path / "fetched-again"
+    good.write_bytes(BYTES)
+    cache = Cache([tmp_path / "evicted-before-its-scan", good])
+    parsed = parse_package_path("/fg-a/-/fg-a-1.0.0.tgz")
+    response = await tarball_of(cache, scope(), ClientHeaders(), parsed, Caller())  # type: ignore[arg-type]
+    assert cache.asked == 2
+    assert (await sent(response))[2] == BYTES
