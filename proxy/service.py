@@ -553,22 +553,24 @@ class Service:
 
     # -- tarballs ----------------------------------------------------------------------------
 
-    async def tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
+    @contextlib.asynccontextmanager
+    async def tarball(
+        self, package: PackageName, filename: str, caller: Caller
+    ) -> AsyncIterator[ServedTarball]:
         """A tarball by file name: located in the packument, let through (or refused) by the
-        gate, which fetches it when it needs the bytes."""
+        gate, which fetches it when it needs the bytes. Its cached file stays (the cache does
+        not evict it) until the block ends: open it there to send it."""
         with self._clients.busy():
-            return await self._tarball(package, filename, caller)
-
-    async def _tarball(self, package: PackageName, filename: str, caller: Caller) -> ServedTarball:
-        self.check_read(package, caller.identity)
-        entry, ref = await self._locate(package, filename)
-        gate = self.gate.for_group(caller.group)
-        gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
-        if gated.cache is CacheState.MISS:  # downloaded and scanned: its buffers are garbage now
-            self.pool.trimmer.note(ref.unpacked_size or gated.tarball.size)
-        return ServedTarball(
-            gated.tarball, gated.cache, ref.store_key, gated.notice, self.is_hosted(package)
-        )
+            self.check_read(package, caller.identity)
+            entry, ref = await self._locate(package, filename)
+            gate = self.gate.for_group(caller.group)
+            with self.tarballs.in_use(ref.store_key):
+                gated = await gate.tarball(package, entry, ref, caller, self._fetcher(package, ref))
+                if gated.cache is CacheState.MISS:  # downloaded and scanned: buffers are garbage
+                    self.pool.trimmer.note(ref.unpacked_size or gated.tarball.size)
+                yield ServedTarball(
+                    gated.tarball, gated.cache, ref.store_key, gated.notice, self.is_hosted(package)
+                )
 
     async def _locate(
         self, package: PackageName, filename: str

@@ -92,9 +92,10 @@ async def test_the_service_trims_after_a_big_tarball_scan(
         await service.packument(package, Variant.ABBREVIATED, "http://fg.invalid", Caller())
         await anyio.wait_all_tasks_blocked()
         assert trims == []  # a small packument is no reason
-        served = await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())
-        assert served.cache.value == "miss"
+        async with service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller()) as served:
+            assert served.cache.value == "miss"
         assert await until(lambda: len(trims) == 1)
-        await service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller())  # a hit: no new work
+        async with service.tarball(package, "fg-bigtar-1.0.0.tgz", Caller()):  # a hit: no work
+            pass
         await anyio.wait_all_tasks_blocked()
         assert trims == [1]

@@ -8,13 +8,15 @@ cap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -45,6 +47,7 @@ class FileIndex:
         self.root = root
         self.max_bytes = max_bytes
         self._files: OrderedDict[Path, int] = OrderedDict()
+        self._pinned: Counter[Path] = Counter()  # files a request is using: never evicted
         self._lock = threading.Lock()
         self.total = 0
 
@@ -89,12 +92,33 @@ class FileIndex:
         with self._lock:
             self.total -= self._files.pop(path, 0)
 
+    @contextlib.contextmanager
+    def pinned(self, path: Path) -> Iterator[None]:
+        """While the block runs, `path` is not evicted (indexed or not yet): a request that
+        fetches, scans and sends a tarball keeps its file under a burst of other downloads.
+        The cap is enforced again when the last pin goes."""
+        with self._lock:
+            self._pinned[path] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pinned[path] -= 1
+                if not self._pinned[path]:
+                    del self._pinned[path]
+                    self._evict(None)
+
     def _evict(self, keep: Path | None) -> None:
-        while self.total > self.max_bytes and self._files:
-            path, size = next(iter(self._files.items()))
-            if path == keep:
+        """Remove the least recently used files past the cap, but `keep` and pinned ones."""
+        if self.total <= self.max_bytes:
+            return
+        for path in list(self._files):
+            if self.total <= self.max_bytes:
                 break
-            self.total -= self._files.pop(path)
+            if path == keep or path in self._pinned:
+                continue
+            size = self._files.pop(path)
+            self.total -= size
             path.unlink(missing_ok=True)
             log.debug("evicted %s (%d bytes) from the disk cache", path, size)
 
@@ -135,6 +159,10 @@ class TarballCache(Protocol):
 
     def get(self, key: str) -> CachedTarball | None: ...
 
+    def in_use(self, key: str) -> AbstractContextManager[None]:
+        """While the block runs, the file of `key` is not evicted."""
+        ...
+
     async def fill(
         self,
         key: str,
@@ -167,6 +195,9 @@ class TarballStore:
     def path_for(self, key: str) -> Path:
         algorithm, _, digest = key.partition("-")
         return self.index.root / algorithm / digest[:2] / digest
+
+    def in_use(self, key: str) -> AbstractContextManager[None]:
+        return self.index.pinned(self.path_for(key))
 
     def get(self, key: str) -> CachedTarball | None:
         """The cached tarball for `key`, or None."""

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -226,6 +227,9 @@ class SharedTarballStore:
 
     def get(self, key: str) -> CachedTarball | None:
         return self.local.get(key)
+
+    def in_use(self, key: str) -> AbstractContextManager[None]:
+        return self.local.in_use(key)
 
     async def fill(
         self,

@@ -194,13 +194,13 @@ async def blocked_tarball(request: Request) -> Response:
 async def tarball_of(
     service: Service, scope: Scope, client: ClientHeaders, parsed: PackagePath, caller: Caller
 ) -> Response:
-    """The response for a tarball, its cached file opened now. The cache may evict the file
-    after handing it over (a burst of big downloads over its size), before the scan has read
-    it or the response has opened it: then it is asked once more, and fetches it again."""
+    """The response for a tarball, its cached file opened while the service holds it (the
+    cache does not evict it then, however many big downloads come at once). A file deleted
+    behind Floodgate's back meanwhile is asked for once more, and fetched again."""
     for attempt in (1, 2):
         try:
-            served = await service.tarball(parsed.package, parsed.arg, caller)
-            return tarball_response(scope, client, served)
+            async with service.tarball(parsed.package, parsed.arg, caller) as served:
+                return tarball_response(scope, client, served)
         except FileNotFoundError:
             log.info("tarball %s left the cache before it was sent (try %d)", parsed.arg, attempt)
     raise CacheUnavailable(

@@ -95,6 +95,22 @@ def test_add_evicts_least_recently_used_never_the_new_file(
     assert len(index) == len(survivors)
 
 
+def test_a_pinned_file_is_not_evicted_until_its_last_pin_goes(tmp_path: Path) -> None:
+    """A request holds its tarball's file (fetch, scan, send) while others fill the cache."""
+    index = FileIndex(tmp_path, max_bytes=1000)
+    first, held, later = (write(tmp_path / n, 600, 1000 + i) for i, n in enumerate("abc"))
+    index.add(first, 600)
+    with index.pinned(held):  # pinned before it is even added, as a request's download is
+        index.add(held, 600)  # over the cap: the unpinned least recent goes
+        assert files_under(tmp_path) == [held, later]
+        with index.pinned(held):  # two requests for it
+            index.add(later, 600)  # still over, but the only other file is pinned
+        assert files_under(tmp_path) == [held, later]
+        assert index.total == 1200
+    assert files_under(tmp_path) == [later]  # the last pin went: back under the cap
+    assert index.total == 600
+
+
 def test_re_adding_a_path_replaces_its_size(tmp_path: Path) -> None:
     index = FileIndex(tmp_path, max_bytes=1000)
     path = write(tmp_path / "f", 300, 1000)
