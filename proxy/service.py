@@ -21,12 +21,13 @@ maintenance task) and closes everything it holds on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -148,21 +149,29 @@ def prefetch_candidates(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
     latest = summary.versions.get(summary.dist_tags.get("latest", ""))
     if latest is not None and worth(latest, Version.try_parse(latest.version)):
         chosen[latest.version] = latest
-    releases = sorted(
-        (v, text)
-        for text in summary.versions
-        if (v := Version.try_parse(text)) is not None and not v.is_prerelease
-    )
-    seen_majors: set[int] = set()
-    for v, text in reversed(releases):
-        if v.major in seen_majors:
-            continue
-        seen_majors.add(v.major)
+    newest: dict[int, tuple[Version, str]] = {}  # major -> its newest release
+    for text in summary.versions:
+        v = Version.try_parse(text)
+        if v is not None and not v.prerelease:
+            best = newest.get(v.major)
+            if best is None or (best[0].release, best[1]) < (v.release, text):
+                newest[v.major] = (v, text)
+    for _, (v, text) in sorted(newest.items(), reverse=True):
         ref = summary.versions[text]
         size = ref.unpacked_size
         if worth(ref, v) and (size is None or size <= PREFETCH_MAX_UNPACKED):
             chosen.setdefault(text, ref)
     return list(chosen.values())[:limit]
+
+
+def _packing(raw: bytes) -> Awaitable[bytes]:
+    """`raw` zlib-packed for the cache: in a thread when large, started now (not when awaited),
+    so that it runs beside the document's parse."""
+    if len(raw) <= INLINE_MAX:
+        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        done.set_result(zlib.compress(raw, PACK_LEVEL))
+        return done
+    return asyncio.get_running_loop().run_in_executor(None, zlib.compress, raw, PACK_LEVEL)
 
 
 def render_packed(packed: bytes, *args: Any) -> pk.Rendered:
@@ -385,8 +394,10 @@ class Service:
             got = await self.source(package).get_packument(
                 package, entry.upstream_etag if entry else None
             )
-            inspected = None
+            inspected = packing = None
             if isinstance(got, Fetched):
+                # Packing (zlib, which lets go of the GIL) runs on another core meanwhile.
+                packing = _packing(got.body)
                 inspected = await self._inspect(got.body, package)
         except NotFound as exc:
             self.packuments.drop(package.name)
@@ -411,7 +422,8 @@ class Service:
         if entry is not None:  # the upstream's packument changed: other replicas drop theirs
             self._tell_others("packument", package.name)
         summary, facts, doc = inspected
-        packed = await self.pool.run(zlib.compress, got.body, PACK_LEVEL)
+        assert packing is not None
+        packed = await packing
         entry = PackumentEntry(packed, len(got.body), summary, got.etag, now, facts=facts)
         self._keep(package, generation, entry)
         log.debug(
@@ -448,11 +460,12 @@ class Service:
         if saved is None:
             return None
         raw, etag = saved
+        packing = _packing(raw)
         try:
             summary, facts = await self.pool.run(inspect, raw, package)
         except UpstreamError:
             return None
-        packed = await self.pool.run(zlib.compress, raw, PACK_LEVEL)
+        packed = await packing
         return PackumentEntry(packed, len(raw), summary, etag, float("-inf"), facts=facts)
 
     async def packument(

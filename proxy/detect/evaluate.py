@@ -434,7 +434,7 @@ class Detector:
             key = _shape(vf) if shareable and vf is not None else None
             first = shapes.get(key) if key is not None else None
             if first is not None:
-                out[version] = dataclasses.replace(first, version=version)
+                out[version] = first.for_version(version)
                 continue
             verdict = self.assess(package, version, record=False)
             out[version] = verdict

@@ -27,7 +27,10 @@ from proxy.npm.semver import Version
 
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 FULL_MEDIA_TYPE = "application/json"
-GZIP_LEVEL = 6  # rendered once per cache fill, served many times: worth a tighter level
+# gzip level of served packuments. A cold packument's gzip is on the path of the install that
+# asked for it: over the 547 packuments of a real install (60 MB abbreviated), level 1 took
+# 0.73 s against 1.81 s at level 6, for 10.8 MB against 9.1 MB on the wire.
+GZIP_LEVEL = 1
 INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
 
 # Per-version fields of the abbreviated ("corgi") form: the registry's documented list plus the
