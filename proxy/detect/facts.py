@@ -26,6 +26,7 @@ from proxy.npm.tarball import (
     TarEntry,
     facts_from_texts,
 )
+from proxy.records import record
 
 T = TypeVar("T")
 ESTABLISHED_VERSIONS = 10  # versions that make a package established (see PackageFacts)
@@ -49,10 +50,18 @@ def _empty() -> Mapping[str, Any]:
     return {}
 
 
+_STR = frozenset({str})
+
+
 def _str_map(value: Any) -> Mapping[str, str]:
-    if not isinstance(value, dict):
+    """The string-valued entries of a JSON object (its keys are strings); the object itself
+    when all its values are (almost always: no copy for each of a packument's thousands of
+    dependency maps)."""
+    if type(value) is not dict:
         return {}
-    return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
+    if set(map(type, value.values())) <= _STR:
+        return value
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
 
 def _int(value: Any) -> int | None:
@@ -87,7 +96,7 @@ class Shared:
         return value if value is None else self._texts.setdefault(value, value)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VersionFacts:
     """One version's manifest as the packument gives it (full or abbreviated)."""
 
@@ -120,37 +129,39 @@ class VersionFacts:
         dependency map, scripts, repository or description hold one copy of it. `version`: the
         packument's key for it, for a manifest without a `version` field."""
         shared = shared or Shared()
-        dist = manifest.get("dist")
-        dist = dist if isinstance(dist, dict) else {}
-        scripts = manifest.get("scripts")
-        repo = manifest.get("repository")
-        if isinstance(repo, dict):
+        get = manifest.get  # called ~20 times for each of thousands of versions
+        dist = get("dist")
+        dist = dist if type(dist) is dict else {}
+        repo = get("repository")
+        if type(repo) is dict:
             repo = repo.get("url")
-        bin_ = manifest.get("bin")
-        if isinstance(bin_, str):
-            bin_ = {str(manifest.get("name") or "").rsplit("/", 1)[-1]: bin_}
-        has_install = manifest.get("hasInstallScript")
-        scripts_map = _str_map(scripts) if isinstance(scripts, dict) else None
+        bin_ = get("bin")
+        if type(bin_) is str:
+            bin_ = {str(get("name") or "").rsplit("/", 1)[-1]: bin_}
+        has_install = get("hasInstallScript")
+        scripts = get("scripts")
+        scripts_map = _str_map(scripts) if type(scripts) is dict else None
         if scripts_map is not None:
             has_install = any(s in scripts_map for s in INSTALL_SCRIPTS)
-        desc = manifest.get("description")
+        desc = get("description")
+        integrity, shasum, tarball = dist.get("integrity"), dist.get("shasum"), dist.get("tarball")
         return cls(
-            version=str(manifest.get("version", version) or ""),
-            dependencies=shared.map(_str_map(manifest.get("dependencies"))),
-            optional_dependencies=shared.map(_str_map(manifest.get("optionalDependencies"))),
-            scripts=None if scripts_map is None else shared.map(scripts_map),
-            has_install_script=has_install if isinstance(has_install, bool) else None,
-            bin=shared.map(_str_map(bin_)),
-            file_count=_int(dist.get("fileCount")),
-            unpacked_size=_int(dist.get("unpackedSize")),
-            integrity=dist.get("integrity") if isinstance(dist.get("integrity"), str) else None,
-            shasum=dist.get("shasum") if isinstance(dist.get("shasum"), str) else None,
-            tarball_url=dist.get("tarball") if isinstance(dist.get("tarball"), str) else None,
-            published=published,
-            deprecated=bool(manifest.get("deprecated")),
-            repository=shared.text(repo) if isinstance(repo, str) else None,
-            description=shared.text(desc) if isinstance(desc, str) else None,
-            platform=any(manifest.get(k) for k in ("os", "cpu", "libc")),
+            str(get("version", version) or ""),
+            shared.map(_str_map(get("dependencies"))),
+            shared.map(_str_map(get("optionalDependencies"))),
+            None if scripts_map is None else shared.map(scripts_map),
+            has_install if type(has_install) is bool else None,
+            shared.map(_str_map(bin_)),
+            _int(dist.get("fileCount")),
+            _int(dist.get("unpackedSize")),
+            integrity if type(integrity) is str else None,
+            shasum if type(shasum) is str else None,
+            tarball if type(tarball) is str else None,
+            published,
+            bool(get("deprecated")),
+            shared.text(repo) if type(repo) is str else None,
+            shared.text(desc) if type(desc) is str else None,
+            bool(get("os") or get("cpu") or get("libc")),
         )
 
 
@@ -254,7 +265,7 @@ class OsvHit:
     category: str  # "malware", "spam", ... as the feed classes it ("" when it does not)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Context:
     """What the detector's indexes say about the subject, looked up before the signals run.
 
@@ -276,7 +287,7 @@ class Context:
     now: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Subject:
     """What each signal's `check` receives: the package, the version assessed, the tarball
     facts when the tarball was read, and the indexes' answers."""

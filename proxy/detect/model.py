@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from proxy.records import record
+
 
 class Label(StrEnum):
     """The detector's conclusion about one package version, from best to worst."""
@@ -97,7 +99,7 @@ class SignalSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finding:
     """One signal that fired: a one-sentence reason and the evidence behind it (JSON-able)."""
 
@@ -130,7 +132,7 @@ class Finding:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verdict:
     """The detector's verdict on `name@version`: score 0-100, label, and the findings behind it."""
 

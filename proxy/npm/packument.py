@@ -24,6 +24,7 @@ from proxy.errors import UpstreamBadResponse
 from proxy.npm.integrity import Digest, expected_digest
 from proxy.npm.names import PackageName
 from proxy.npm.semver import Version
+from proxy.records import record
 
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 FULL_MEDIA_TYPE = "application/json"
@@ -96,7 +97,7 @@ def negotiate(accept: str | None) -> Variant:
     return Variant.FULL
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VersionRef:
     """Where one version's tarball lives upstream, and how to verify it.
 

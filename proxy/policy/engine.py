@@ -34,9 +34,10 @@ from proxy.policy.model import (
     ScanState,
     age,
 )
+from proxy.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Subject:
     """What the policy decides about: one version, the detector's verdict and publish facts."""
 
