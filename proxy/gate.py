@@ -58,7 +58,7 @@ from proxy.metrics import DECISIONS, SCAN_SECONDS, SCAN_TIMEOUTS, Timer
 from proxy.npm.names import PackageName
 from proxy.npm.packument import NO_EDITS, Edits, VersionRef
 from proxy.npm.tarball import TarballFacts, read_tarball
-from proxy.policy.engine import Subject, decide
+from proxy.policy.engine import Subject, decide, decider
 from proxy.policy.holder import PolicyHolder
 from proxy.policy.model import Action, Decision, Policy, ScanState
 from proxy.storage.cluster import Lease, NoLeases
@@ -608,13 +608,14 @@ class PolicyGate:
             made = detector.assess_metadata(facts, [k[0] for k in new])
             known.assessed.update((k, made[k[0]]) for k in new)
         acted: list[Acted] = []
+        decide_one = decider(policy)
         for version, key in keys.items():
             verdict = stored.get(key)
             if verdict is not None:
                 verdict = detector.current(verdict, facts)
             else:
                 verdict = self._metadata_verdict(known, facts, key, version == latest)
-            d = decide(policy, Subject.of(facts, version, verdict, now, None, shadows))
+            d = decide_one(Subject.of(facts, version, verdict, now, None, shadows))
             if d.acted:
                 acted.append(Acted(version, d, verdict))
         return plan_for(policy, acted)

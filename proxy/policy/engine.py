@@ -312,3 +312,38 @@ def decide(policy: Policy, s: Subject) -> Decision:
     if policy.mode is Mode.DRY_RUN and d.action not in (Action.ALLOW, Action.MONITOR):
         return dataclasses.replace(d, action=Action.MONITOR)
     return d
+
+
+def decider(policy: Policy) -> Callable[[Subject], Decision]:
+    """`decide` under `policy` for many subjects (a packument's thousands of versions): those
+    whose verdict found nothing share one decision when they agree in everything the policy
+    can read of them. With no findings and no OSV record, the verdict adds nothing but its
+    label, score and scan state; of the version, a rule reads its string only through
+    `versions` (and waivers through their ranges), its publish time only through
+    `version_younger_than`, its install scripts only through `install_scripts`."""
+    reads_version = bool(policy.waivers) or any(r.match.versions is not None for r in policy.rules)
+    reads_published = any(r.match.version_younger_than is not None for r in policy.rules)
+    reads_scripts = any(r.match.install_scripts is not None for r in policy.rules)
+    memo: dict[tuple[object, ...], Decision] = {}
+
+    def decide_one(s: Subject) -> Decision:
+        v = s.verdict
+        if (v is not None and (v.findings or v.osv_ids)) or s.scan is ScanState.UNAVAILABLE:
+            return decide(policy, s)  # its reasons (or the version, pending a scan) are in it
+        key = (
+            None if v is None else (v.label, v.score, v.tarball_scanned),
+            s.name,
+            s.now,
+            s.scan,
+            s.created,
+            s.shadows,
+            s.version if reads_version else None,
+            s.published if reads_published else None,
+            s.install_scripts if reads_scripts else None,
+        )
+        d = memo.get(key)
+        if d is None:
+            d = memo[key] = decide(policy, s)
+        return d
+
+    return decide_one

@@ -9,7 +9,14 @@ import pytest
 
 from proxy.detect.model import Label, Verdict
 from proxy.npm.semver import Range
-from proxy.policy.engine import Subject, check_match, decide, decide_by_rules, rule_matches
+from proxy.policy.engine import (
+    Subject,
+    check_match,
+    decide,
+    decide_by_rules,
+    decider,
+    rule_matches,
+)
 from proxy.policy.model import (
     ALLOWED,
     Action,
@@ -621,3 +628,52 @@ def test_decision_severity_comes_from_the_rule_or_its_action(
     rule = Rule("r", Match(labels=(Label.SPAM,)), action, severity=severity)
     d = decide(Policy(rules=(rule,), name="p"), subject(tea_spam()))
     assert d.severity is expected
+
+
+# -- decider: decisions shared between versions -------------------------------------------------
+
+YOUNG = Rule("young", Match(version_younger_than=WEEK), Action.WARN)
+SCRIPTS = Rule("scripts", Match(install_scripts=True), Action.WARN, message="runs scripts")
+OLD_LINE = Rule("old-line", Match(versions=Range.parse("<2")), Action.HIDE)
+TWIN = Rule("twin", Match(shadows_internal=True), Action.BLOCK)
+NEW_PACKAGE = Rule("new-package", Match(package_younger_than=WEEK), Action.WARN)
+SHARING_POLICIES = [
+    Policy(rules=(BLOCK_SPAM,), name="labels-only"),
+    Policy(rules=(YOUNG, BLOCK_SPAM), name="young"),
+    Policy(rules=(SCRIPTS,), name="scripts"),
+    Policy(rules=(OLD_LINE,), name="versions"),
+    Policy(rules=(TWIN, NEW_PACKAGE), name="twin"),
+    Policy(rules=(BLOCK_SPAM,), waivers=(KOPILIONG,), name="waived"),
+    Policy(rules=(YOUNG, OLD_LINE), mode=Mode.DRY_RUN, name="dry-run"),
+]
+# Versions of one package as a plan sees them, most with a verdict that found nothing.
+SHARING_SUBJECTS = [
+    subject(clean("kopiliong", "0.1.0"), scan=ScanState.METADATA),
+    subject(clean("kopiliong", "0.1.1"), scan=ScanState.METADATA, published=days_ago(2)),
+    subject(clean("kopiliong", "0.2.0"), scan=ScanState.METADATA, published=days_ago(30)),
+    subject(clean("kopiliong", "2.0.0"), scan=ScanState.METADATA, install_scripts=True),
+    subject(clean("kopiliong", "2.0.1"), scan=ScanState.TARBALL, install_scripts=False),
+    subject(clean("kopiliong", "2.1.0"), created=days_ago(1), shadows="@corp/kopiliong"),
+    subject(None, name="kopiliong", version="3.0.0"),
+    subject(tea_spam("kopiliong", "0.1.0")),
+    subject(tea_spam("kopiliong", "3.1.0")),
+    subject(clean("kopiliong", "1.9.0"), scan=ScanState.UNAVAILABLE),
+]
+
+
+@pytest.mark.parametrize("policy", SHARING_POLICIES, ids=lambda p: p.name)
+def test_decider_decides_as_decide_does(policy: Policy) -> None:
+    decide_one = decider(policy)
+    for s in SHARING_SUBJECTS * 2:  # the second round answers from what the first kept
+        assert decide_one(s) == decide(policy, s), (s.version, s.scan)
+
+
+def test_decider_shares_what_reads_nothing_of_the_version() -> None:
+    decide_one = decider(Policy(rules=(BLOCK_SPAM,), name="labels-only"))
+    a = decide_one(subject(clean("left-pad", "1.3.0"), scan=ScanState.METADATA))
+    b = decide_one(subject(clean("left-pad", "1.2.9"), scan=ScanState.METADATA))
+    assert a is b
+    young = decider(Policy(rules=(YOUNG,), name="young"))
+    c = young(subject(clean("left-pad", "1.3.0"), published=days_ago(1)))
+    d = young(subject(clean("left-pad", "1.2.9"), published=days_ago(30)))
+    assert (c.action, d.action) == (Action.WARN, Action.ALLOW)
