@@ -421,17 +421,18 @@ class Detector:
         version, record=False)` gives it (the proxy's first look at a packument).
 
         Versions whose manifests agree in everything the signals read, that is in all but
-        their identity (version string, dist fields, publish time; see `_shape`), share one
-        assessment: a packument's thousands of versions mostly repeat their dependencies,
-        scripts and sizes. Not shared: versions of a package the feed names (the lookup is per
+        their identity (version string, dist fields, publish time) and their dependencies'
+        ranges (see `_shape`), share one assessment: a packument's thousands of versions
+        mostly repeat their dependencies, scripts and sizes. Not shared: versions of a package the feed names (the lookup is per
         version), and verdicts with member traits (their campaign keys carry the publish
         time)."""
         shareable = not self.osv.names_any_version(package.name)
         shapes: dict[tuple[object, ...], Verdict] = {}
+        names: dict[int, frozenset[str]] = {}
         out: dict[str, Verdict] = {}
         for version in versions:
             vf = package.version(version)
-            key = _shape(vf) if shareable and vf is not None else None
+            key = _shape(vf, names) if shareable and vf is not None else None
             first = shapes.get(key) if key is not None else None
             if first is not None:
                 out[version] = first.for_version(version)
@@ -569,16 +570,31 @@ _RANK = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
 
 # VersionFacts fields that name a version rather than describe it: what `_shape` leaves out.
 _IDENTITY = frozenset({"version", "integrity", "shasum", "tarball_url", "published"})
+# Maps that signals read by their names only: no signal reads a dependency's range (the ring
+# and the campaign keys take the names, unused-dependencies and the model's features the names
+# and their count). Versions of a package mostly differ only in their ranges.
+_BY_NAME = ("dependencies", "optional_dependencies")
 _DESCRIBING = [f for f in dataclasses.fields(VersionFacts) if f.name not in _IDENTITY]
-_maps = operator.attrgetter(*(f.name for f in _DESCRIBING if "Mapping" in str(f.type)))
+_named = operator.attrgetter(*_BY_NAME)
+_maps = operator.attrgetter(
+    *(f.name for f in _DESCRIBING if "Mapping" in str(f.type) and f.name not in _BY_NAME)
+)
 _values = operator.attrgetter(*(f.name for f in _DESCRIBING if "Mapping" not in str(f.type)))
 
 
-def _shape(vf: VersionFacts) -> tuple[object, ...]:
+def _shape(vf: VersionFacts, names: dict[int, frozenset[str]] | None = None) -> tuple[object, ...]:
     """What a metadata-only assessment reads of one version, as a key: every field but its
-    identity. Maps are keyed by identity: a packument's equal maps are one object (`Shared`),
-    and two equal maps that are not merely go unshared."""
-    return (*map(id, _maps(vf)), *_values(vf))
+    identity. Dependency maps are keyed by their names (see `_BY_NAME`; `names` memoises them
+    per map object, for one packument's facts), other maps by identity: a packument's equal
+    maps are one object (`Shared`), and two equal maps that are not merely go unshared."""
+    memo = {} if names is None else names
+    keys = []
+    for m in _named(vf):
+        got = memo.get(id(m))
+        if got is None:
+            got = memo[id(m)] = frozenset(m)
+        keys.append(got)
+    return (*keys, *map(id, _maps(vf)), *_values(vf))
 
 
 def _relatable(

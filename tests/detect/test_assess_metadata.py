@@ -12,7 +12,7 @@ import pytest
 
 from proxy.detect.evaluate import Detector, _shape
 from proxy.detect.facts import PackageFacts, VersionFacts
-from proxy.detect.model import Verdict
+from proxy.detect.model import Label, Verdict
 from proxy.detect.osv import OsvIndex
 from proxy.npm.names import PackageName
 from proxy.npm.packument import parse
@@ -89,6 +89,14 @@ CASES = [
         None,
         4,
     ),
+    # the same dependencies under other ranges, as a package's releases have them: one shape
+    (
+        "fg-ranges",
+        {f"1.{i}.0": {"dependencies": {"left-pad": f"^1.{i}.0"}, "size": 4096} for i in range(5)},
+        43_200,
+        None,
+        1,
+    ),
     # versions the feed names a package by: each looked up on its own
     ("fg-named", {f"1.0.{i}": SAME for i in range(4)}, 43_200, FEED, 4),
     # a burst with random numbers (a farm trait: campaign keys carry the publish time)
@@ -113,6 +121,25 @@ def test_versions_assessed_together_get_what_each_gets_alone(
     assert together.calls == expected
 
 
+def test_ranges_are_shared_where_the_dependencies_are_a_ring() -> None:
+    """Versions that differ in their ranges only share an assessment, and it is what each
+    gets alone while its dependencies are labelled spam (the ring reads their names)."""
+    ring = {f"fg-ring-{i}": f"^{i}.0.0" for i in range(3)}
+    versions = {
+        f"2.0.{i}": {"dependencies": {d: r + str(i) for d, r in ring.items()}} for i in range(4)
+    }
+    package = facts("fg-ring-host", versions)
+    together, alone = Counting(), Counting()
+    for d in (together, alone):
+        for name in ring:
+            d.graph.record(name, [], Label.SPAM)
+    made = together.assess_metadata(package, list(versions))
+    each = {v: alone.assess(package, v, record=False) for v in versions}
+    assert made == each
+    assert all("dependency-ring" in v.signal_ids for v in made.values())
+    assert together.calls < alone.calls
+
+
 def test_a_burst_is_a_farm_trait_here() -> None:
     """The burst case above is unshared because of its member traits, not by accident."""
     package = facts("fg-burst", BURST, minutes=1)
@@ -124,7 +151,7 @@ def test_every_field_but_the_identity_is_in_the_shape() -> None:
     """A field added to VersionFacts is part of the shape unless it names the version."""
     base = VersionFacts("1.0.0", dependencies={"a": "1"}, description="x", file_count=3)
     changed: dict[str, Any] = {
-        "dependencies": {"a": "1"},  # equal but another object: unshared, never wrongly shared
+        "dependencies": {"b": "1"},  # by their names (ranges: below)
         "optional_dependencies": {"b": "1"},
         "scripts": {"test": "jest"},
         "has_install_script": True,
@@ -140,6 +167,11 @@ def test_every_field_but_the_identity_is_in_the_shape() -> None:
     assert {f.name for f in dataclasses.fields(VersionFacts)} == set(changed) | identity
     for name, value in changed.items():
         assert _shape(dataclasses.replace(base, **{name: value})) != _shape(base), name
-    same: dict[str, Any] = {"version": "2.0.0", "integrity": "sha512-x", "tarball_url": "u"}
+    same: dict[str, Any] = {
+        "version": "2.0.0",
+        "integrity": "sha512-x",
+        "tarball_url": "u",
+        "dependencies": {"a": "^2"},  # another range of the same dependency
+    }
     for name, value in same.items():
         assert _shape(dataclasses.replace(base, **{name: value})) == _shape(base), name
