@@ -80,6 +80,7 @@ SERVE_SETTINGS = (
     "scan_timeout",
     "prefetch_scans",
     "prefetch_pause",
+    "prefetch_packuments",
     "client_timeout",
     "anonymous",
     "admin_groups",

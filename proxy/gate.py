@@ -376,6 +376,7 @@ class PolicyGate:
         default_factory=lambda: LRUCache(METADATA_MEMO)
     )
     _scans: SingleFlight[tuple[str, str], Verdict] = field(default_factory=SingleFlight)
+    _planning: SingleFlight[tuple[str, str, int, int], Plan] = field(default_factory=SingleFlight)
     _settled: LRUCache[tuple[str, str, str], _Settled] = field(
         default_factory=lambda: LRUCache(SETTLED_MEMO)
     )
@@ -545,6 +546,11 @@ class PolicyGate:
             salt,
         ):
             return memo.plan
+        # A client and the look-ahead can ask at once for a document's first plan: one makes it.
+        flight = (name, salt, generation, id(entry.packed))
+        return await self._planning.run(flight, lambda: self._plan(name, entry, generation, salt))
+
+    async def _plan(self, name: str, entry: PackumentEntry, generation: int, salt: str) -> Plan:
         policy = self.policy
         plan = await anyio.to_thread.run_sync(self._compute_plan, policy, entry)
         self._memo[name] = _Memo(entry.packed, generation, salt, plan)

@@ -87,6 +87,7 @@ PREFETCH_CONCURRENCY = 2  # background tarball downloads and scans at once
 PREFETCH_QUEUE = 64  # background scans waiting at most; more are dropped, not queued
 PREFETCH_MAX_WAIT = 60.0  # seconds a background scan waits for a pause in client requests
 PREFETCH_MAX_UNPACKED = 4 * MB  # a version other than `latest` larger than this is not prefetched
+AHEAD_QUEUE = 256  # dependency packuments waiting at most to be fetched ahead of clients
 # What a refused write to a hosted package can raise: each goes to the audit log.
 REFUSALS = (Unauthenticated, Forbidden, PolicyBlocked, BadRequest, RequestTooLarge)
 ADVISORY_CONCURRENCY = 8  # packages assessed at once for all npm audit requests together
@@ -164,6 +165,18 @@ def prefetch_candidates(summary: pk.Summary, limit: int) -> list[pk.VersionRef]:
     return list(chosen.values())[:limit]
 
 
+def dependency_names(facts: PackageFacts | None) -> list[str]:
+    """The packuments a client resolving this package asks for next, as far as they can be
+    known before it says which version it picked: the dependencies and optional dependencies
+    (whose packuments a client reads even where it skips their install) of `latest`."""
+    if facts is None:
+        return []
+    latest = facts.versions.get(facts.dist_tags.get("latest", ""))
+    if latest is None:
+        return []
+    return list(dict.fromkeys([*latest.dependencies, *latest.optional_dependencies]))
+
+
 def _packing(raw: bytes) -> Awaitable[bytes]:
     """`raw` zlib-packed for the cache: in a thread when large, started now (not when awaited),
     so that it runs beside the document's parse."""
@@ -225,6 +238,11 @@ class Service:
         self._prefetch_limit = anyio.CapacityLimiter(PREFETCH_CONCURRENCY)
         self._clients = Activity(settings.prefetch_pause)  # what background work waits for
         self._prefetch_pending = 0
+        self._ahead_limit = anyio.CapacityLimiter(max(1, settings.prefetch_packuments))
+        self._ahead_pending = 0
+        self._looked_ahead: TTLCache[str, bool] = TTLCache(
+            NOT_FOUND_MEMO, settings.packument_ttl, timer=clock
+        )
         # Per name, how often a hosted document changed here or on another replica: a refresh
         # that read the store before a change does not put its (old) copy back in memory.
         self._generation: LRUCache[str, int] = LRUCache(NOT_FOUND_MEMO)
@@ -506,6 +524,25 @@ class Service:
             gate.admit(package, plan, caller)
             edits = plan.edits
             salt = gate.salt  # the policy's digest is in it: groups never share a rendering
+            self._look_ahead(package, entry, variant, base_url, caller)
+        rendered = await self._rendered(package, entry, doc, variant, base_url, edits, salt, plain)
+        return ServedPackument(
+            rendered, variant, state, entry.stale_reason, self.is_hosted(package)
+        )
+
+    async def _rendered(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        doc: pk.Doc | None,
+        variant: pk.Variant,
+        base_url: str,
+        edits: pk.Edits,
+        salt: str,
+        plain: bool,
+    ) -> pk.Rendered:
+        """The packument rendered with `edits`, from the entry's renders or made and kept
+        there; `doc`: the parsed document when it was just fetched."""
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
@@ -539,9 +576,64 @@ class Service:
                 rendered = await anyio.to_thread.run_sync(rendered.with_body)
             entry.remember(key, rendered)
             self.packuments.put(package.name, entry)
-        return ServedPackument(
-            rendered, variant, state, entry.stale_reason, self.is_hosted(package)
-        )
+        return rendered
+
+    def _look_ahead(
+        self,
+        package: PackageName,
+        entry: PackumentEntry,
+        variant: pk.Variant,
+        base_url: str,
+        caller: Caller,
+    ) -> None:
+        """Fetch, inspect, plan and render, in the background, the packuments the client will
+        ask for next (see `dependency_names`), as it would ask for them: it resolves a tree one
+        document at a time, so what Floodgate does for each is added to the install unless
+        it was done while the client was busy with others. Once per package and TTL; at most
+        `prefetch_packuments` at once and `AHEAD_QUEUE` waiting (more are not looked at);
+        never a name already cached, in flight, known missing, or internal."""
+        if self._tasks is None or self.settings.prefetch_packuments <= 0:
+            return
+        if package.name in self._looked_ahead:
+            return
+        self._looked_ahead[package.name] = True
+        for name in dependency_names(entry.facts):
+            if self._ahead_pending >= AHEAD_QUEUE:
+                log.debug("look-ahead queue full: not fetching %s ahead", name)
+                return
+            if (
+                name in self.packuments
+                or name in self._missing
+                or self._fetches.in_flight(name)
+                or (self.internal and self.internal.is_internal(name))
+            ):
+                continue
+            try:
+                dependency = PackageName.parse(name)
+            except BadRequest:
+                continue  # not a name the registry could have: the client will hear so itself
+            self._ahead_pending += 1
+            self._tasks.start_soon(self._ahead, dependency, variant, base_url, caller)
+
+    async def _ahead(
+        self, package: PackageName, variant: pk.Variant, base_url: str, caller: Caller
+    ) -> None:
+        try:
+            async with self._ahead_limit:
+                entry, state, doc = await self._entry(package)
+                if state is CacheState.MISS:
+                    self._prefetch(package, entry)
+                gate = self.gate.for_group(caller.group)
+                plan = await gate.plan(package, entry)
+                await self._rendered(
+                    package, entry, doc, variant, base_url, plan.edits, gate.salt, False
+                )
+        except FloodgateError as exc:
+            log.debug("looking ahead at %s: %s", package.name, exc)
+        except Exception:
+            log.exception("looking ahead at %s failed", package.name)
+        finally:
+            self._ahead_pending -= 1
 
     async def version(
         self, package: PackageName, spec: str, base_url: str, who: Identity = ANONYMOUS

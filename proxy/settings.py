@@ -77,6 +77,7 @@ class Settings:
     scan_timeout: float = 10.0
     prefetch_scans: int = 1
     prefetch_pause: float = 0.5
+    prefetch_packuments: int = 8
     client_timeout: float = 10.0
     anonymous: str = "auto"
     admin_groups: tuple[str, ...] = ("admin",)
@@ -186,6 +187,9 @@ FIELD_HELP: dict[str, str] = {
     "cache_dir alone)",
     "prefetch_scans": "versions per fetched packument downloaded and scanned in the background "
     "ahead of installs (1: the latest; never platform builds or 0.0.x placeholders)",
+    "prefetch_packuments": "packuments of a served package's dependencies (of its latest "
+    "version) fetched, inspected and rendered at once in the background, before the client "
+    "asks for them (0: none)",
     "prefetch_pause": "seconds without a client request before the background prefetch scans "
     "run: they share the CPU with clients, so they wait for a pause (at most a minute; 0: at "
     "once)",
@@ -376,6 +380,7 @@ def _validate(s: Settings) -> None:
         "render_workers",
         "prefetch_scans",
         "prefetch_pause",
+        "prefetch_packuments",
         "not_found_ttl",
         "revalidate_wait",
     ):

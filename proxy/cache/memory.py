@@ -130,6 +130,10 @@ class PackumentCache:
     def drop(self, name: str) -> None:
         self._lru.pop(name, None)
 
+    def __contains__(self, name: str) -> bool:
+        """Whether `name` is cached (fresh or not), without making it recently used."""
+        return name in self._lru
+
     def names(self) -> list[str]:
         return list(self._lru.keys())
 

@@ -423,9 +423,9 @@ class Detector:
         Versions whose manifests agree in everything the signals read, that is in all but
         their identity (version string, dist fields, publish time) and their dependencies'
         ranges (see `_shape`), share one assessment: a packument's thousands of versions
-        mostly repeat their dependencies, scripts and sizes. Not shared: versions of a package the feed names (the lookup is per
-        version), and verdicts with member traits (their campaign keys carry the publish
-        time)."""
+        mostly repeat their dependencies, scripts and sizes. Not shared: versions of a
+        package the feed names (the lookup is per version), and verdicts with member traits
+        (their campaign keys carry the publish time)."""
         shareable = not self.osv.names_any_version(package.name)
         shapes: dict[tuple[object, ...], Verdict] = {}
         names: dict[int, frozenset[str]] = {}

@@ -51,7 +51,12 @@ def test_metrics_follow_an_npm_install(tmp_path: Path) -> None:
     assert delta(requests, route="/{package}/-/{file}", method="GET", status="302") >= 1
     blocked_route = "/-/blocked/{reason}/{package}/-/{file}"
     assert delta(requests, route=blocked_route, method="GET", status="451") >= 1
-    assert delta("floodgate_cache_total", route="/{package}", state="miss") >= 4
+    # Each was a miss, or a hit on what was fetched ahead for the packument that depends on it.
+    cached = sum(
+        delta("floodgate_cache_total", route="/{package}", state=s) for s in ("miss", "hit")
+    )
+    assert cached >= 4
+    assert delta("floodgate_cache_total", route="/{package}", state="miss") >= 1
     assert delta("floodgate_upstream_request_seconds_count", kind="packument") >= 4
     assert delta("floodgate_upstream_request_seconds_count", kind="tarball") == 4
     assert delta("floodgate_scan_seconds_count") == 4

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -227,6 +228,34 @@ async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Pat
         # One new version upstream: exactly one version assessed.
         await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0", "1.3.0"]))
         assert detector.assessed == ["1.3.0"]
+    finally:
+        gate.close()
+
+
+@pytest.mark.anyio
+async def test_plans_asked_for_at_once_are_made_once(tmp_path: Path) -> None:
+    """A client and the look-ahead asking for a new document's plan together share one."""
+    detector = CountingDetector()
+    gate = PolicyGate(
+        PolicyHolder(shipped_policy("default")),
+        Inspector(detector, VerdictStore(), None),
+        DecisionLog(tmp_path / "decisions.sqlite3"),
+        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    try:
+        package = PackageName.parse("fg-grow")
+        entry = entry_for(["1.0.0", "1.1.0"])
+        plans = []
+
+        async def plan() -> None:
+            plans.append(await gate.plan(package, entry))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(plan)
+        assert len(plans) == 3
+        assert plans[0] is plans[1] is plans[2]
+        assert sorted(detector.assessed) == ["1.0.0", "1.1.0"]
     finally:
         gate.close()
 
