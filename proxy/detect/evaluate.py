@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import operator
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -496,7 +496,7 @@ class Detector:
 
     def _dependencies(
         self, verdict: Verdict, package: PackageFacts | None
-    ) -> Mapping[str, str] | None:
+    ) -> Collection[str] | None:
         """The dependencies `verdict`'s version was assessed with, for its ring findings: the
         packument's, when `package` has the version's manifest; for a tarball verdict on facts
         with no packument (`scan --tarball`, corpus cases), the edges its package.json recorded
@@ -508,7 +508,7 @@ class Detector:
             return vf.dependencies  # a packument's manifest (a name-only one has no dist-tags)
         if verdict.tarball_scanned:
             return self.graph.dependencies(verdict.name)
-        return {} if vf is not None else None
+        return () if vf is not None else None
 
     def record(
         self,
@@ -570,22 +570,23 @@ _RANK = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
 
 # VersionFacts fields that name a version rather than describe it: what `_shape` leaves out.
 _IDENTITY = frozenset({"version", "integrity", "shasum", "tarball_url", "published"})
-# Maps that signals read by their names only: no signal reads a dependency's range (the ring
-# and the campaign keys take the names, unused-dependencies and the model's features the names
-# and their count). Versions of a package mostly differ only in their ranges.
+# Dependencies, which facts keep by name (a package's versions mostly differ in their ranges
+# alone, and no signal reads a range): keyed by the set of names.
 _BY_NAME = ("dependencies", "optional_dependencies")
 _DESCRIBING = [f for f in dataclasses.fields(VersionFacts) if f.name not in _IDENTITY]
 _named = operator.attrgetter(*_BY_NAME)
 _maps = operator.attrgetter(
     *(f.name for f in _DESCRIBING if "Mapping" in str(f.type) and f.name not in _BY_NAME)
 )
-_values = operator.attrgetter(*(f.name for f in _DESCRIBING if "Mapping" not in str(f.type)))
+_values = operator.attrgetter(
+    *(f.name for f in _DESCRIBING if "Mapping" not in str(f.type) and f.name not in _BY_NAME)
+)
 
 
 def _shape(vf: VersionFacts, names: dict[int, frozenset[str]] | None = None) -> tuple[object, ...]:
     """What a metadata-only assessment reads of one version, as a key: every field but its
-    identity. Dependency maps are keyed by their names (see `_BY_NAME`; `names` memoises them
-    per map object, for one packument's facts), other maps by identity: a packument's equal
+    identity. Dependencies are keyed by the set of their names (`names` memoises it per
+    object, for one packument's facts), maps by identity: a packument's equal
     maps are one object (`Shared`), and two equal maps that are not merely go unshared."""
     memo = {} if names is None else names
     keys = []

@@ -9,7 +9,7 @@ them that way), not "published never" or "nobody".
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -64,6 +64,15 @@ def _str_map(value: Any) -> Mapping[str, str]:
     return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """The names of a JSON object's string-valued entries, in order (a dependency map's)."""
+    if type(value) is not dict or not value:
+        return ()
+    if set(map(type, value.values())) <= _STR:
+        return tuple(value)
+    return tuple(k for k, v in value.items() if isinstance(v, str))
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
@@ -85,7 +94,11 @@ class Shared:
 
     def __init__(self) -> None:
         self._maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._texts: dict[str, str] = {}
+
+    def names(self, value: tuple[str, ...]) -> tuple[str, ...]:
+        return self._names.setdefault(value, value)
 
     def map(self, value: Mapping[str, str]) -> Mapping[str, str]:
         if not value:  # most versions have no optional dependencies, bin or scripts
@@ -101,8 +114,10 @@ class VersionFacts:
     """One version's manifest as the packument gives it (full or abbreviated)."""
 
     version: str
-    dependencies: Mapping[str, str] = field(default_factory=_empty)
-    optional_dependencies: Mapping[str, str] = field(default_factory=_empty)
+    # Dependencies by name, in the manifest's order: no signal reads a range, and a package's
+    # versions mostly differ in their ranges alone, so versions share one tuple of names.
+    dependencies: Collection[str] = ()
+    optional_dependencies: Collection[str] = ()
     scripts: Mapping[str, str] | None = None  # None: unknown (abbreviated packuments)
     has_install_script: bool | None = None
     bin: Mapping[str, str] = field(default_factory=_empty)
@@ -145,10 +160,13 @@ class VersionFacts:
             has_install = any(s in scripts_map for s in INSTALL_SCRIPTS)
         desc = get("description")
         integrity, shasum, tarball = dist.get("integrity"), dist.get("shasum"), dist.get("tarball")
+        named = get("version", version)
+        if named == version:
+            named = version  # the packument's key: one string for the version, not two
         return cls(
-            str(get("version", version) or ""),
-            shared.map(_str_map(get("dependencies"))),
-            shared.map(_str_map(get("optionalDependencies"))),
+            str(named or ""),
+            shared.names(_names(get("dependencies"))),
+            shared.names(_names(get("optionalDependencies"))),
             None if scripts_map is None else shared.map(scripts_map),
             has_install if type(has_install) is bool else None,
             shared.map(_str_map(bin_)),
@@ -325,12 +343,12 @@ class Subject:
         return found
 
     @property
-    def dependencies(self) -> Mapping[str, str]:
-        """Runtime dependencies: the tarball's package.json when read, else the packument's."""
+    def dependencies(self) -> Collection[str]:
+        """Names of the runtime dependencies: the tarball's package.json when read, else the
+        packument's."""
         if self.tarball is not None and self.tarball.package_json is not None:
-            deps = self.tarball.package_json.get("dependencies")
-            return _str_map(deps)
-        return self.version.dependencies if self.version is not None else {}
+            return _names(self.tarball.package_json.get("dependencies"))
+        return self.version.dependencies if self.version is not None else ()
 
 
 CASE_CODE_BYTES = 4096  # the corpus keeps each source file's first 4,096 bytes

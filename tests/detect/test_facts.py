@@ -34,7 +34,7 @@ def test_full_packument() -> None:
     assert v0.has_install_script is True
     assert v0.file_count == 3
     assert v0.integrity == "sha512-x"
-    assert v1.dependencies == {"a": "^1"}
+    assert v1.dependencies == ("a",)  # by name: no signal reads a range
     assert v1.bin == {"demo": "cli.js"}
     assert v1.repository == "git+https://example.invalid/demo.git"
     assert p.version("latest") is v1
@@ -111,14 +111,34 @@ def test_versions_of_one_packument_share_equal_values() -> None:
     versions: dict[str, dict[str, object]] = {
         f"1.{i}.0": {"version": f"1.{i}.0", **manifest} for i in range(3)
     }
-    versions["1.2.0"]["dependencies"] = {"left-pad": "^1.3.1"}
+    versions["1.2.0"]["dependencies"] = {"left-pad": "^1.3.1", "right-pad": "^1.0.0"}
+    versions["1.1.0"]["dependencies"] = {"left-pad": "^1.4.0"}  # another range, the same name
     doc = {"name": "fg-shared", "versions": versions}
     facts = PackageFacts.from_packument(doc)
     a, b, c = (facts.versions[f"1.{i}.0"] for i in range(3))
-    assert a.dependencies is b.dependencies  # one copy for equal maps ...
-    assert a.dependencies == {"left-pad": "^1.3.0"}
-    assert c.dependencies == {"left-pad": "^1.3.1"}  # ... and its own for a different one
+    assert a.dependencies is b.dependencies  # one copy for the same names ...
+    assert a.dependencies == ("left-pad",)
+    assert c.dependencies == ("left-pad", "right-pad")  # ... and its own for other names
     assert a.scripts is b.scripts is c.scripts
     assert a.repository is c.repository
     assert a.description is c.description
     assert c.repository == "git+https://example.invalid/fg/shared.git"
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "names"),
+    [
+        ({"a": "^1", "b": "~2.0.0"}, ("a", "b")),
+        ({"a": "^1", "b": 2, "c": None, "d": {"x": 1}}, ("a",)),  # only string ranges count
+        ({}, ()),
+        (["a", "b"], ()),  # not a map
+        ("a", ()),
+        (None, ()),
+    ],
+)
+def test_dependencies_are_kept_by_name(dependencies: object, names: tuple[str, ...]) -> None:
+    doc = {
+        "name": "fg-x",
+        "versions": {"1.0.0": {"version": "1.0.0", "dependencies": dependencies}},
+    }
+    assert PackageFacts.from_packument(doc).versions["1.0.0"].dependencies == names
