@@ -287,9 +287,10 @@ class TarballStore:
             _check_integrity(hasher, expected, what, "not cached")
             await anyio.to_thread.run_sync(_sync, f)
         self.index.add(final, hasher.size)
-        if small is not None and self._memory is not None:
+        if small is not None:
+            # Served from these bytes, but kept in memory only once asked for again (`get`):
+            # an install asks for most tarballs once, and memory would fill with them.
             data = b"".join(small)
-            self._memory[key] = data
             return CachedTarball(len(data), data=data)
         return CachedTarball(hasher.size, path=final)
 

@@ -191,6 +191,24 @@ async def test_fill_verifies_stores_and_serves(
 
 
 @pytest.mark.anyio
+async def test_memory_holds_the_tarballs_asked_for_again(tmp_path: Path) -> None:
+    """A fresh tarball is served from the bytes just downloaded but kept in memory only once
+    asked for again; the file is what a first look leaves behind."""
+    s = store(tmp_path)
+    once, twice = SMALL, SMALL + b"\0"
+    for data in (once, twice):
+        digest = digest_of(data)
+        assert (await s.fill(digest.key, digest, serving(data), "t.tgz")).data == data
+    assert s.get(digest_of(twice).key) is not None  # asked for again: now in memory
+    for data in (once, twice):
+        s.path_for(digest_of(data).key).unlink()  # gone behind Floodgate's back
+    assert s.get(digest_of(once).key) is None
+    again = s.get(digest_of(twice).key)
+    assert again is not None
+    assert again.data == twice
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "expected",
     [
