@@ -16,7 +16,7 @@ from proxy.gate import Caller
 from proxy.npm.names import PackageName
 from proxy.npm.packument import Variant
 from proxy.settings import Settings
-from proxy.workers import BIG_DOCUMENT, RenderPool, Trimmer, malloc_trim
+from proxy.workers import BIG_DOCUMENT, RenderPool, Trimmer, limit_malloc_arenas, malloc_trim
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry
 
@@ -32,6 +32,15 @@ async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 def test_malloc_trim_is_called_where_glibc_has_it() -> None:
     assert malloc_trim() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_malloc_heaps_are_capped_unless_the_operator_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
 
 
 @pytest.mark.anyio
