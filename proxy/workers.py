@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -54,6 +55,7 @@ def _warm() -> None:
 
 
 TRIM_AFTER = BIG_DOCUMENT  # bytes of big documents or tarballs handled before a trim
+TRIM_IDLE = 2.0  # seconds without work after which the work since the last trim is trimmed
 TRIM_DELAY = 0.5  # seconds a trim waits (so that the request that asked for it is done): at
 # most two 10-20 ms trims a second, in a thread that holds no GIL, while big work goes on
 
@@ -94,25 +96,32 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 class Trimmer:
     """Trims the heap (`trim`, in a thread) once `threshold` bytes of big documents were
-    handled since the last trim, `delay` seconds after the one that crossed it; run `run` for
-    the server's lifetime."""
+    handled since the last trim, `delay` seconds after the one that crossed it; and once more
+    when work of any size was noted since the last trim and none for `idle` seconds (the end
+    of an install leaves the buffers of its last documents and tarballs; None: never). Run
+    `run` for the server's lifetime."""
 
     def __init__(
         self,
         trim: Callable[[], object] = malloc_trim,
         threshold: int = TRIM_AFTER,
         delay: float = TRIM_DELAY,
+        idle: float | None = TRIM_IDLE,
     ):
         self.trim = trim
         self.threshold = threshold
         self.delay = delay
+        self.idle = idle
         self.trims = 0
         self._handled = 0
+        self._dirty = False  # work noted since the last trim
+        self._recent = False  # work noted since `run` last looked
         self._wanted = asyncio.Event()
 
     def note(self, size: int) -> None:
         """A document or tarball of `size` bytes was parsed, rendered or scanned (and its
         buffers are about to be freed)."""
+        self._dirty = self._recent = True
         if size < BIG_DOCUMENT:
             return
         self._handled += size
@@ -121,10 +130,16 @@ class Trimmer:
 
     async def run(self) -> None:
         while True:
-            await self._wanted.wait()
-            await anyio.sleep(self.delay)
-            self._wanted.clear()
-            self._handled = 0
+            self._recent = False
+            with anyio.move_on_after(math.inf if self.idle is None else self.idle):
+                await self._wanted.wait()
+            if self._wanted.is_set():
+                await anyio.sleep(self.delay)
+                self._wanted.clear()
+                self._handled = 0
+            elif not self._dirty or self._recent:
+                continue  # nothing to hand back, or work goes on
+            self._dirty = False
             await anyio.to_thread.run_sync(self.trim)
             self.trims += 1
 
@@ -175,13 +190,13 @@ class RenderPool:
         job = functools.partial(fn, raw, *args)
         if size <= INLINE_MAX:
             return job()
-        if size >= BIG_DOCUMENT:
-            async with self._big:
-                try:
+        try:
+            if size >= BIG_DOCUMENT:
+                async with self._big:
                     return await self._dispatch(job, size)
-                finally:
-                    self.trimmer.note(size)
-        return await self._dispatch(job, size)
+            return await self._dispatch(job, size)
+        finally:
+            self.trimmer.note(size)  # its buffers are garbage once the caller is done
 
     async def _dispatch(self, job: Callable[[], T], size: int) -> T:
         if not self.in_process(size):

@@ -46,7 +46,7 @@ def test_malloc_heaps_are_capped_unless_the_operator_set_them(
 @pytest.mark.anyio
 async def test_the_heap_is_trimmed_after_big_documents_only() -> None:
     trims: list[int] = []
-    trimmer = Trimmer(lambda: trims.append(1), threshold=2 * BIG_DOCUMENT, delay=0)
+    trimmer = Trimmer(lambda: trims.append(1), threshold=2 * BIG_DOCUMENT, delay=0, idle=None)
     pool = RenderPool(0, trimmer=trimmer)
     async with anyio.create_task_group() as tg:
         tg.start_soon(trimmer.run)
@@ -63,6 +63,20 @@ async def test_the_heap_is_trimmed_after_big_documents_only() -> None:
 
 
 @pytest.mark.anyio
+async def test_work_of_any_size_is_trimmed_once_it_stops() -> None:
+    trims: list[int] = []
+    trimmer = Trimmer(lambda: trims.append(1), delay=0, idle=0.5)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trimmer.run)
+        for _ in range(20):  # medium documents, one every 10 ms: work goes on, no trim
+            trimmer.note(100_000)
+            await anyio.sleep(0.01)
+            assert trims == []
+        assert await until(lambda: trimmer.trims == 1)  # the work stopped: once
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
 async def test_the_service_trims_after_a_big_packument(
     registry: FakeRegistry, tmp_path: Path
 ) -> None:
@@ -74,7 +88,7 @@ async def test_the_service_trims_after_a_big_packument(
     settings = Settings(upstream=registry.url, cache_dir=tmp_path, render_workers=0)
     service = build_service(settings)
     trims: list[int] = []
-    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0)
+    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0, idle=None)
     async with service:
         served = await service.packument(
             PackageName.parse("fg-big"), Variant.ABBREVIATED, "http://fg.invalid", Caller()
@@ -95,7 +109,7 @@ async def test_the_service_trims_after_a_big_tarball_scan(
     )
     service = build_service(settings)
     trims: list[int] = []
-    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0)
+    service.pool.trimmer = Trimmer(lambda: trims.append(1), threshold=1, delay=0, idle=None)
     async with service:
         package = PackageName.parse("fg-bigtar")
         await service.packument(package, Variant.ABBREVIATED, "http://fg.invalid", Caller())
