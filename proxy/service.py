@@ -77,7 +77,7 @@ from proxy.settings import Settings
 from proxy.storage.cluster import RESYNC, PgNotifier
 from proxy.storage.health import Health
 from proxy.upstream.client import Fetched, Forwarded, Source, UpstreamClient
-from proxy.workers import INLINE_MAX, Activity, RenderPool
+from proxy.workers import BIG_DOCUMENT, INLINE_MAX, Activity, RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -343,10 +343,11 @@ class Service:
         return entry, state
 
     async def _entry(
-        self, package: PackageName
+        self, package: PackageName, ahead: bool = False
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         """`entry`, plus the parsed document when it was just fetched (read-only; for the
-        first render, so that a cold packument is parsed once)."""
+        first render, so that a cold packument is parsed once). `ahead`: for the look-ahead,
+        which keeps no big parsed document (see `_inspect`)."""
         self.source(package)  # an internal name without an internal registry: 404 here
         entry = self.packuments.get(package.name)
         now = self.clock()
@@ -360,7 +361,7 @@ class Service:
             if missing is not None:
                 raise NotFound(missing)
         first = not self._fetches.in_flight(package.name)
-        flight = self._fetches.run(package.name, lambda: self._refresh(package, entry))
+        flight = self._fetches.run(package.name, lambda: self._refresh(package, entry, ahead))
         if entry is None:
             return await flight
         # Stale while revalidating: a hung or dripping upstream costs a warm package at most
@@ -395,15 +396,18 @@ class Service:
             self.hosted.access.check_read(who, package)
 
     async def _inspect(
-        self, raw: bytes, package: PackageName
+        self, raw: bytes, package: PackageName, ahead: bool = False
     ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
-        if self.pool.in_process(len(raw)):
+        # The look-ahead runs several documents at once; a parsed one is several times its
+        # bytes, held until it is rendered. Big ones it parses again to render them (one at a
+        # time, see RenderPool): a client on the path of an install never waits for that.
+        if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
             summary, facts = await self.pool.run(inspect, raw, package)
             return summary, facts, None
         return await self.pool.run(inspect_keeping, raw, package)
 
     async def _refresh(
-        self, package: PackageName, entry: PackumentEntry | None
+        self, package: PackageName, entry: PackumentEntry | None, ahead: bool = False
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         generation = self._generation.get(package.name, 0)
         if entry is None:
@@ -416,7 +420,7 @@ class Service:
             if isinstance(got, Fetched):
                 # Packing (zlib, which lets go of the GIL) runs on another core meanwhile.
                 packing = _packing(got.body)
-                inspected = await self._inspect(got.body, package)
+                inspected = await self._inspect(got.body, package, ahead)
         except NotFound as exc:
             self.packuments.drop(package.name)
             if self.settings.not_found_ttl > 0 and self._current(package, generation):
@@ -620,7 +624,7 @@ class Service:
     ) -> None:
         try:
             async with self._ahead_limit:
-                entry, state, doc = await self._entry(package)
+                entry, state, doc = await self._entry(package, ahead=True)
                 if state is CacheState.MISS:
                     self._prefetch(package, entry)
                 gate = self.gate.for_group(caller.group)
