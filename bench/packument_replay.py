@@ -13,7 +13,8 @@ npm's `Accept` header, as npm resolves a tree.
 This isolates what Floodgate adds to each cold packument (parse, inspect, plan, render) from
 the upstream's own variance, which on a real registry is larger than the difference. Reports:
 total time of each pass and the ratio, Floodgate's extra time per packument (median, p90,
-max, and the max over documents under 1 MB), its CPU seconds and the resident memory of its processes after the pass.
+max, and the max over documents under 1 MB), its CPU seconds and the resident memory of its
+processes after the pass.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -375,6 +376,8 @@ class PolicyGate:
     _metadata: LRUCache[str, _MetadataVerdicts] = field(
         default_factory=lambda: LRUCache(METADATA_MEMO)
     )
+    # An LRUCache reorders itself on every read: threads that plan at once take turns at it.
+    _metadata_lock: threading.Lock = field(default_factory=threading.Lock)
     _scans: SingleFlight[tuple[str, str], Verdict] = field(default_factory=SingleFlight)
     _planning: SingleFlight[tuple[str, str, int, int], Plan] = field(default_factory=SingleFlight)
     _settled: LRUCache[tuple[str, str, str], _Settled] = field(
@@ -426,6 +429,7 @@ class PolicyGate:
                 primary=False,
                 _generation=self._generation,
                 _metadata=self._metadata,
+                _metadata_lock=self._metadata_lock,
                 _scans=self._scans,
             )
             self._siblings.append(gate)
@@ -568,11 +572,12 @@ class PolicyGate:
         """The package's metadata verdicts, brought up to the current epoch (see
         `_MetadataVerdicts`). Blocking: call from a thread."""
         epoch = self.epoch
-        known = self._metadata.get(facts.name)
-        if known is None:
-            known = _MetadataVerdicts(epoch)
-            self._metadata[facts.name] = known
-        elif known.epoch != epoch:
+        with self._metadata_lock:  # plans of several packages run at once, in threads
+            known = self._metadata.get(facts.name)
+            if known is None:
+                known = _MetadataVerdicts(epoch)
+                self._metadata[facts.name] = known
+        if known.epoch != epoch:
             current = self.inspector.detector.current
             known.changed = {
                 key: now

@@ -399,10 +399,10 @@ class Service:
         self, raw: bytes, package: PackageName, ahead: bool = False
     ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
         # The look-ahead runs several documents at once; a parsed one is several times its
-        # bytes, held until it is rendered. Big ones it parses again to render them (one at a
-        # time, see RenderPool): a client on the path of an install never waits for that.
+        # bytes, held until it is rendered. Big ones it parses again to render them, one at a
+        # time and only while no client's big document waits (see RenderPool).
         if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
-            summary, facts = await self.pool.run(inspect, raw, package)
+            summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
             return summary, facts, None
         return await self.pool.run(inspect_keeping, raw, package)
 
@@ -544,9 +544,11 @@ class Service:
         edits: pk.Edits,
         salt: str,
         plain: bool,
+        background: bool = False,
     ) -> pk.Rendered:
         """The packument rendered with `edits`, from the entry's renders or made and kept
-        there; `doc`: the parsed document when it was just fetched."""
+        there; `doc`: the parsed document when it was just fetched; `background`: for the
+        look-ahead (see `RenderPool.run`)."""
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
@@ -566,6 +568,7 @@ class Service:
                     edits,
                     salt,
                     size=entry.size_raw,
+                    background=background,
                 )
 
             rendered = await self._renders.run((package.name, key), render)
@@ -600,11 +603,10 @@ class Service:
             return
         if package.name in self._looked_ahead:
             return
-        self._looked_ahead[package.name] = True
         for name in dependency_names(entry.facts):
             if self._ahead_pending >= AHEAD_QUEUE:
                 log.debug("look-ahead queue full: not fetching %s ahead", name)
-                return
+                return  # not marked as looked ahead: the next request tries the rest
             if (
                 name in self.packuments
                 or name in self._missing
@@ -614,10 +616,11 @@ class Service:
                 continue
             try:
                 dependency = PackageName.parse(name)
-            except BadRequest:
-                continue  # not a name the registry could have: the client will hear so itself
+            except FloodgateError:
+                continue  # not a name the registry can have: the client will hear so itself
             self._ahead_pending += 1
             self._tasks.start_soon(self._ahead, dependency, variant, base_url, caller)
+        self._looked_ahead[package.name] = True
 
     async def _ahead(
         self, package: PackageName, variant: pk.Variant, base_url: str, caller: Caller
@@ -630,7 +633,7 @@ class Service:
                 gate = self.gate.for_group(caller.group)
                 plan = await gate.plan(package, entry)
                 await self._rendered(
-                    package, entry, doc, variant, base_url, plan.edits, gate.salt, False
+                    package, entry, doc, variant, base_url, plan.edits, gate.salt, False, True
                 )
         except FloodgateError as exc:
             log.debug("looking ahead at %s: %s", package.name, exc)

@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,9 +82,9 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     default glibc gives threads their own heaps (up to 8 per core): packuments are parsed in
     worker threads, and each heap keeps its own freed pages between live objects. Measured on
     the replay of a real install's 547 packuments: 207 MB resident by default, 190 MB with two
-    heaps, no slower. False where there is no such call (not glibc), or MALLOC_ARENA_MAX is
-    set: the operator's choice stands."""
-    if "MALLOC_ARENA_MAX" in os.environ:
+    heaps, no slower. False where there is no such call (not glibc), or MALLOC_ARENA_MAX (or
+    the glibc.malloc.arena_max tunable) is set: the operator's choice stands."""
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -158,6 +158,8 @@ class RenderPool:
         self.trimmer = trimmer if trimmer is not None else Trimmer()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._big = anyio.CapacityLimiter(1)
+        self._clients_big = 0  # clients' big documents waiting for or holding `_big`
+        self._no_client_big: anyio.Event | None = None  # set when the last one is done
 
     def start(self) -> None:
         if self.processes > 0 and self._pool is None:
@@ -181,22 +183,49 @@ class RenderPool:
         """Whether `run` sends an input of `size` bytes to a worker process."""
         return self._pool is not None and size >= self.process_threshold
 
-    async def run(self, fn: Callable[..., T], raw: bytes, *args: Any, size: int = -1) -> T:
+    async def run(
+        self,
+        fn: Callable[..., T],
+        raw: bytes,
+        *args: Any,
+        size: int = -1,
+        background: bool = False,
+    ) -> T:
         """`fn(raw, *args)`, off the event loop when the work is large: `size` bytes of
         document (default: `len(raw)`; give it when `raw` is compressed). Big documents are
         handled one at a time: orjson holds the GIL, so more at once is no faster, only a
-        higher peak of memory. `fn` must be picklable."""
+        higher peak of memory; `background` work (the look-ahead) takes its turn only while
+        no client's big document waits for one. `fn` must be picklable."""
         size = len(raw) if size < 0 else size
         job = functools.partial(fn, raw, *args)
         if size <= INLINE_MAX:
             return job()
         try:
             if size >= BIG_DOCUMENT:
-                async with self._big:
+                async with self._big_turn(background):
                     return await self._dispatch(job, size)
             return await self._dispatch(job, size)
         finally:
             self.trimmer.note(size)  # its buffers are garbage once the caller is done
+
+    @contextlib.asynccontextmanager
+    async def _big_turn(self, background: bool) -> AsyncIterator[None]:
+        if background:
+            while self._clients_big and self._no_client_big is not None:  # clients first
+                await self._no_client_big.wait()
+            async with self._big:
+                yield
+            return
+        if not self._clients_big:
+            self._no_client_big = anyio.Event()
+        self._clients_big += 1
+        try:
+            async with self._big:
+                yield
+        finally:
+            self._clients_big -= 1
+            if not self._clients_big and self._no_client_big is not None:
+                self._no_client_big.set()
 
     async def _dispatch(self, job: Callable[[], T], size: int) -> T:
         if not self.in_process(size):

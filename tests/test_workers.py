@@ -3,7 +3,9 @@ to the OS, off every request's path."""
 
 from __future__ import annotations
 
+import functools
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -122,3 +124,35 @@ async def test_the_service_trims_after_a_big_tarball_scan(
             pass
         await anyio.wait_all_tasks_blocked()
         assert trims == [1]
+
+
+@pytest.mark.anyio
+async def test_clients_take_the_big_documents_turn_before_background_work() -> None:
+    """One big document at a time; a client's goes before the look-ahead's, even one that
+    asked later."""
+    pool = RenderPool(0, trimmer=Trimmer(lambda: None, idle=None))
+    big = b"x" * BIG_DOCUMENT
+    order: list[str] = []
+    release = threading.Event()
+
+    def holding(raw: bytes) -> int:
+        release.wait(10)
+        order.append("holding")
+        return len(raw)
+
+    def marking(name: str) -> Callable[[bytes], int]:
+        def job(raw: bytes) -> int:
+            order.append(name)
+            return len(raw)
+
+        return job
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run, holding, big)  # a client's big document has the turn
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(functools.partial(pool.run, marking("background"), big, background=True))
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(pool.run, marking("client"), big)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert order == ["holding", "client", "background"]

@@ -32,6 +32,7 @@ from proxy.npm.integrity import Digest, Hasher
 log = logging.getLogger(__name__)
 
 MEMORY_ITEM_MAX = 1024 * 1024  # bytes: tarballs up to this size are also kept in memory when hot
+SERVED_MEMO = 50_000  # tarballs remembered as served from disk once (the next `get` is hot)
 UNCACHED_MAX = 64 * 1024 * 1024  # bytes: the largest tarball served from memory when the disk fails
 
 Sink = Callable[[bytes], object]
@@ -191,6 +192,8 @@ class TarballStore:
         self._memory: LRUCache[str, bytes] | None = (
             LRUCache(maxsize=memory_bytes, getsizeof=len) if memory_bytes > 0 else None
         )
+        # Tarballs served from disk once: the next `get` keeps a small one in memory.
+        self._served: LRUCache[str, bool] = LRUCache(SERVED_MEMO)
 
     def path_for(self, key: str) -> Path:
         algorithm, _, digest = key.partition("-")
@@ -210,10 +213,12 @@ class TarballStore:
             return None
         try:
             size = path.stat().st_size
-            if self._memory is not None and size <= MEMORY_ITEM_MAX:
+            hot = self._served.pop(key, False)  # asked for before: a hot tarball
+            if self._memory is not None and size <= MEMORY_ITEM_MAX and hot:
                 data = path.read_bytes()
                 self._memory[key] = data
                 return CachedTarball(size, data=data)
+            self._served[key] = True
         except OSError:  # deleted behind our back
             self.index.forget(path)
             return None
@@ -288,8 +293,9 @@ class TarballStore:
             await anyio.to_thread.run_sync(_sync, f)
         self.index.add(final, hasher.size)
         if small is not None:
-            # Served from these bytes, but kept in memory only once asked for again (`get`):
-            # an install asks for most tarballs once, and memory would fill with them.
+            # Served from these bytes, but kept in memory only once asked for twice more
+            # (`get`): an install asks for most tarballs once, the background scan of a
+            # version fetches it before the client does, and memory would fill with them.
             data = b"".join(small)
             return CachedTarball(len(data), data=data)
         return CachedTarball(hasher.size, path=final)

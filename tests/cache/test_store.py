@@ -12,7 +12,14 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from proxy.cache.store import MEMORY_ITEM_MAX, FileIndex, PackumentStore, Sink, TarballStore
+from proxy.cache.store import (
+    MEMORY_ITEM_MAX,
+    CachedTarball,
+    FileIndex,
+    PackumentStore,
+    Sink,
+    TarballStore,
+)
 from proxy.errors import UpstreamBadResponse
 from proxy.files import TMP_SUFFIX
 from proxy.npm.integrity import Digest, expected_digest
@@ -183,29 +190,38 @@ async def test_fill_verifies_stores_and_serves(
     again = s.get(digest.key)
     assert again is not None
     assert again.size == len(data)
+    assert again.path == final  # asked for once more: from the file
+    hot = s.get(digest.key)  # and again: a small one is read into memory
+    assert hot is not None
     if in_memory:
-        assert again.data == data
+        assert hot.data == data
     else:
-        assert again.path == final
+        assert hot.path == final
     assert s.index.total == len(data)
 
 
 @pytest.mark.anyio
 async def test_memory_holds_the_tarballs_asked_for_again(tmp_path: Path) -> None:
-    """A fresh tarball is served from the bytes just downloaded but kept in memory only once
-    asked for again; the file is what a first look leaves behind."""
+    """A fresh tarball is served from the bytes just downloaded, then from its file, and kept
+    in memory only when asked for after that: a background scan's download and one install
+    asking for it do not make it hot."""
     s = store(tmp_path)
-    once, twice = SMALL, SMALL + b"\0"
-    for data in (once, twice):
+    once, twice, thrice = SMALL, SMALL + b"\0", SMALL + b"\0\0"
+    for data in (once, twice, thrice):
         digest = digest_of(data)
         assert (await s.fill(digest.key, digest, serving(data), "t.tgz")).data == data
-    assert s.get(digest_of(twice).key) is not None  # asked for again: now in memory
-    for data in (once, twice):
+    first = s.get(digest_of(twice).key)
+    assert first is not None
+    assert first.path == s.path_for(digest_of(twice).key)  # once: from the file
+    for _ in range(2):
+        s.get(digest_of(thrice).key)  # twice: the second is kept in memory
+    for data in (once, twice, thrice):
         s.path_for(digest_of(data).key).unlink()  # gone behind Floodgate's back
     assert s.get(digest_of(once).key) is None
-    again = s.get(digest_of(twice).key)
+    assert s.get(digest_of(twice).key) is None
+    again = s.get(digest_of(thrice).key)
     assert again is not None
-    assert again.data == twice
+    assert again.data == thrice
 
 
 @pytest.mark.anyio
@@ -293,7 +309,8 @@ def test_get_loads_small_files_into_memory_after_a_restart(tmp_path: Path) -> No
     path.parent.mkdir(parents=True)
     path.write_bytes(SMALL)
     second = store(tmp_path)  # a restart: scan finds the file
-    found = second.get(key)
+    assert second.get(key) == CachedTarball(len(SMALL), path=path)  # once: the file
+    found = second.get(key)  # again: read into memory
     assert found is not None
     assert found.data == SMALL
     path.unlink()

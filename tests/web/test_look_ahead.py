@@ -98,6 +98,19 @@ def test_a_dependency_the_upstream_lacks_is_remembered(
     assert len(registry.requests_for("/fg-ghost")) == 1
 
 
+def test_a_dependency_name_no_registry_can_have_is_passed_over(
+    registry: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    """Old manifests and careless publishers name dependencies that are not package names:
+    the packument is served all the same, and the valid names after them are looked at."""
+    bad = {"_bad": "1", ".x": "1", "a b": "1", "node_modules": "1", "": "1", "x" * 215: "1"}
+    registry.add("fg-weird", clean("1.0.0", dependencies={**bad, "fg-dep": "^1.0.0"}))
+    registry.add("fg-dep", clean("1.0.0"))
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    assert proxy.client.get("/fg-weird", headers=NPM).status_code == 200
+    assert wait_until(lambda: registry.requests_for("/fg-dep"))
+
+
 def test_internal_names_are_never_looked_ahead(
     registry: FakeRegistry, make_proxy: ProxyFactory
 ) -> None:
