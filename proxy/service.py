@@ -184,7 +184,7 @@ def _packing(raw: bytes) -> Awaitable[bytes]:
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         done.set_result(zlib.compress(raw, PACK_LEVEL))
         return done
-    return asyncio.get_running_loop().run_in_executor(None, zlib.compress, raw, PACK_LEVEL)
+    return asyncio.ensure_future(anyio.to_thread.run_sync(zlib.compress, raw, PACK_LEVEL))
 
 
 def render_packed(packed: bytes, *args: Any) -> pk.Rendered:
