@@ -5,11 +5,12 @@ answer errors alike, and the OSV feed is downloaded once however many commands r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,16 +207,27 @@ def entry_for(versions: list[str]) -> PackumentEntry:
     return PackumentEntry.of(raw, summary, None, 0.0, facts=facts)
 
 
-@pytest.mark.anyio
-async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Path) -> None:
-    detector = CountingDetector()
+@contextlib.contextmanager
+def counting_gate(
+    tmp_path: Path, feed: OsvFeed | None = None
+) -> Iterator[tuple[PolicyGate, CountingDetector]]:
+    """A gate with the default policy and its counting detector, closed when the block ends."""
+    detector = CountingDetector(feed)
     gate = PolicyGate(
         PolicyHolder(shipped_policy("default")),
-        Inspector(detector, VerdictStore(), None),
+        Inspector(detector, VerdictStore(), feed),
         DecisionLog(tmp_path / "decisions.sqlite3"),
         clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
     )
     try:
+        yield gate, detector
+    finally:
+        gate.close()
+
+
+@pytest.mark.anyio
+async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Path) -> None:
+    with counting_gate(tmp_path) as (gate, detector):
         package = PackageName.parse("fg-grow")
         await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0"]))
         assert sorted(detector.assessed) == ["1.0.0", "1.1.0", "1.2.0"]
@@ -228,21 +240,12 @@ async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Pat
         # One new version upstream: exactly one version assessed.
         await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0", "1.3.0"]))
         assert detector.assessed == ["1.3.0"]
-    finally:
-        gate.close()
 
 
 @pytest.mark.anyio
 async def test_plans_asked_for_at_once_are_made_once(tmp_path: Path) -> None:
     """A client and the look-ahead asking for a new document's plan together share one."""
-    detector = CountingDetector()
-    gate = PolicyGate(
-        PolicyHolder(shipped_policy("default")),
-        Inspector(detector, VerdictStore(), None),
-        DecisionLog(tmp_path / "decisions.sqlite3"),
-        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
-    )
-    try:
+    with counting_gate(tmp_path) as (gate, detector):
         package = PackageName.parse("fg-grow")
         entry = entry_for(["1.0.0", "1.1.0"])
         plans = []
@@ -256,8 +259,6 @@ async def test_plans_asked_for_at_once_are_made_once(tmp_path: Path) -> None:
         assert len(plans) == 3
         assert plans[0] is plans[1] is plans[2]
         assert sorted(detector.assessed) == ["1.0.0", "1.1.0"]
-    finally:
-        gate.close()
 
 
 def mal_record(name: str, version: str) -> dict[str, Any]:
@@ -276,14 +277,7 @@ async def test_a_feed_change_redoes_the_feed_lookup_not_the_assessments(tmp_path
     (records / "other.json").write_text(json.dumps(mal_record("fg-other", "1.0.0")))
     feed = OsvFeed(records)
     assert feed.refresh()
-    detector = CountingDetector(feed)
-    gate = PolicyGate(
-        PolicyHolder(shipped_policy("default")),
-        Inspector(detector, VerdictStore(), feed),
-        DecisionLog(tmp_path / "decisions.sqlite3"),
-        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
-    )
-    try:
+    with counting_gate(tmp_path, feed) as (gate, detector):
         package = PackageName.parse("fg-grow")
         entry = entry_for(["1.0.0", "1.1.0", "1.2.0"])
         plan = await gate.plan(package, entry)
@@ -318,8 +312,6 @@ async def test_a_feed_change_redoes_the_feed_lookup_not_the_assessments(tmp_path
         plan = await gate.plan(package, entry_for(["1.0.0", "1.1.0", "1.2.0", "1.3.0"]))
         assert detector.assessed == ["1.3.0"]
         assert plan.edits.restricted == frozenset({"1.3.0"})
-    finally:
-        gate.close()
 
 
 # -- upstream 404s are remembered --------------------------------------------------------------
