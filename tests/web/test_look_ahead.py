@@ -7,8 +7,6 @@ remembered as missing."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,9 @@ from proxy.service import dependency_names
 from tests.conftest import ProxyFactory
 from tests.fakes.packages import clean
 from tests.fakes.registry import FakeRegistry
+from tests.web.test_cold_path import wait_until
 
 NPM = {"accept": "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"}
-
-
-def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def mal_feed(folder: Path, name: str, version: str) -> str:
