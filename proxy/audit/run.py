@@ -28,6 +28,7 @@ from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, UpstreamRefused, UpstreamUnavailable
 from proxy.internal import NO_INTERNAL, InternalNames
 from proxy.npm.names import PackageName
+from proxy.npm.packument import Summary, summarize
 from proxy.policy.engine import Subject, decide
 from proxy.policy.model import Action, Decision, Policy, ScanState
 from proxy.upstream.client import UpstreamClient
@@ -42,6 +43,7 @@ class _Package:
     """A fetched packument: the detector's facts, and what a Floodgate registry withheld."""
 
     facts: PackageFacts
+    summary: Summary  # where the versions' tarballs are
     restricted: dict[str, Any]  # policyRestrictions.versions of a Floodgate upstream
     restriction_message: str
 
@@ -151,12 +153,14 @@ class Auditor:
         return self.upstream
 
     async def _fetch(self, name: str) -> _Package:
-        doc = await fetch_packument(self._source(name), PackageName.parse(name))
+        package = PackageName.parse(name)
+        doc = await fetch_packument(self._source(name), package)
         restrictions = doc.get("policyRestrictions")
         restricted = restrictions.get("versions") if isinstance(restrictions, dict) else None
         message = restrictions.get("message") if isinstance(restrictions, dict) else ""
         return _Package(
             PackageFacts.from_packument(doc),
+            summarize(doc, package),
             restricted if isinstance(restricted, dict) else {},
             message if isinstance(message, str) else "",
         )
@@ -184,7 +188,9 @@ class Auditor:
             verdict = self.detector.current(verdict, facts)
         elif self.scan_tarballs:
             try:
-                tarball = await fetch_tarball(self._source(locked.name), facts, locked.version)
+                tarball = await fetch_tarball(
+                    self._source(locked.name), package.summary, locked.version
+                )
             except UpstreamRefused as exc:
                 # Auditing through a Floodgate that learnt of the block from the tarball.
                 d = Decision(Action.BLOCK, "registry", str(exc), Action.BLOCK)

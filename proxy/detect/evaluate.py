@@ -569,7 +569,7 @@ _RANK = {spec.id: i for i, (spec, _) in enumerate(SIGNALS)}
 
 
 # VersionFacts fields that name a version rather than describe it: what `_shape` leaves out.
-_IDENTITY = frozenset({"version", "integrity", "shasum", "tarball_url", "published"})
+_IDENTITY = frozenset({"version", "integrity", "published"})
 # Dependencies, which facts keep by name (a package's versions mostly differ in their ranges
 # alone, and no signal reads a range): keyed by the set of names.
 _BY_NAME = ("dependencies", "optional_dependencies")

@@ -123,9 +123,7 @@ class VersionFacts:
     bin: Mapping[str, str] = field(default_factory=_empty)
     file_count: int | None = None
     unpacked_size: int | None = None
-    integrity: str | None = None
-    shasum: str | None = None
-    tarball_url: str | None = None
+    integrity: str | None = None  # the verdict store's key (with the version)
     published: datetime | None = None
     deprecated: bool = False
     repository: str | None = None
@@ -159,7 +157,7 @@ class VersionFacts:
         if scripts_map is not None:
             has_install = any(s in scripts_map for s in INSTALL_SCRIPTS)
         desc = get("description")
-        integrity, shasum, tarball = dist.get("integrity"), dist.get("shasum"), dist.get("tarball")
+        integrity = dist.get("integrity")
         named = get("version", version)
         if named == version:
             named = version  # the packument's key: one string for the version, not two
@@ -173,8 +171,6 @@ class VersionFacts:
             _int(dist.get("fileCount")),
             _int(dist.get("unpackedSize")),
             integrity if type(integrity) is str else None,
-            shasum if type(shasum) is str else None,
-            tarball if type(tarball) is str else None,
             published,
             bool(get("deprecated")),
             shared.text(repo) if type(repo) is str else None,

@@ -21,9 +21,9 @@ from proxy.detect.facts import PackageFacts
 from proxy.detect.model import Label, Verdict
 from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, NotFound, UpstreamBadResponse
-from proxy.npm.integrity import Hasher, expected_digest
+from proxy.npm.integrity import Hasher
 from proxy.npm.names import PackageName
-from proxy.npm.packument import parse
+from proxy.npm.packument import Summary, parse, summarize
 from proxy.npm.semver import Range, SemverError, Version
 from proxy.npm.tarball import TarballFacts, read_tarball
 
@@ -106,23 +106,22 @@ def resolve(package: PackageFacts, spec: str) -> list[str]:
     return [text for _, text in found[:MAX_RANGE_VERSIONS]]
 
 
-async def fetch_tarball(upstream: Upstream, package: PackageFacts, version: str) -> TarballFacts:
+async def fetch_tarball(upstream: Upstream, summary: Summary, version: str) -> TarballFacts:
     """Download and read one version's tarball; raise NotFound or UpstreamBadResponse."""
-    vf = package.versions[version]
-    if not vf.tarball_url:
-        raise NotFound(f"{package.name}@{version} has no tarball URL in its packument")
-    hasher = Hasher(expected_digest(vf.integrity, vf.shasum))
+    ref = summary.versions.get(version)
+    if ref is None or not ref.tarball:
+        raise NotFound(f"{summary.name}@{version} has no tarball URL in its packument")
+    hasher = Hasher(ref.digest)
     chunks: list[bytes] = []
 
     def sink(chunk: bytes) -> None:
         hasher.update(chunk)
         chunks.append(chunk)
 
-    await upstream.download(vf.tarball_url, sink)
+    await upstream.download(ref.tarball, sink)
     if not hasher.matches():
         raise UpstreamBadResponse(
-            f"tarball of {package.name}@{version} from {vf.tarball_url} "
-            "does not match its integrity"
+            f"tarball of {summary.name}@{version} from {ref.tarball} does not match its integrity"
         )
     return read_tarball(b"".join(chunks))
 
@@ -136,12 +135,13 @@ async def scan_target(
 ) -> list[Outcome]:
     """Assess every version `target` names. Errors for one version become its Outcome;
     an error resolving the target raises (FloodgateError)."""
-    package = PackageFacts.from_packument(await fetch_packument(upstream, target.package))
+    doc = await fetch_packument(upstream, target.package)
+    package, summary = PackageFacts.from_packument(doc), summarize(doc, target.package)
     outcomes: list[Outcome] = []
     for version in resolve(package, target.spec):
         label = f"{package.name}@{version}"
         try:
-            tarball = None if metadata_only else await fetch_tarball(upstream, package, version)
+            tarball = None if metadata_only else await fetch_tarball(upstream, summary, version)
         except FloodgateError as exc:
             outcomes.append(Outcome(label, error=str(exc)))
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 # Strongest first; npm writes sha512 (and older packages only a sha1 shasum).
@@ -26,6 +27,18 @@ class Digest:
     @property
     def sri(self) -> str:
         return f"{self.algorithm}-{base64.b64encode(self.value).decode()}"
+
+
+_SHA512_SRI = re.compile(r"sha512-[A-Za-z0-9+/]{86}==")
+
+
+def needs_shasum(integrity: str | None) -> bool:
+    """Whether `shasum` could matter to `expected_digest` beside this `integrity`: only when
+    the integrity names no digest (absent, or malformed). Kept facts drop it otherwise: a
+    40-character string for each of thousands of versions, never read."""
+    if integrity is not None and _SHA512_SRI.fullmatch(integrity):
+        return False  # npm's own form, checked without decoding it
+    return expected_digest(integrity, None) is None
 
 
 def expected_digest(integrity: str | None, shasum: str | None) -> Digest | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
 from typing import Any
@@ -111,7 +112,9 @@ def test_summarize_maps_versions_tags_and_filenames() -> None:
     dist = doc["versions"]["1.0.0"]["dist"]
     assert ref.tarball == f"{UPSTREAM}/@acme/widget/-/widget-1.0.0.tgz"
     assert ref.filename == "widget-1.0.0.tgz"  # no scope in the file name
-    assert (ref.integrity, ref.shasum) == (dist["integrity"], dist["shasum"])
+    assert ref.integrity == dist["integrity"]
+    assert ref.shasum is None  # the integrity names a digest: the shasum could never matter
+    assert ref.digest == expected_digest(dist["integrity"], dist["shasum"])
     assert summary.resolve("1.0.0") == ref
     assert summary.resolve("latest") == summary.versions["1.1.0"]
     assert summary.resolve("gone") is None
@@ -141,6 +144,59 @@ def test_tarball_file_names_other_than_the_default_are_found_too() -> None:
     # Only the odd names are kept; the digest is parsed when asked for.
     assert set(summary.odd_filenames) == {"legacy-name.tgz", "widget-2.0.0.tgz"}
     assert summary.versions["1.0.0"].digest == expected_digest(dist["1.0.0"]["integrity"], None)
+
+
+def test_tarball_urls_are_kept_only_where_they_cannot_be_derived() -> None:
+    versions = ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]
+    doc = packument("@acme/widget", versions)
+    dist = {v: doc["versions"][v]["dist"] for v in versions}
+    dist["1.1.0"]["tarball"] = "https://cdn.invalid/blobs/legacy-name.tgz"
+    dist["1.2.0"]["tarball"] = "https://mirror.invalid/@acme/widget/-/widget-1.2.0.tgz"
+    dist["1.3.0"]["tarball"] = f"{UPSTREAM}/@acme/widget/-/widget%2d1.3.0.tgz"  # quoted
+    del dist["2.0.0"]["tarball"]
+    refs = pk.summarize(doc, SCOPED).versions
+    for version in versions:
+        assert refs[version].tarball == dist[version].get("tarball", ""), version
+    assert refs["1.0.0"].odd_url is None
+    assert {v for v in versions if refs[v].odd_url is not None} == {
+        "1.1.0",
+        "1.2.0",
+        "1.3.0",
+        "2.0.0",
+    }
+    assert refs["1.0.0"].url_base is refs["2.0.0"].url_base  # one string for them all
+
+
+def test_a_documents_first_url_without_its_file_name_is_the_base() -> None:
+    doc = packument("left-pad", ["1.0.0", "1.1.0"])
+    doc["versions"]["1.0.0"]["dist"]["tarball"] = "https://cdn.invalid/x/left-pad-1.0.0.tgz"
+    refs = pk.summarize(doc, LEFTPAD).versions
+    assert refs["1.0.0"].url_base == "https://cdn.invalid/x/"
+    assert refs["1.1.0"].tarball == f"{UPSTREAM}/left-pad/-/left-pad-1.1.0.tgz"
+    assert refs["1.1.0"].odd_url == refs["1.1.0"].tarball
+
+
+@pytest.mark.parametrize(
+    ("integrity", "kept"),
+    [
+        (None, True),  # an old package: its sha1 shasum is all there is
+        ("", True),
+        ("sha512-" + "A" * 86 + "==", False),
+        ("sha1-" + base64.b64encode(b"x" * 20).decode(), False),
+        ("sha256-" + base64.b64encode(b"x" * 32).decode() + " sha1-@@", False),
+        ("sha512-not*base64", True),  # malformed: the shasum is what verifies the tarball
+        ("md5-" + base64.b64encode(b"x" * 16).decode(), True),  # no algorithm npm verifies
+    ],
+)
+def test_a_shasum_is_kept_only_when_the_integrity_names_no_digest(
+    integrity: str | None, kept: bool
+) -> None:
+    doc = packument("left-pad", ["1.0.0"])
+    dist = doc["versions"]["1.0.0"]["dist"]
+    dist["integrity"] = integrity
+    ref = pk.summarize(doc, LEFTPAD).versions["1.0.0"]
+    assert ref.shasum == (dist["shasum"] if kept else None)
+    assert ref.digest == expected_digest(integrity, dist["shasum"])
 
 
 def test_summarize_tolerates_malformed_versions() -> None:
