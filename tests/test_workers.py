@@ -1,12 +1,15 @@
 """The heap trimmer: big documents (and only those) make the server hand freed heap pages back
-to the OS, off every request's path."""
+to the OS, off every request's path, and settle the garbage collector (the cache frozen out of
+its full collections' way)."""
 
 from __future__ import annotations
 
 import functools
+import gc
 import platform
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,15 @@ from proxy.gate import Caller
 from proxy.npm.names import PackageName
 from proxy.npm.packument import Variant
 from proxy.settings import Settings
-from proxy.workers import BIG_DOCUMENT, RenderPool, Trimmer, limit_malloc_arenas, malloc_trim
+from proxy.workers import (
+    BIG_DOCUMENT,
+    FULL_SETTLE_EVERY,
+    RenderPool,
+    Trimmer,
+    limit_malloc_arenas,
+    malloc_trim,
+    settle_gc,
+)
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry
 
@@ -43,6 +54,56 @@ def test_malloc_heaps_are_capped_unless_the_operator_set_them(
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
+
+
+class Node:
+    """An object the cyclic collector tracks, to make cycles of."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def test_settling_freezes_what_lives_and_a_full_settle_collects_frozen_cycles() -> None:
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+        gone = weakref.ref(a)
+        settle_gc(False)
+        assert gc.get_freeze_count() > 0
+        del a, b  # garbage now, but frozen while it was alive: collections pass it by
+        gc.collect()
+        assert gone() is not None
+        settle_gc(True)
+        assert gone() is None
+        lone = Node()  # no cycle: freed when let go of, frozen or not
+        settle_gc(False)
+        lone_ref = weakref.ref(lone)
+        del lone
+        assert lone_ref() is None
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.anyio
+async def test_the_collector_is_settled_before_each_trim_fully_when_idle() -> None:
+    settles: list[bool] = []
+    trimmer = Trimmer(lambda: None, threshold=1, delay=0, idle=None, settle=settles.append)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trimmer.run)
+        for n in range(1, FULL_SETTLE_EVERY + 2):
+            trimmer.note(BIG_DOCUMENT)
+            assert await until(lambda n=n: trimmer.trims == n)  # type: ignore[misc]
+        tg.cancel_scope.cancel()
+    # After big work: the young collected, the rest frozen; now and then, everything.
+    assert settles == [False] * (FULL_SETTLE_EVERY - 1) + [True, False]
+    settles.clear()
+    idle = Trimmer(lambda: None, delay=0, idle=0.05, settle=settles.append)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(idle.run)
+        idle.note(100)
+        assert await until(lambda: idle.trims == 1)
+        tg.cancel_scope.cancel()
+    assert settles == [True]
 
 
 @pytest.mark.anyio
