@@ -14,7 +14,7 @@ This isolates what Floodgate adds to each cold packument (parse, inspect, plan, 
 the upstream's own variance, which on a real registry is larger than the difference. Reports:
 total time of each pass and the ratio, Floodgate's extra time per packument (median, p90,
 max, and the max over documents under 1 MB), its CPU seconds and the resident memory of its
-processes after the pass.
+processes after the pass; and the `--slowest` documents, with their extra time.
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per upstream answer")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--serve-args", default="", help="extra arguments for floodgate serve")
+    parser.add_argument("--slowest", type=int, default=5, help="list this many slowest documents")
     args = parser.parse_args()
     docs = load(args.packuments)
     if not docs:
@@ -185,6 +186,9 @@ def main() -> int:
           f"(under 1 MB: max {small:.0f} ms)")  # fmt: skip
     print(f"  Floodgate CPU {statistics.median(cpu):.1f} s, "
           f"RSS after {statistics.median(rss):.0f} MB")  # fmt: skip
+    worst = sorted(zip(extras, names, sizes, strict=True), reverse=True)[: args.slowest]
+    for e, name, n in worst:
+        print(f"  slowest: {name} ({n / 1e6:.2f} MB) +{e:.0f} ms")
     return 0
 
 

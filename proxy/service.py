@@ -239,8 +239,19 @@ class Service:
         self._clients = Activity(settings.prefetch_pause)  # what background work waits for
         self._prefetch_pending = 0
         self._ahead_limit = anyio.CapacityLimiter(max(1, settings.prefetch_packuments))
+        # The look-ahead's CPU work (parse, plan, render) runs for one document at a time: one
+        # thread runs Python at a time anyway, and a client's request waits for its turn
+        # behind every thread that wants one (measured on the replay of a real install: with
+        # the 8 documents fetched at once also parsed and planned at once, a 30 kB document's
+        # 14 ms plan took up to 95 ms).
+        self._ahead_cpu = anyio.CapacityLimiter(1)
         self._ahead_pending = 0
         self._looked_ahead: TTLCache[str, bool] = TTLCache(
+            NOT_FOUND_MEMO, settings.packument_ttl, timer=clock
+        )
+        # Big documents the look-ahead fetched and saved to disk unparsed (see `_set_aside`):
+        # when, and what (ETag, bytes), so that the saved copy is known to be that one.
+        self._aside: TTLCache[str, tuple[float, str | None, int]] = TTLCache(
             NOT_FOUND_MEMO, settings.packument_ttl, timer=clock
         )
         # Per name, how often a hosted document changed here or on another replica: a refresh
@@ -249,9 +260,9 @@ class Service:
         self._missing: TTLCache[str, str] = TTLCache(
             NOT_FOUND_MEMO, max(settings.not_found_ttl, 1e-9), timer=clock
         )
-        self._fetches: SingleFlight[str, tuple[PackumentEntry, CacheState, pk.Doc | None]] = (
-            SingleFlight()
-        )
+        self._fetches: SingleFlight[
+            str, tuple[PackumentEntry, CacheState, pk.Doc | None] | None
+        ] = SingleFlight()
         self._renders: SingleFlight[tuple[str, pk.RenderKeyT], pk.Rendered] = SingleFlight()
         self._downloads: SingleFlight[str, CachedTarball] = SingleFlight()
         # npm audit work is a budget shared by every audit (so audits cannot crowd out
@@ -343,11 +354,20 @@ class Service:
         return entry, state
 
     async def _entry(
-        self, package: PackageName, ahead: bool = False
+        self, package: PackageName
     ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
         """`entry`, plus the parsed document when it was just fetched (read-only; for the
-        first render, so that a cold packument is parsed once). `ahead`: for the look-ahead,
-        which keeps no big parsed document (see `_inspect`)."""
+        first render, so that a cold packument is parsed once)."""
+        found = await self._entry_or_aside(package)
+        if found is None:  # joined the look-ahead, which set a big document aside: load it
+            found = await self._entry_or_aside(package)
+        assert found is not None  # only the look-ahead sets documents aside
+        return found
+
+    async def _entry_or_aside(
+        self, package: PackageName, ahead: bool = False
+    ) -> tuple[PackumentEntry, CacheState, pk.Doc | None] | None:
+        """`_entry`; `ahead`: for the look-ahead, which sets big documents aside (None)."""
         self.source(package)  # an internal name without an internal registry: 404 here
         entry = self.packuments.get(package.name)
         now = self.clock()
@@ -360,6 +380,8 @@ class Service:
             missing = self._missing.get(package.name)
             if missing is not None:
                 raise NotFound(missing)
+            if ahead and package.name in self._aside:
+                return None
         first = not self._fetches.in_flight(package.name)
         flight = self._fetches.run(package.name, lambda: self._refresh(package, entry, ahead))
         if entry is None:
@@ -402,22 +424,45 @@ class Service:
         # bytes, held until it is rendered. Big ones it parses again to render them, one at a
         # time and only while no client's big document waits (see RenderPool).
         if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
-            summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
+            async with self._ahead_cpu if ahead else contextlib.nullcontext():
+                summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
             return summary, facts, None
-        return await self.pool.run(inspect_keeping, raw, package)
+        async with self._ahead_cpu if ahead else contextlib.nullcontext():
+            return await self.pool.run(inspect_keeping, raw, package)
+
+    async def _set_aside(self, package: PackageName, got: Fetched) -> bool:
+        """Save a big document the look-ahead fetched to disk, unparsed, for the client's
+        request to load and parse (`_load_saved`). Parsing one holds the GIL for up to a few
+        hundred ms (orjson: about 100 MB/s), and a client's next request, however small,
+        would wait behind it: the look-ahead spares the client the fetch, not the parse.
+        False: not saved (the disk is full, say), so the look-ahead goes on with it."""
+        try:
+            await anyio.to_thread.run_sync(self.saved.save, package.name, got.body, got.etag)
+        except OSError as exc:
+            log.warning("could not save packument %r to disk: %s", package.name, exc)
+            return False
+        self._aside[package.name] = (self.clock(), got.etag, len(got.body))
+        log.debug("set %r aside: %d bytes, saved unparsed", package.name, len(got.body))
+        return True
 
     async def _refresh(
         self, package: PackageName, entry: PackumentEntry | None, ahead: bool = False
-    ) -> tuple[PackumentEntry, CacheState, pk.Doc | None]:
+    ) -> tuple[PackumentEntry, CacheState, pk.Doc | None] | None:
         generation = self._generation.get(package.name, 0)
         if entry is None:
-            entry = await self._load_saved(package)
+            loaded = await self._load_saved(package)
+            entry, doc = loaded if loaded is not None else (None, None)
+            if entry is not None and entry.is_fresh(self.clock(), self.settings.packument_ttl):
+                self._keep(package, generation, entry)  # the look-ahead set it aside just now
+                return entry, CacheState.MISS, doc
         try:
             got = await self.source(package).get_packument(
                 package, entry.upstream_etag if entry else None
             )
             inspected = packing = None
             if isinstance(got, Fetched):
+                if ahead and len(got.body) >= BIG_DOCUMENT and await self._set_aside(package, got):
+                    return None
                 # Packing (zlib, which lets go of the GIL) runs on another core meanwhile.
                 packing = _packing(got.body)
                 inspected = await self._inspect(got.body, package, ahead)
@@ -477,18 +522,30 @@ class Service:
         except OSError as exc:
             log.warning("could not save packument %r to disk: %s", package.name, exc)
 
-    async def _load_saved(self, package: PackageName) -> PackumentEntry | None:
+    async def _load_saved(
+        self, package: PackageName
+    ) -> tuple[PackumentEntry, pk.Doc | None] | None:
+        """The saved copy of `package`, to revalidate (fetched: never); or, when it is the one
+        the look-ahead set aside, fresh and with its parsed document for the first render."""
+        aside = self._aside.pop(package.name, None)
         saved = await anyio.to_thread.run_sync(self.saved.load, package.name)
         if saved is None:
             return None
         raw, etag = saved
+        fetched = float("-inf")
+        if aside is not None and aside[1:] == (etag, len(raw)):
+            fetched = aside[0]
         packing = _packing(raw)
         try:
-            summary, facts = await self.pool.run(inspect, raw, package)
+            if fetched > float("-inf"):
+                summary, facts, doc = await self._inspect(raw, package)
+            else:
+                summary, facts = await self.pool.run(inspect, raw, package)
+                doc = None
         except UpstreamError:
             return None
         packed = await packing
-        return PackumentEntry(packed, len(raw), summary, etag, float("-inf"), facts=facts)
+        return PackumentEntry(packed, len(raw), summary, etag, fetched, facts=facts), doc
 
     async def packument(
         self,
@@ -596,9 +653,10 @@ class Service:
         """Fetch, inspect, plan and render, in the background, the packuments the client will
         ask for next (see `dependency_names`), as it would ask for them: it resolves a tree one
         document at a time, so what Floodgate does for each is added to the install unless
-        it was done while the client was busy with others. Once per package and TTL; at most
-        `prefetch_packuments` at once and `AHEAD_QUEUE` waiting (more are not looked at);
-        never a name already cached, in flight, known missing, or internal."""
+        it was done while the client was busy with others. Big documents are only fetched
+        (see `_set_aside`). Once per package and TTL; at most `prefetch_packuments` at once
+        and `AHEAD_QUEUE` waiting (more are not looked at); never a name already cached, set
+        aside, in flight, known missing, or internal."""
         if self._tasks is None or self.settings.prefetch_packuments <= 0:
             return
         if package.name in self._looked_ahead:
@@ -610,6 +668,7 @@ class Service:
             if (
                 name in self.packuments
                 or name in self._missing
+                or name in self._aside
                 or self._fetches.in_flight(name)
                 or (self.internal and self.internal.is_internal(name))
             ):
@@ -627,14 +686,18 @@ class Service:
     ) -> None:
         try:
             async with self._ahead_limit:
-                entry, state, doc = await self._entry(package, ahead=True)
+                found = await self._entry_or_aside(package, ahead=True)
+                if found is None:
+                    return  # a big document, set aside unparsed for the client
+                entry, state, doc = found
                 if state is CacheState.MISS:
                     self._prefetch(package, entry)
                 gate = self.gate.for_group(caller.group)
-                plan = await gate.plan(package, entry)
-                await self._rendered(
-                    package, entry, doc, variant, base_url, plan.edits, gate.salt, False, True
-                )
+                async with self._ahead_cpu:
+                    plan = await gate.plan(package, entry)
+                    await self._rendered(
+                        package, entry, doc, variant, base_url, plan.edits, gate.salt, False, True
+                    )
         except FloodgateError as exc:
             log.debug("looking ahead at %s: %s", package.name, exc)
         except Exception:

@@ -7,13 +7,20 @@ remembered as missing."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from proxy.detect.facts import PackageFacts
+from proxy import service
+from proxy.cache.store import PackumentStore
+from proxy.detect.facts import PackageFacts, inspect, inspect_keeping
+from proxy.npm.names import PackageName
 from proxy.service import dependency_names
-from tests.conftest import ProxyFactory
+from proxy.workers import BIG_DOCUMENT
+from tests.conftest import ProxyFactory, RunningProxy
 from tests.fakes.packages import clean
 from tests.fakes.registry import FakeRegistry
 from tests.web.test_cold_path import wait_until
@@ -123,6 +130,136 @@ def test_nothing_is_looked_ahead_when_it_is_off(
     # The next request is the client's own: it is the first the upstream sees of fg-dep.
     assert proxy.client.get("/fg-dep", headers=NPM).headers["x-floodgate-cache"] == "miss"
     assert app_tree.requests_for("/fg-opt") == []
+
+
+@pytest.fixture
+def big_dependency(registry: FakeRegistry) -> FakeRegistry:
+    """fg-uses-big depends on fg-big, a packument over BIG_DOCUMENT bytes (long readmes, as
+    big packages have)."""
+    readme = "A long readme, as big packages have. " * 150
+    registry.add("fg-uses-big", clean("1.0.0", dependencies={"fg-big": "^1.0.0"}))
+    registry.add("fg-big", *(clean(f"1.{i}.0", extra={"readme": readme}) for i in range(300)))
+    return registry
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the packuments the service parses, in order."""
+    names: list[str] = []
+
+    def counting(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def parse(raw: bytes, package: PackageName) -> Any:
+            names.append(package.name)
+            return fn(raw, package)
+
+        return parse
+
+    monkeypatch.setattr(service, "inspect", counting(inspect))
+    monkeypatch.setattr(service, "inspect_keeping", counting(inspect_keeping))
+    return names
+
+
+def saved_copy(proxy: RunningProxy, name: str) -> tuple[bytes, str | None] | None:
+    return PackumentStore(Path(proxy.settings.cache_dir) / "packuments", 1 << 30).load(name)
+
+
+def test_a_big_dependency_is_fetched_ahead_but_parsed_only_for_the_client(
+    big_dependency: FakeRegistry, make_proxy: ProxyFactory, parsed: list[str]
+) -> None:
+    """Parsing a big document holds the GIL long enough to hold up whatever small request a
+    client makes meanwhile: the look-ahead saves it to disk as fetched, and the client's
+    request parses it from there, once, without asking the upstream again."""
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    assert proxy.client.get("/fg-uses-big", headers=NPM).status_code == 200
+    assert wait_until(lambda: saved_copy(proxy, "fg-big") is not None)
+    raw, _ = saved_copy(proxy, "fg-big") or (b"", None)
+    assert len(raw) >= BIG_DOCUMENT
+    assert parsed == ["fg-uses-big"]  # saved, not parsed
+    served = proxy.client.get("/fg-big", headers=NPM)
+    assert served.status_code == 200
+    assert served.headers["x-floodgate-cache"] == "miss"  # new to its client
+    assert len(served.json()["versions"]) == 300
+    assert len(big_dependency.requests_for("/fg-big")) == 1
+    assert parsed == ["fg-uses-big", "fg-big"]
+    assert proxy.client.get("/fg-big", headers=NPM).headers["x-floodgate-cache"] == "hit"
+
+
+def test_a_big_dependency_whose_saved_copy_changed_is_fetched_again(
+    big_dependency: FakeRegistry, make_proxy: ProxyFactory
+) -> None:
+    """The saved copy is the look-ahead's only while it is the same document (another replica
+    sharing the folder, say, may have saved another): otherwise it is revalidated."""
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    assert proxy.client.get("/fg-uses-big", headers=NPM).status_code == 200
+    assert wait_until(lambda: saved_copy(proxy, "fg-big") is not None)
+    other = json.dumps({"name": "fg-big", "versions": {}}).encode()
+    PackumentStore(Path(proxy.settings.cache_dir) / "packuments", 1 << 30).save(
+        "fg-big", other, '"other"'
+    )
+    served = proxy.client.get("/fg-big", headers=NPM)
+    assert len(served.json()["versions"]) == 300
+    assert len(big_dependency.requests_for("/fg-big")) == 2
+
+
+def test_a_big_dependency_that_cannot_be_saved_is_looked_ahead_in_memory(
+    big_dependency: FakeRegistry,
+    make_proxy: ProxyFactory,
+    parsed: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def full(self: PackumentStore, name: str, raw: bytes, etag: str | None) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PackumentStore, "save", full)
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    assert proxy.client.get("/fg-uses-big", headers=NPM).status_code == 200
+    assert wait_until(
+        lambda: proxy.client.get("/fg-big", headers=NPM).headers["x-floodgate-cache"] == "hit"
+    )
+    assert len(big_dependency.requests_for("/fg-big")) == 1
+    assert parsed.count("fg-big") == 1
+
+
+def test_the_look_ahead_parses_one_document_at_a_time(
+    registry: FakeRegistry, make_proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents are fetched several at once, but parsed (and planned, rendered) one at a
+    time: one thread runs Python at a time, and each more one that wants to is one more a
+    client's request waits behind."""
+    deps = [f"fg-mid-{i}" for i in range(4)]
+    registry.add("fg-many", clean("1.0.0", dependencies={d: "^1.0.0" for d in deps}))
+    for dep in deps:  # over INLINE_MAX: parsed in a thread
+        registry.add(dep, clean("1.0.0", extra={"readme": "A readme. " * 10_000}))
+    lock, entered, release = threading.Lock(), threading.Event(), threading.Event()
+    active, most = [0], [0]
+
+    def parse(raw: bytes, package: PackageName) -> Any:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            if package.name in deps:
+                entered.set()
+                release.wait(10)  # the first holds on until the test has looked
+            return inspect_keeping(raw, package)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(service, "inspect_keeping", parse)
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    assert proxy.client.get("/fg-many", headers=NPM).status_code == 200
+    assert entered.wait(10)
+    assert wait_until(lambda: all(registry.requests_for(f"/{d}") for d in deps))
+    assert not wait_until(lambda: most[0] > 1, seconds=0.5)  # fetched, waiting their turn
+    release.set()
+    for dep in deps:
+        assert wait_until(
+            lambda d=dep: (
+                proxy.client.get(f"/{d}", headers=NPM).headers["x-floodgate-cache"] == "hit"
+            )
+        )
+    assert most[0] == 1
 
 
 def facts(versions: dict[str, dict[str, object]], latest: str | None) -> PackageFacts:
