@@ -361,7 +361,9 @@ class Service:
         found = await self._entry_or_aside(package)
         if found is None:  # joined the look-ahead, which set a big document aside: load it
             found = await self._entry_or_aside(package)
-        assert found is not None  # only the look-ahead sets documents aside
+        if found is None:  # joined another (a TTL so short the first one's note expired)
+            found = await self._refresh(package, None)
+        assert found is not None  # a client's own refresh never sets a document aside
         return found
 
     async def _entry_or_aside(
