@@ -422,14 +422,13 @@ class Service:
     async def _inspect(
         self, raw: bytes, package: PackageName, ahead: bool = False
     ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
-        # The look-ahead runs several documents at once; a parsed one is several times its
-        # bytes, held until it is rendered. Big ones it parses again to render them, one at a
-        # time and only while no client's big document waits (see RenderPool).
-        if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
-            async with self._ahead_cpu if ahead else contextlib.nullcontext():
-                summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
-            return summary, facts, None
+        # A big document reaches the look-ahead here only when it could not be set aside: it
+        # keeps no parsed copy (several times the bytes, held until rendered) and parses again
+        # to render, one at a time and only while no client's big document waits (RenderPool).
         async with self._ahead_cpu if ahead else contextlib.nullcontext():
+            if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
+                summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
+                return summary, facts, None
             return await self.pool.run(inspect_keeping, raw, package)
 
     async def _set_aside(self, package: PackageName, got: Fetched) -> bool:
@@ -438,10 +437,7 @@ class Service:
         hundred ms (orjson: about 100 MB/s), and a client's next request, however small,
         would wait behind it: the look-ahead spares the client the fetch, not the parse.
         False: not saved (the disk is full, say), so the look-ahead goes on with it."""
-        try:
-            await anyio.to_thread.run_sync(self.saved.save, package.name, got.body, got.etag)
-        except OSError as exc:
-            log.warning("could not save packument %r to disk: %s", package.name, exc)
+        if not await anyio.to_thread.run_sync(self._save, package, got):
             return False
         self._aside[package.name] = (self.clock(), got.etag, len(got.body))
         log.debug("set %r aside: %d bytes, saved unparsed", package.name, len(got.body))
@@ -518,11 +514,14 @@ class Service:
         if self._current(package, generation):
             self.packuments.put(package.name, entry)
 
-    def _save(self, package: PackageName, got: Fetched) -> None:
+    def _save(self, package: PackageName, got: Fetched) -> bool:
+        """Save what was fetched to disk; False (and a warning) when it could not be."""
         try:
             self.saved.save(package.name, got.body, got.etag)
         except OSError as exc:
             log.warning("could not save packument %r to disk: %s", package.name, exc)
+            return False
+        return True
 
     async def _load_saved(
         self, package: PackageName
@@ -534,9 +533,9 @@ class Service:
         if saved is None:
             return None
         raw, etag = saved
-        fetched = float("-inf")
+        fetched = float("-inf")  # never: revalidated before it is served
         if aside is not None and aside[1:] == (etag, len(raw)):
-            fetched = aside[0]
+            fetched = aside[0]  # the look-ahead's copy: fresh, parsed once for the first render
         packing = _packing(raw)
         try:
             if fetched > float("-inf"):
