@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.detect.evaluate import Detector
-from proxy.detect.facts import PackageFacts
+from proxy.detect.facts import PackageFacts, read_packument
 from proxy.detect.model import Verdict
 from proxy.detect.scan import Target, fetch_packument, fetch_tarball, resolve
-from proxy.npm.packument import summarize
 from proxy.policy.engine import Check, Subject, check_match, decide
 from proxy.policy.model import Decision, Policy
 from proxy.upstream.client import UpstreamClient
@@ -129,10 +128,8 @@ async def explain(
 ) -> Explanation:
     """Fetch, assess and explain `NAME[@VERSION|@TAG|@RANGE]` (a range: its newest version)."""
     target = Target.parse(spec)
-    doc = await fetch_packument(upstream, target.package)
-    facts = PackageFacts.from_packument(doc)
+    summary, facts = read_packument(await fetch_packument(upstream, target.package), target.package)
     version = resolve(facts, target.spec)[0]
-    summary = summarize(doc, target.package)
     tarball = await fetch_tarball(upstream, summary, version) if with_tarball else None
     verdict = detector.assess(facts, version, tarball, record=False)
     return explain_verdict(policy, facts, version, verdict, datetime.now(UTC), shadows)

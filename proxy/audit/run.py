@@ -21,14 +21,14 @@ import anyio
 
 from proxy.audit.model import Audited, LockedPackage, Lockfile
 from proxy.detect.evaluate import Detector
-from proxy.detect.facts import PackageFacts
+from proxy.detect.facts import PackageFacts, read_packument
 from proxy.detect.model import Verdict
 from proxy.detect.scan import Upstream, fetch_packument, fetch_tarball
 from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, UpstreamRefused, UpstreamUnavailable
 from proxy.internal import NO_INTERNAL, InternalNames
 from proxy.npm.names import PackageName
-from proxy.npm.packument import Summary, summarize
+from proxy.npm.packument import Summary
 from proxy.policy.engine import Subject, decide
 from proxy.policy.model import Action, Decision, Policy, ScanState
 from proxy.upstream.client import UpstreamClient
@@ -158,9 +158,10 @@ class Auditor:
         restrictions = doc.get("policyRestrictions")
         restricted = restrictions.get("versions") if isinstance(restrictions, dict) else None
         message = restrictions.get("message") if isinstance(restrictions, dict) else ""
+        summary, facts = read_packument(doc, package)
         return _Package(
-            PackageFacts.from_packument(doc),
-            summarize(doc, package),
+            facts,
+            summary,
             restricted if isinstance(restricted, dict) else {},
             message if isinstance(message, str) else "",
         )

@@ -39,6 +39,7 @@ __all__ = [
     "TarballFacts",
     "VersionFacts",
     "facts_from_case",
+    "read_packument",
     "tarball_from_manifest",
 ]
 
@@ -416,4 +417,10 @@ def inspect_keeping(raw: bytes, package: PackageName) -> tuple[Summary, PackageF
     """`inspect`, also returning the parsed document, so that a fresh packument's first render
     need not parse it again (in-process only: the document is large to pickle)."""
     doc = parse(raw, package.name)
-    return summarize(doc, package), PackageFacts.from_packument(doc), doc
+    return *read_packument(doc, package), doc
+
+
+def read_packument(doc: Doc, package: PackageName) -> tuple[Summary, PackageFacts]:
+    """A parsed packument as the proxy reads it (where each version's tarball is, and how it
+    is verified) and as the detector does."""
+    return summarize(doc, package), PackageFacts.from_packument(doc)

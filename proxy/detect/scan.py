@@ -17,13 +17,13 @@ from typing import Any, Protocol
 import orjson
 
 from proxy.detect.evaluate import Detector
-from proxy.detect.facts import PackageFacts
+from proxy.detect.facts import PackageFacts, read_packument
 from proxy.detect.model import Label, Verdict
 from proxy.detect.store import VerdictStore
 from proxy.errors import FloodgateError, NotFound, UpstreamBadResponse
 from proxy.npm.integrity import Hasher
 from proxy.npm.names import PackageName
-from proxy.npm.packument import Summary, parse, summarize
+from proxy.npm.packument import Summary, parse
 from proxy.npm.semver import Range, SemverError, Version
 from proxy.npm.tarball import TarballFacts, read_tarball
 
@@ -135,8 +135,9 @@ async def scan_target(
 ) -> list[Outcome]:
     """Assess every version `target` names. Errors for one version become its Outcome;
     an error resolving the target raises (FloodgateError)."""
-    doc = await fetch_packument(upstream, target.package)
-    package, summary = PackageFacts.from_packument(doc), summarize(doc, target.package)
+    summary, package = read_packument(
+        await fetch_packument(upstream, target.package), target.package
+    )
     outcomes: list[Outcome] = []
     for version in resolve(package, target.spec):
         label = f"{package.name}@{version}"
