@@ -111,13 +111,15 @@ class FileIndex:
 
     def _evict(self, keep: Path | None) -> None:
         """Remove the least recently used files past the cap, but `keep` and pinned ones."""
-        if self.total <= self.max_bytes:
-            return
-        for path in list(self._files):
-            if self.total <= self.max_bytes:
+        excess = self.total - self.max_bytes
+        victims: list[Path] = []
+        for path, size in self._files.items():  # oldest first, as far as the excess goes
+            if excess <= 0:
                 break
-            if path == keep or path in self._pinned:
-                continue
+            if path != keep and path not in self._pinned:
+                victims.append(path)
+                excess -= size
+        for path in victims:
             size = self._files.pop(path)
             self.total -= size
             path.unlink(missing_ok=True)
