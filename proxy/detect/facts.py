@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 from proxy.detect.campaigns import Cluster
 from proxy.detect.code import CodeProfile, imports_any, profile as code_profile
 from proxy.npm.names import PackageName
-from proxy.npm.packument import INSTALL_SCRIPTS, Doc, Summary, parse, summarize
+from proxy.npm.packument import (
+    INSTALL_SCRIPTS,
+    Doc,
+    Summary,
+    declares_platform,
+    parse,
+    summarize,
+)
 from proxy.npm.semver import Version
 from proxy.npm.tarball import (
     SOURCE_SUFFIXES,
@@ -176,7 +183,7 @@ class VersionFacts:
             bool(get("deprecated")),
             shared.text(repo) if type(repo) is str else None,
             shared.text(desc) if type(desc) is str else None,
-            bool(get("os") or get("cpu") or get("libc")),
+            declares_platform(manifest),
         )
 
 

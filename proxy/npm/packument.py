@@ -287,7 +287,11 @@ def parse(raw: bytes, expected_name: str) -> Doc:
     return doc
 
 
-PLATFORM_FIELDS = ("os", "cpu", "libc")  # manifest fields that restrict where a version installs
+def declares_platform(manifest: Mapping[str, Any]) -> bool:
+    """Whether a version's manifest restricts where it installs (`os`, `cpu` or `libc`): a
+    platform build, which most machines skip."""
+    get = manifest.get
+    return bool(get("os") or get("cpu") or get("libc"))
 
 
 def _versions(doc: Doc) -> dict[str, Doc]:
@@ -368,7 +372,7 @@ def summarize(doc: Doc, package: PackageName) -> Summary:
             bare,
             integrity,
             (_str(dist.get("shasum")) or None) if needs_shasum(integrity) else None,
-            platform=any(manifest.get(k) for k in PLATFORM_FIELDS),
+            platform=declares_platform(manifest),
             unpacked_size=size if isinstance(size, int) and size >= 0 else None,
             odd_filename=None if default else filename,
             odd_url=None if _joins(url, base, filename) else url,
