@@ -4,6 +4,7 @@ each would get alone, and versions that differ only in their identity share the 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from proxy.detect.evaluate import Detector, _shape
 from proxy.detect.facts import PackageFacts, VersionFacts
-from proxy.detect.model import Label, Verdict
+from proxy.detect.model import Confidence, Finding, Label, Severity, Verdict
 from proxy.detect.osv import OsvIndex
 from proxy.npm.names import PackageName
 from proxy.npm.packument import parse
@@ -174,3 +175,16 @@ def test_every_field_but_the_identity_is_in_the_shape() -> None:
     }
     for name, value in same.items():
         assert _shape(dataclasses.replace(base, **{name: value})) == _shape(base), name
+
+
+def test_a_shared_verdict_on_another_version_keeps_every_field_but_the_version() -> None:
+    """`Verdict.for_version` spells out the fields (for speed): one added to Verdict and not
+    to it would silently fall back to its default on every shared verdict."""
+    finding = Finding("tea-yaml", Severity.HIGH, Confidence.HIGH, "names a wallet", {"n": 1})
+    verdict = Verdict(
+        "fg-x", "1.0.0", 80, Label.SPAM, (finding,), "test", ("MAL-1",), tarball_scanned=True
+    )
+    defaults = {f.name: f.default for f in dataclasses.fields(Verdict) if f.default is not MISSING}
+    assert defaults.keys() == {"osv_ids", "tarball_scanned"}  # each set otherwise, above
+    assert all(getattr(verdict, name) != default for name, default in defaults.items())
+    assert verdict.for_version("2.0.0") == dataclasses.replace(verdict, version="2.0.0")
