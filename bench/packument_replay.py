@@ -125,6 +125,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--serve-args", default="", help="extra arguments for floodgate serve")
     parser.add_argument("--slowest", type=int, default=5, help="list this many slowest documents")
+    parser.add_argument("--dump", type=Path, help="write every request's seconds here (JSON)")
     args = parser.parse_args()
     docs = load(args.packuments)
     if not docs:
@@ -186,9 +187,14 @@ def main() -> int:
           f"(under 1 MB: max {small:.0f} ms)")  # fmt: skip
     print(f"  Floodgate CPU {statistics.median(cpu):.1f} s, "
           f"RSS after {statistics.median(rss):.0f} MB")  # fmt: skip
-    worst = sorted(zip(extras, names, sizes, strict=True), reverse=True)[: args.slowest]
-    for e, name, n in worst:
+    worst = sorted(zip(extras, names, sizes, strict=True), reverse=True)
+    for e, name, n in worst[: args.slowest]:
         print(f"  slowest: {name} ({n / 1e6:.2f} MB) +{e:.0f} ms")
+    for e, name, n in [w for w in worst if w[2] < 1024 * 1024][: args.slowest]:
+        print(f"  slowest under 1 MB: {name} ({n / 1e6:.2f} MB) +{e:.0f} ms")
+    if args.dump:
+        timings = {"names": names, "sizes": sizes, "direct": direct, "through": through}
+        args.dump.write_bytes(orjson.dumps(timings))
     return 0
 
 
