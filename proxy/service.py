@@ -77,7 +77,7 @@ from proxy.settings import Settings
 from proxy.storage.cluster import RESYNC, PgNotifier
 from proxy.storage.health import Health
 from proxy.upstream.client import Fetched, Forwarded, Source, UpstreamClient
-from proxy.workers import BIG_DOCUMENT, INLINE_MAX, Activity, RenderPool
+from proxy.workers import BIG_DOCUMENT, INLINE_MAX, Activity, ClientsFirst, RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +239,12 @@ class Service:
         self._clients = Activity(settings.prefetch_pause)  # what background work waits for
         self._prefetch_pending = 0
         self._ahead_limit = anyio.CapacityLimiter(max(1, settings.prefetch_packuments))
-        # The look-ahead's CPU work (parse, plan, render) runs for one document at a time: one
-        # thread runs Python at a time anyway, and a client's request waits for its turn
-        # behind every thread that wants one (measured on the replay of a real install: with
-        # the 8 documents fetched at once also parsed and planned at once, a 30 kB document's
-        # 14 ms plan took up to 95 ms).
-        self._ahead_cpu = anyio.CapacityLimiter(1)
+        # CPU work (parse, plan, render) for clients first; the look-ahead's runs for one
+        # document at a time, while no client's does: one thread runs Python at a time, and
+        # a client's request waits for its turn behind every thread that wants one (measured
+        # on the replay of a real install: with the 8 documents fetched at once also parsed
+        # and planned at once, a 30 kB document's 14 ms plan took up to 95 ms).
+        self._cpu = ClientsFirst()
         self._ahead_pending = 0
         self._looked_ahead: TTLCache[str, bool] = TTLCache(
             NOT_FOUND_MEMO, settings.packument_ttl, timer=clock
@@ -425,9 +425,9 @@ class Service:
         # A big document reaches the look-ahead here only when it could not be set aside: it
         # keeps no parsed copy (several times the bytes, held until rendered) and parses again
         # to render, one at a time and only while no client's big document waits (RenderPool).
-        async with self._ahead_cpu if ahead else contextlib.nullcontext():
+        async with self._cpu.turn():
             if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
-                summary, facts = await self.pool.run(inspect, raw, package, background=ahead)
+                summary, facts = await self.pool.run(inspect, raw, package)
                 return summary, facts, None
             return await self.pool.run(inspect_keeping, raw, package)
 
@@ -582,12 +582,16 @@ class Service:
             if state is CacheState.MISS:  # a client is resolving versions of a new document
                 self._prefetch(package, entry)
             gate = self.gate.for_group(caller.group)
-            plan = await gate.plan(package, entry)
+            async with self._cpu.turn():
+                plan = await gate.plan(package, entry)
             gate.admit(package, plan, caller)
             edits = plan.edits
             salt = gate.salt  # the policy's digest is in it: groups never share a rendering
             self._look_ahead(package, entry, variant, base_url, caller)
-        rendered = await self._rendered(package, entry, doc, variant, base_url, edits, salt, plain)
+        async with self._cpu.turn():
+            rendered = await self._rendered(
+                package, entry, doc, variant, base_url, edits, salt, plain
+            )
         return ServedPackument(
             rendered, variant, state, entry.stale_reason, self.is_hosted(package)
         )
@@ -602,11 +606,9 @@ class Service:
         edits: pk.Edits,
         salt: str,
         plain: bool,
-        background: bool = False,
     ) -> pk.Rendered:
         """The packument rendered with `edits`, from the entry's renders or made and kept
-        there; `doc`: the parsed document when it was just fetched; `background`: for the
-        look-ahead (see `RenderPool.run`)."""
+        there; `doc`: the parsed document when it was just fetched."""
         key: pk.RenderKeyT = (variant.value, base_url, edits.digest, salt)
         rendered = entry.renders.get(key)
         if rendered is None:
@@ -626,7 +628,6 @@ class Service:
                     edits,
                     salt,
                     size=entry.size_raw,
-                    background=background,
                 )
 
             rendered = await self._renders.run((package.name, key), render)
@@ -687,18 +688,21 @@ class Service:
     ) -> None:
         try:
             async with self._ahead_limit:
-                found = await self._entry_or_aside(package, ahead=True)
-                if found is None:
-                    return  # a big document, set aside unparsed for the client
-                entry, state, doc = found
-                if state is CacheState.MISS:
-                    self._prefetch(package, entry)
-                gate = self.gate.for_group(caller.group)
-                async with self._ahead_cpu:
-                    plan = await gate.plan(package, entry)
-                    await self._rendered(
-                        package, entry, doc, variant, base_url, plan.edits, gate.salt, False, True
-                    )
+                with self._cpu.background():
+                    found = await self._entry_or_aside(package, ahead=True)
+                    if found is None:
+                        return  # a big document, set aside unparsed for the client
+                    entry, state, doc = found
+                    if state is CacheState.MISS:
+                        self._prefetch(package, entry)
+                    gate = self.gate.for_group(caller.group)
+                    async with self._cpu.turn():
+                        plan = await gate.plan(package, entry)
+                    async with self._cpu.turn():
+                        edits, salt = plan.edits, gate.salt
+                        await self._rendered(
+                            package, entry, doc, variant, base_url, edits, salt, False
+                        )
         except FloodgateError as exc:
             log.debug("looking ahead at %s: %s", package.name, exc)
         except Exception:

@@ -18,6 +18,14 @@ stalled the server longer (measured on the replay of a real install's 547 packum
 full collections of up to 213 ms, 1.4 s in all; with the cache frozen out of their way, none
 over 60 ms).
 
+`ClientsFirst`: clients' CPU work (parse, plan, render of the packument a client waits for)
+before the look-ahead's. One thread runs Python at a time, so a look-ahead document parsed
+beside a client's doubles the time the client waits for its own (measured on the replay of a
+real install: the slowest packument under 1 MB came 64 ms after the upstream's answer on its
+own, and up to 159 ms with the look-ahead's work beside it). Background work marks its task
+(`background`); a client that joins work started there (a `SingleFlight`) promotes it to a
+client's, so that it never waits on work that waits for it.
+
 `Activity`: client requests in flight, so that background work (prefetch scans) waits for a
 pause in them: one thread runs Python at a time, so a background scan's CPU is time a client
 waits for its next packument (measured: prefetching during a real 470-package install made it
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import ctypes
 import functools
 import gc
@@ -98,6 +107,20 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_ARENA_MAX, arenas))
+
+
+SWITCH_INTERVAL = 0.001  # seconds: how long a thread that wants the GIL waits for it at most
+
+
+def quick_gil_handoff(interval: float = SWITCH_INTERVAL) -> None:
+    """Shorten the GIL's switch interval (Python's default: 5 ms). While a worker thread parses
+    or plans, the event loop's thread gets the GIL back only when that thread is made to drop
+    it; the loop drops it at each `select`, so a request that needs a few loop turns (a
+    client's parse, plan and render hand over between the loop and a thread) waited up to
+    5 ms at each (measured on the replay of a real install, three runs each: the slowest
+    packument under 1 MB came at direct + 118-189 ms with 5 ms, + 95-109 ms with 1 ms). The
+    extra switches cost no CPU the replay could see (10.8 s of it before, 11.0 s after)."""
+    sys.setswitchinterval(interval)
 
 
 FULL_SETTLE_EVERY = 16  # settles: every so many, one also collects what was frozen before
@@ -216,20 +239,20 @@ class RenderPool:
         raw: bytes,
         *args: Any,
         size: int = -1,
-        background: bool = False,
     ) -> T:
         """`fn(raw, *args)`, off the event loop when the work is large: `size` bytes of
         document (default: `len(raw)`; give it when `raw` is compressed). Big documents are
         handled one at a time: orjson holds the GIL, so more at once is no faster, only a
-        higher peak of memory; `background` work (the look-ahead) takes its turn only while
-        no client's big document waits for one. `fn` must be picklable."""
+        higher peak of memory; background work (the look-ahead: `current_background`) takes
+        its turn only while no client's big document waits for one. `fn` must be picklable."""
         size = len(raw) if size < 0 else size
         job = functools.partial(fn, raw, *args)
         if size <= INLINE_MAX:
             return job()
         try:
             if size >= BIG_DOCUMENT:
-                async with self._big_turn(background):
+                turn = current_background()
+                async with self._big_turn(turn is not None and not turn.promoted):
                     return await self._dispatch(job, size)
             return await self._dispatch(job, size)
         finally:
@@ -345,3 +368,113 @@ class Activity:
             if left <= 0 or now >= deadline:
                 return
             await self.sleep(min(left, deadline - now))
+
+
+class BackgroundTurn:
+    """Marks a task, and the tasks and flights it starts, as background work (see
+    `ClientsFirst`); `promoted` once a client waits for that work."""
+
+    __slots__ = ("_wake", "promoted")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.promoted = False
+        self._wake = wake
+
+    def promote(self) -> None:
+        if not self.promoted:
+            self.promoted = True
+            self._wake()
+
+
+_BACKGROUND: contextvars.ContextVar[BackgroundTurn | None] = contextvars.ContextVar(
+    "floodgate_background", default=None
+)
+
+
+def current_background() -> BackgroundTurn | None:
+    """The background turn the current task runs under; None for a client's request."""
+    return _BACKGROUND.get()
+
+
+def lend_priority(turn: BackgroundTurn | None) -> None:
+    """The current task waits for work started under `turn`: if it is a client's, that work
+    is a client's now (SingleFlight calls this when a caller joins a flight)."""
+    if turn is not None and _BACKGROUND.get() is None:
+        turn.promote()
+
+
+CLIENT_GRACE = 0.005  # seconds after a client's CPU section before background work may start
+
+
+class ClientsFirst:
+    """CPU sections (`turn`) of clients run as they come; background ones run one at a time,
+    only while no client's is running, and `grace` seconds after the last one ended: a
+    client's request runs several sections (parse, plan, render) with a few event-loop turns
+    between them, and a background section that slipped in between would hold it up (one
+    thread runs Python at a time, and a thread that wants it back waits up to
+    `sys.getswitchinterval()` each time). A background section already running when a
+    client's starts goes on (they share the GIL meanwhile): sections are short (one parse,
+    one plan or one render of a document under `BIG_DOCUMENT`)."""
+
+    def __init__(
+        self,
+        grace: float = CLIENT_GRACE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.grace = grace
+        self.clock = clock
+        self.sleep = sleep
+        self.clients = 0  # client sections running
+        self._client_end = float("-inf")  # when the last one ended
+        self._busy = False  # a background section is running
+        self._changed: anyio.Event | None = None
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[BackgroundTurn]:
+        """Run the rest of the current task (and what it starts) as background work."""
+        turn = BackgroundTurn(self._wake)
+        token = _BACKGROUND.set(turn)
+        try:
+            yield turn
+        finally:
+            _BACKGROUND.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """A CPU section of the current task: a client's, or background work's (see class)."""
+        turn = _BACKGROUND.get()
+        while turn is not None and not turn.promoted:
+            if self.clients or self._busy:
+                if self._changed is None:
+                    self._changed = anyio.Event()
+                await self._changed.wait()
+                continue
+            left = self.grace - (self.clock() - self._client_end)
+            if left <= 0:
+                break
+            ended = self._client_end
+            await self.sleep(left)
+            if self._client_end == ended and not self.clients:
+                break  # no client's section since: the grace is over
+        if turn is None or turn.promoted:
+            self.clients += 1
+            try:
+                yield
+            finally:
+                self.clients -= 1
+                if not self.clients:
+                    self._client_end = self.clock()
+                    self._wake()
+            return
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None

@@ -4,13 +4,12 @@ its full collections' way)."""
 
 from __future__ import annotations
 
-import functools
 import gc
 import platform
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -24,6 +23,7 @@ from proxy.settings import Settings
 from proxy.workers import (
     BIG_DOCUMENT,
     FULL_SETTLE_EVERY,
+    ClientsFirst,
     RenderPool,
     Trimmer,
     limit_malloc_arenas,
@@ -32,6 +32,11 @@ from proxy.workers import (
 )
 from tests.fakes.packages import FakeVersion
 from tests.fakes.registry import FakeRegistry
+
+
+async def in_background(fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    with ClientsFirst().background():
+        await fn(*args)
 
 
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -211,7 +216,7 @@ async def test_clients_take_the_big_documents_turn_before_background_work() -> N
     async with anyio.create_task_group() as tg:
         tg.start_soon(pool.run, holding, big)  # a client's big document has the turn
         await anyio.wait_all_tasks_blocked()
-        tg.start_soon(functools.partial(pool.run, marking("background"), big, background=True))
+        tg.start_soon(in_background, pool.run, marking("background"), big)
         await anyio.wait_all_tasks_blocked()
         tg.start_soon(pool.run, marking("client"), big)
         await anyio.wait_all_tasks_blocked()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from cachetools import LRUCache
 
 from proxy.npm.packument import Rendered, RenderKeyT, Summary
+from proxy.workers import BackgroundTurn, current_background, lend_priority
 
 if TYPE_CHECKING:
     from proxy.detect.facts import PackageFacts
@@ -151,10 +152,12 @@ class SingleFlight(Generic[K, V]):
     The work runs in its own task, so a caller that goes away (a client disconnect cancels its
     handler) does not cancel the fetch the others are waiting for. A failure holds nothing
     once its callers have it: no reference cycle through the traceback, no frame locals.
+    A client that joins work the background started promotes it (`lend_priority`).
     """
 
     def __init__(self) -> None:
         self._flights: dict[K, asyncio.Future[V]] = {}
+        self._turns: dict[K, BackgroundTurn] = {}  # flights started by background work
 
     def in_flight(self, key: K) -> bool:
         return key in self._flights
@@ -164,7 +167,12 @@ class SingleFlight(Generic[K, V]):
         if flight is None:
             flight = asyncio.ensure_future(fn())
             self._flights[key] = flight
+            turn = current_background()
+            if turn is not None:
+                self._turns[key] = turn
             flight.add_done_callback(lambda f: self._done(key, f))
+        else:
+            lend_priority(self._turns.get(key))
         try:
             return await asyncio.shield(flight)
         except BaseException:
@@ -177,6 +185,7 @@ class SingleFlight(Generic[K, V]):
     def _done(self, key: K, flight: asyncio.Future[V]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
+            self._turns.pop(key, None)
         if not flight.cancelled():
             exc = flight.exception()  # mark retrieved: every waiter may have gone away
             if exc is not None:

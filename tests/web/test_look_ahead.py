@@ -262,6 +262,46 @@ def test_the_look_ahead_parses_one_document_at_a_time(
     assert most[0] == 1
 
 
+def test_a_client_asking_for_what_the_look_ahead_waits_to_parse_is_not_held_up(
+    registry: FakeRegistry, make_proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-ahead parses only while no client's parse runs. A client that asks for the
+    document it fetched and waits to parse joins that work, which is then a client's: it is
+    answered though another client's parse is still running."""
+    padding = {"readme": "A readme. " * 10_000}  # over INLINE_MAX: parsed in a thread
+    registry.add("fg-slow", clean("1.0.0", extra=padding))
+    registry.add("fg-app", clean("1.0.0", dependencies={"fg-dep": "^1.0.0"}))
+    registry.add("fg-dep", clean("1.0.0", extra=padding))
+    parsing, release = threading.Event(), threading.Event()
+
+    def parse(raw: bytes, package: PackageName) -> Any:
+        if package.name == "fg-slow":
+            parsing.set()
+            release.wait(30)
+        return inspect_keeping(raw, package)
+
+    monkeypatch.setattr(service, "inspect_keeping", parse)
+    proxy = make_proxy(prefetch_scans=0, prefetch_packuments=4)
+    slow: list[int] = []
+    first = threading.Thread(
+        target=lambda: slow.append(proxy.client.get("/fg-slow", headers=NPM).status_code)
+    )
+    first.start()
+    try:
+        assert parsing.wait(10)  # a client's parse runs, and goes on
+        assert proxy.client.get("/fg-app", headers=NPM).status_code == 200
+        assert wait_until(lambda: registry.requests_for("/fg-dep"))  # fetched ahead, waiting
+        served = proxy.client.get("/fg-dep", headers=NPM, timeout=5)
+        assert served.status_code == 200
+        assert served.json()["name"] == "fg-dep"
+        assert not slow  # answered while the other client's parse still ran
+        assert len(registry.requests_for("/fg-dep")) == 1  # the look-ahead's fetch, joined
+    finally:
+        release.set()
+        first.join(10)
+    assert slow == [200]
+
+
 def facts(versions: dict[str, dict[str, object]], latest: str | None) -> PackageFacts:
     doc: dict[str, object] = {
         "name": "fg-x",
