@@ -440,41 +440,66 @@ class ClientsFirst:
         finally:
             _BACKGROUND.reset(token)
 
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """A CPU section of the current task: a client's, or background work's (see class)."""
-        turn = _BACKGROUND.get()
-        while turn is not None and not turn.promoted:
+    def turn(self) -> _Section:
+        """A CPU section of the current task (`async with`): a client's, or background work's
+        (see class). A class, not a generator: every request runs two."""
+        return _Section(self)
+
+    async def _background_turn(self, turn: BackgroundTurn) -> bool:
+        """Wait for background work's turn; False: promoted meanwhile (a client's now)."""
+        while not turn.promoted:
             if self.clients or self._busy:
                 if self._changed is None:
                     self._changed = anyio.Event()
                 await self._changed.wait()
                 continue
             left = self.grace - (self.clock() - self._client_end)
-            if left <= 0:
-                break
-            ended = self._client_end
-            await self.sleep(left)
-            if self._client_end == ended and not self.clients:
-                break  # no client's section since: the grace is over
-        if turn is None or turn.promoted:
-            self.clients += 1
-            try:
-                yield
-            finally:
-                self.clients -= 1
-                if not self.clients:
-                    self._client_end = self.clock()
-                    self._wake()
-            return
-        self._busy = True
-        try:
-            yield
-        finally:
-            self._busy = False
+            if left > 0:
+                ended = self._client_end
+                await self.sleep(left)
+                if self._client_end != ended or self.clients or self._busy:
+                    continue  # a client's section since (the grace starts again), or another
+            self._busy = True
+            return True
+        return False
+
+    def _client_enters(self) -> None:
+        self.clients += 1
+
+    def _client_leaves(self) -> None:
+        self.clients -= 1
+        if not self.clients:
+            self._client_end = self.clock()
             self._wake()
+
+    def _background_leaves(self) -> None:
+        self._busy = False
+        self._wake()
 
     def _wake(self) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+class _Section:
+    """One `ClientsFirst.turn()`."""
+
+    __slots__ = ("_background", "_lanes")
+
+    def __init__(self, lanes: ClientsFirst) -> None:
+        self._lanes = lanes
+        self._background = False
+
+    async def __aenter__(self) -> None:
+        turn = _BACKGROUND.get()
+        if turn is not None and not turn.promoted:
+            self._background = await self._lanes._background_turn(turn)
+        if not self._background:
+            self._lanes._client_enters()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._background:
+            self._lanes._background_leaves()
+        else:
+            self._lanes._client_leaves()

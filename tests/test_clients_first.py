@@ -104,6 +104,25 @@ async def test_background_work_starts_only_a_grace_period_after_the_last_client_
     assert time.now == started
 
 
+async def test_background_sections_that_waited_out_the_grace_together_run_one_at_a_time() -> None:
+    cpu, _ = lanes(grace=0.005)
+    log: list[str] = []
+    done, first, second = anyio.Event(), anyio.Event(), anyio.Event()
+    done.set()
+    await section(cpu, log, "client", done)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(background_section, cpu, log, "a", first)
+        tg.start_soon(background_section, cpu, log, "b", second)
+        await settle()
+        assert [e for e in log if e.endswith(" in")] in (
+            ["client in", "a in"],
+            ["client in", "b in"],
+        )
+        first.set()
+        second.set()
+    assert log[-4:] in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
 async def test_a_client_waiting_for_background_work_promotes_it() -> None:
     """The look-ahead's flight waits for clients' sections to end; a client that joins the
     flight (and waits for it inside a section of its own) would wait forever, were the flight
