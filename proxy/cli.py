@@ -456,10 +456,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from proxy.app import create_app
     from proxy.web.server import listening_socket, raise_descriptor_limit, server_config
-    from proxy.workers import limit_malloc_arenas, quick_gil_handoff
+    from proxy.workers import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
-    quick_gil_handoff()
     settings = _settings_from(args, args.settings_names)
     setup_logging(settings.log_level)
     ensure_cache_dir(settings.cache_dir)

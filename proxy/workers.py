@@ -19,12 +19,13 @@ full collections of up to 213 ms, 1.4 s in all; with the cache frozen out of the
 over 60 ms).
 
 `ClientsFirst`: clients' CPU work (parse, plan, render of the packument a client waits for)
-before the look-ahead's. One thread runs Python at a time, so a look-ahead document parsed
-beside a client's doubles the time the client waits for its own (measured on the replay of a
-real install: the slowest packument under 1 MB came 64 ms after the upstream's answer on its
-own, and up to 159 ms with the look-ahead's work beside it). Background work marks its task
-(`background`); a client that joins work started there (a `SingleFlight`) promotes it to a
-client's, so that it never waits on work that waits for it.
+before the look-ahead's, with the GIL handed back to the event loop quickly meanwhile. One
+thread runs Python at a time, so a look-ahead document parsed beside a client's doubles the
+time the client waits for its own (measured on the replay of a real install: the slowest
+packument under 1 MB came 64 ms after the upstream's answer on its own, and up to 159 ms with
+the look-ahead's work beside it). Background work marks its task (`background`); a client that
+joins work started there (a `SingleFlight`) promotes it to a client's, so that it never waits
+on work that waits for it.
 
 `Activity`: client requests in flight, so that background work (prefetch scans) waits for a
 pause in them: one thread runs Python at a time, so a background scan's CPU is time a client
@@ -107,20 +108,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_ARENA_MAX, arenas))
-
-
-SWITCH_INTERVAL = 0.001  # seconds: how long a thread that wants the GIL waits for it at most
-
-
-def quick_gil_handoff(interval: float = SWITCH_INTERVAL) -> None:
-    """Shorten the GIL's switch interval (Python's default: 5 ms). While a worker thread parses
-    or plans, the event loop's thread gets the GIL back only when that thread is made to drop
-    it; the loop drops it at each `select`, so a request that needs a few loop turns (a
-    client's parse, plan and render hand over between the loop and a thread) waited up to
-    5 ms at each (measured on the replay of a real install, three runs each: the slowest
-    packument under 1 MB came at direct + 118-189 ms with 5 ms, + 95-109 ms with 1 ms). The
-    extra switches cost no CPU the replay could see (10.8 s of it before, 11.0 s after)."""
-    sys.setswitchinterval(interval)
 
 
 FULL_SETTLE_EVERY = 16  # settles: every so many, one also collects what was frozen before
@@ -404,6 +391,7 @@ def lend_priority(turn: BackgroundTurn | None) -> None:
 
 
 CLIENT_GRACE = 0.005  # seconds after a client's CPU section before background work may start
+SWITCH_INTERVAL = 0.001  # seconds a thread that wants the GIL waits at most, during sections
 
 
 class ClientsFirst:
@@ -414,15 +402,27 @@ class ClientsFirst:
     thread runs Python at a time, and a thread that wants it back waits up to
     `sys.getswitchinterval()` each time). A background section already running when a
     client's starts goes on (they share the GIL meanwhile): sections are short (one parse,
-    one plan or one render of a document under `BIG_DOCUMENT`)."""
+    one plan or one render of a document under `BIG_DOCUMENT`).
+
+    While any section runs, the GIL's switch interval is `switch_interval` (Python's default
+    is 5 ms): a section hands its work to a thread and back, and the event loop's thread gets
+    the GIL back from a thread that parses only when that thread is made to drop it, up to an
+    interval later, at each of the few loop turns a request takes (measured on the replay of
+    a real install, five runs each: the slowest packument under 1 MB came at direct +
+    100-174 ms with 5 ms, + 94-126 ms with 1 ms). Only during sections: more switches are
+    no use to warm requests, which hand nothing to threads."""
 
     def __init__(
         self,
         grace: float = CLIENT_GRACE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        switch_interval: float | None = SWITCH_INTERVAL,
     ) -> None:
         self.grace = grace
+        self.switch_interval = switch_interval  # None: leave the interpreter's alone
+        self._usual_interval = sys.getswitchinterval()
+        self._open = 0  # sections running, of either kind
         self.clock = clock
         self.sleep = sleep
         self.clients = 0  # client sections running
@@ -459,21 +459,29 @@ class ClientsFirst:
                 await self.sleep(left)
                 if self._client_end != ended or self.clients or self._busy:
                     continue  # a client's section since (the grace starts again), or another
-            self._busy = True
             return True
         return False
 
-    def _client_enters(self) -> None:
-        self.clients += 1
+    def _enters(self, background: bool) -> None:
+        if background:
+            self._busy = True
+        else:
+            self.clients += 1
+        self._open += 1
+        if self._open == 1 and self.switch_interval is not None:
+            sys.setswitchinterval(self.switch_interval)
 
-    def _client_leaves(self) -> None:
-        self.clients -= 1
-        if not self.clients:
+    def _leaves(self, background: bool) -> None:
+        self._open -= 1
+        if not self._open and self.switch_interval is not None:
+            sys.setswitchinterval(self._usual_interval)
+        if background:
+            self._busy = False
+        else:
+            self.clients -= 1
+            if self.clients:
+                return
             self._client_end = self.clock()
-            self._wake()
-
-    def _background_leaves(self) -> None:
-        self._busy = False
         self._wake()
 
     def _wake(self) -> None:
@@ -495,11 +503,7 @@ class _Section:
         turn = _BACKGROUND.get()
         if turn is not None and not turn.promoted:
             self._background = await self._lanes._background_turn(turn)
-        if not self._background:
-            self._lanes._client_enters()
+        self._lanes._enters(self._background)
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._background:
-            self._lanes._background_leaves()
-        else:
-            self._lanes._client_leaves()
+        self._lanes._leaves(self._background)

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from proxy.cache.memory import SingleFlight
-from proxy.workers import BackgroundTurn, ClientsFirst, current_background, quick_gil_handoff
+from proxy.workers import BackgroundTurn, ClientsFirst, current_background
 
 pytestmark = pytest.mark.anyio
 
@@ -186,9 +186,28 @@ async def test_background_work_joining_background_work_promotes_nothing() -> Non
     assert not turn.promoted
 
 
-def test_the_gil_is_handed_back_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_to: list[float] = []
-    monkeypatch.setattr(sys, "setswitchinterval", set_to.append)
-    quick_gil_handoff()
-    assert set_to
-    assert set_to[0] < 0.005
+async def test_the_gil_is_handed_back_quickly_while_sections_run_and_only_then() -> None:
+    usual = sys.getswitchinterval()
+    cpu = ClientsFirst(0.0, switch_interval=usual / 5)
+    seen: list[float] = []
+    first, second = anyio.Event(), anyio.Event()
+
+    async def client(hold: anyio.Event) -> None:
+        async with cpu.turn():
+            seen.append(sys.getswitchinterval())
+            await hold.wait()
+        seen.append(sys.getswitchinterval())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client, first)
+        await settle()
+        tg.start_soon(client, second)
+        await settle()
+        first.set()  # one still runs: still short
+        await settle()
+        second.set()
+    assert seen == [usual / 5, usual / 5, usual / 5, usual]
+    with cpu.background():
+        async with cpu.turn():
+            assert sys.getswitchinterval() == usual / 5
+    assert sys.getswitchinterval() == usual
