@@ -202,6 +202,9 @@ class Gate(Protocol):
         """The gate deciding for callers of `group` (its policy; "" is anonymous)."""
         ...
 
+    def planned(self, package: PackageName, entry: PackumentEntry) -> Plan | None:
+        """The plan for this packument when it is made already (no work), else None."""
+
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan: ...
 
     def admit(self, package: PackageName, plan: Plan, caller: Caller) -> None:
@@ -264,6 +267,9 @@ class OpenGate:
 
     def for_group(self, group: str) -> Gate:
         return self
+
+    def planned(self, package: PackageName, entry: PackumentEntry) -> Plan | None:
+        return OPEN_PLAN
 
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
         return OPEN_PLAN
@@ -538,18 +544,24 @@ class PolicyGate:
 
     # -- packuments --------------------------------------------------------------------------
 
+    def planned(self, package: PackageName, entry: PackumentEntry) -> Plan | None:
+        memo = self._memo.get(package.name)
+        if memo is not None and (memo.packed, memo.generation, memo.salt) == (
+            entry.packed,
+            self._generation.get(package.name, 0),
+            self.salt,
+        ):
+            return memo.plan
+        return None
+
     async def plan(self, package: PackageName, entry: PackumentEntry) -> Plan:
         """The plan for this packument; computed off the event loop, then memoised."""
+        done = self.planned(package, entry)
+        if done is not None:
+            return done
         name = package.name
         generation = self._generation.get(name, 0)
         salt = self.salt
-        memo = self._memo.get(name)
-        if memo is not None and (memo.packed, memo.generation, memo.salt) == (
-            entry.packed,
-            generation,
-            salt,
-        ):
-            return memo.plan
         # A client and the look-ahead can ask at once for a document's first plan: one makes it.
         flight = (name, salt, generation, id(entry.packed))
         return await self._planning.run(flight, lambda: self._plan(name, entry, generation, salt))

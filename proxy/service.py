@@ -61,7 +61,7 @@ from proxy.errors import (
     Unauthenticated,
     UpstreamError,
 )
-from proxy.gate import Caller, Fetch, Gate
+from proxy.gate import Caller, Fetch, Gate, Plan
 from proxy.hosted import document as hosted_doc, search as hosted_search
 from proxy.hosted.document import Change
 from proxy.hosted.registry import HostedRegistry, NewTarball, Outcome, iso_now, tarball_key
@@ -582,19 +582,23 @@ class Service:
             if state is CacheState.MISS:  # a client is resolving versions of a new document
                 self._prefetch(package, entry)
             gate = self.gate.for_group(caller.group)
-            async with self._cpu.turn():
-                plan = await gate.plan(package, entry)
+            plan = await self._plan(gate, package, entry)
             gate.admit(package, plan, caller)
             edits = plan.edits
             salt = gate.salt  # the policy's digest is in it: groups never share a rendering
             self._look_ahead(package, entry, variant, base_url, caller)
-        async with self._cpu.turn():
-            rendered = await self._rendered(
-                package, entry, doc, variant, base_url, edits, salt, plain
-            )
+        rendered = await self._rendered(package, entry, doc, variant, base_url, edits, salt, plain)
         return ServedPackument(
             rendered, variant, state, entry.stale_reason, self.is_hosted(package)
         )
+
+    async def _plan(self, gate: Gate, package: PackageName, entry: PackumentEntry) -> Plan:
+        """`gate.plan`, in a CPU section (see ClientsFirst) when it is to be made."""
+        plan = gate.planned(package, entry)
+        if plan is None:
+            async with self._cpu.turn():
+                plan = await gate.plan(package, entry)
+        return plan
 
     async def _rendered(
         self,
@@ -630,7 +634,8 @@ class Service:
                     size=entry.size_raw,
                 )
 
-            rendered = await self._renders.run((package.name, key), render)
+            async with self._cpu.turn():
+                rendered = await self._renders.run((package.name, key), render)
             if not plain:
                 rendered = rendered.gzip_only()
             entry.remember(key, rendered)
@@ -696,13 +701,9 @@ class Service:
                     if state is CacheState.MISS:
                         self._prefetch(package, entry)
                     gate = self.gate.for_group(caller.group)
-                    async with self._cpu.turn():
-                        plan = await gate.plan(package, entry)
-                    async with self._cpu.turn():
-                        edits, salt = plan.edits, gate.salt
-                        await self._rendered(
-                            package, entry, doc, variant, base_url, edits, salt, False
-                        )
+                    plan = await self._plan(gate, package, entry)
+                    edits, salt = plan.edits, gate.salt
+                    await self._rendered(package, entry, doc, variant, base_url, edits, salt, False)
         except FloodgateError as exc:
             log.debug("looking ahead at %s: %s", package.name, exc)
         except Exception:
@@ -716,7 +717,7 @@ class Service:
         """The served manifest of one version (exact version or dist-tag)."""
         self.check_read(package, who)
         entry, _ = await self.entry(package)
-        edits = (await self.gate.for_group(who.group or "").plan(package, entry)).edits
+        edits = (await self._plan(self.gate.for_group(who.group or ""), package, entry)).edits
         body = await self.pool.run(
             version_packed, entry.packed, package, spec, base_url, edits, size=entry.size_raw
         )
@@ -727,7 +728,7 @@ class Service:
     async def dist_tags(self, package: PackageName, who: Identity = ANONYMOUS) -> Mapping[str, str]:
         self.check_read(package, who)
         entry, _ = await self.entry(package)
-        edits = (await self.gate.for_group(who.group or "").plan(package, entry)).edits
+        edits = (await self._plan(self.gate.for_group(who.group or ""), package, entry)).edits
         kept = [v for v in entry.summary.versions if v not in edits.hidden]
         return pk.served_dist_tags(entry.summary.dist_tags, kept, edits.restricted)
 

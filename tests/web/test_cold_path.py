@@ -243,6 +243,19 @@ async def test_a_refreshed_packument_assesses_only_its_new_version(tmp_path: Pat
 
 
 @pytest.mark.anyio
+async def test_a_plan_made_already_is_had_without_work(tmp_path: Path) -> None:
+    """`planned`: what the service checks before it takes a CPU turn to plan."""
+    with counting_gate(tmp_path) as (gate, _):
+        package = PackageName.parse("fg-grow")
+        entry = entry_for(["1.0.0", "1.1.0"])
+        assert gate.planned(package, entry) is None
+        plan = await gate.plan(package, entry)
+        assert gate.planned(package, entry) is plan
+        assert gate.planned(package, entry_for(["1.0.0", "1.1.0", "1.2.0"])) is None  # changed
+        assert gate.planned(PackageName.parse("fg-other"), entry) is None
+
+
+@pytest.mark.anyio
 async def test_plans_asked_for_at_once_are_made_once(tmp_path: Path) -> None:
     """A client and the look-ahead asking for a new document's plan together share one."""
     with counting_gate(tmp_path) as (gate, detector):
