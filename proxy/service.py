@@ -420,13 +420,16 @@ class Service:
             self.hosted.access.check_read(who, package)
 
     async def _inspect(
-        self, raw: bytes, package: PackageName, ahead: bool = False
+        self, raw: bytes, package: PackageName, ahead: bool = False, keep: bool = True
     ) -> tuple[pk.Summary, PackageFacts, pk.Doc | None]:
+        """Parse and inspect, in a CPU section; with the parsed document for the first render
+        unless `keep` is false (a saved copy that is revalidated first)."""
         # A big document reaches the look-ahead here only when it could not be set aside: it
         # keeps no parsed copy (several times the bytes, held until rendered) and parses again
         # to render, one at a time and only while no client's big document waits (RenderPool).
         async with self._cpu.turn():
-            if self.pool.in_process(len(raw)) or (ahead and len(raw) >= BIG_DOCUMENT):
+            big_ahead = ahead and len(raw) >= BIG_DOCUMENT
+            if not keep or self.pool.in_process(len(raw)) or big_ahead:
                 summary, facts = await self.pool.run(inspect, raw, package)
                 return summary, facts, None
             return await self.pool.run(inspect_keeping, raw, package)
@@ -538,11 +541,7 @@ class Service:
             fetched = aside[0]  # the look-ahead's copy: fresh, parsed once for the first render
         packing = _packing(raw)
         try:
-            if fetched > float("-inf"):
-                summary, facts, doc = await self._inspect(raw, package)
-            else:
-                summary, facts = await self.pool.run(inspect, raw, package)
-                doc = None
+            summary, facts, doc = await self._inspect(raw, package, keep=fetched > float("-inf"))
         except UpstreamError:
             return None
         packed = await packing
